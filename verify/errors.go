@@ -1,0 +1,50 @@
+package verify
+
+import "errors"
+
+// Sentinel errors returned by [Verifier.Verify], [ParseSecret], [RawSecret],
+// [NewSigner] and [NewVerifier]. Returned errors may wrap a sentinel with a
+// hint (for example "timestamp 312 s in the future"); test them with
+// [errors.Is]. No error ever carries a secret, a computed MAC or the
+// signature value that was received.
+var (
+	// ErrMissingSignature means the request carries no signature header, or
+	// an empty one.
+	ErrMissingSignature = errors.New("verify: missing signature header")
+
+	// ErrMalformedHeader means a signature, id or timestamp header is present
+	// but cannot be parsed, or exceeds the size limits of the scheme.
+	ErrMalformedHeader = errors.New("verify: malformed signature header")
+
+	// ErrTimestampTooOld means the signed timestamp is older than now minus
+	// the tolerance: a late delivery or a replay.
+	ErrTimestampTooOld = errors.New("verify: timestamp too old")
+
+	// ErrTimestampTooNew means the signed timestamp is further in the future
+	// than the tolerance allows: usually a clock that is off.
+	ErrTimestampTooNew = errors.New("verify: timestamp too new")
+
+	// ErrNoMatchingSignature means the headers are well formed but no
+	// signature matches any active key: a wrong secret or a changed body.
+	ErrNoMatchingSignature = errors.New("verify: no matching signature")
+
+	// ErrInvalidSecret means a secret is not in the accepted format, is
+	// shorter than 16 bytes, or is the zero Secret.
+	ErrInvalidSecret = errors.New("verify: invalid secret")
+
+	// ErrInvalidOptions means the Options given to NewVerifier are unusable,
+	// for example no key or a negative tolerance.
+	ErrInvalidOptions = errors.New("verify: invalid options")
+)
+
+// hintError wraps a sentinel with a human-readable hint that is safe to show:
+// it never contains secret-derived bytes.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string { return e.err.Error() + ": " + e.hint }
+func (e *hintError) Unwrap() error { return e.err }
+
+func withHint(err error, hint string) error { return &hintError{err: err, hint: hint} }

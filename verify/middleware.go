@@ -1,0 +1,6 @@
+package verify
+
+// middlewareConfig is filled from Options by initMiddleware.
+type middlewareConfig struct{}
+
+func (v *Verifier) initMiddleware() error { return nil }

@@ -1,0 +1,397 @@
+package verify
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultTolerance is how far a signed timestamp may lie from now, in either
+// direction, when Options.Tolerance is zero.
+const DefaultTolerance = 5 * time.Minute
+
+// Key is one entry of a verifier's keyring.
+type Key struct {
+	// Label names the key in results and logs, for example "current" or
+	// "before-2026-11-rotation", so an operator can see which secret senders
+	// still use. Empty means "key1", "key2", … by position. Labels are unique.
+	Label string
+	// Secret is the shared secret. It must be valid (see ParseSecret).
+	Secret Secret
+	// Expires, when not zero, is the instant from which the key is no longer
+	// accepted: a key is active while now is before Expires. Use it to retire
+	// the old secret some time after "Regenerate secret".
+	Expires time.Time
+}
+
+// Scheme tells which signing method a verified request used.
+type Scheme string
+
+const (
+	// SchemeV1 is HMAC-SHA256 over id, timestamp and body, with replay
+	// protection. It is the only scheme a receiver should need.
+	SchemeV1 Scheme = "v1"
+	// SchemeBody is the legacy HMAC-SHA256 over the body alone, accepted only
+	// with Options.AllowBodySignature. It has no replay protection.
+	SchemeBody Scheme = "body"
+	// SchemeSecretDigest is the legacy SHA-256 of the secret's text, accepted
+	// only with Options.AllowSecretDigest. It proves nothing about the body.
+	SchemeSecretDigest Scheme = "secret-digest"
+)
+
+// Result describes a request that verified.
+type Result struct {
+	// ID is the signed event id (x-staircase-id or webhook-id). It is empty
+	// for the legacy schemes, which sign no id.
+	ID string
+	// Timestamp is the signed time; zero for the legacy schemes.
+	Timestamp time.Time
+	// KeyLabel is the Label of the key that matched.
+	KeyLabel string
+	// Scheme is the signing method that matched.
+	Scheme Scheme
+}
+
+// Options configures a Verifier and its Middleware. The zero value of every
+// field but Keys is a safe default.
+type Options struct {
+	// Keys is the keyring; at least one key is required. Several keys let a
+	// receiver accept the old and the new secret during a rotation.
+	Keys []Key
+
+	// Tolerance is how far the signed timestamp may lie before or after now.
+	// Default value is DefaultTolerance (5 minutes). Negative is an error.
+	Tolerance time.Duration
+
+	// Now returns the current time. Default value is time.Now.
+	Now func() time.Time
+
+	// AllowBodySignature accepts the legacy header whose single value is
+	// HMAC-SHA256(key, body) in hex or base64, with an optional "sha256="
+	// prefix. It has no timestamp, so no replay protection. Default value is
+	// false.
+	AllowBodySignature bool
+
+	// AllowSecretDigest accepts the legacy header whose value is the SHA-256
+	// of the secret's text. It proves only that the sender knows a digest of
+	// the secret, nothing about the body; anyone who saw one request can
+	// forge any other. Default value is false.
+	AllowSecretDigest bool
+
+	// MaxBodyBytes caps the body the Middleware reads. Default value is
+	// DefaultMaxBodyBytes (1 MiB). A larger body is answered 413.
+	MaxBodyBytes int64
+
+	// Store records the ids the Middleware has seen, for replay protection
+	// and idempotency. Default value is a NewMemoryStore with its defaults,
+	// which protects one process only; use a shared store (see
+	// verify/redisstore) when several instances receive the same webhook.
+	Store Store
+
+	// Retention is how long the Middleware remembers an id. Default value,
+	// and the minimum, is twice the tolerance, so that a captured request
+	// cannot be replayed while its timestamp is still accepted.
+	Retention time.Duration
+
+	// AllowPUT lets the Middleware accept PUT as well as POST. Default value
+	// is false: any method but POST is answered 405.
+	AllowPUT bool
+
+	// OnError is called by the Middleware for every request it rejects, with
+	// an error that wraps one of this package's sentinels. Default value logs
+	// one line with log/slog at Warn level: the reason, the id header if any
+	// and the remote address, never a signature or secret.
+	OnError func(r *http.Request, err error)
+}
+
+// Verifier checks signed webhook requests against a keyring. It is safe for
+// concurrent use.
+type Verifier struct {
+	keys      []verifierKey
+	tolerance time.Duration
+	now       func() time.Time
+	opts      Options
+	mw        middlewareConfig
+}
+
+type verifierKey struct {
+	label   string
+	expires time.Time
+	mac     *keyMAC
+	digest  [sha256.Size]byte
+}
+
+// NewVerifier returns a Verifier for opts. It copies the keys, so later
+// changes to opts do not affect it. It fails with ErrInvalidSecret for a key
+// without a valid secret and ErrInvalidOptions for other unusable options.
+func NewVerifier(opts Options) (*Verifier, error) {
+	if len(opts.Keys) == 0 {
+		return nil, withHint(ErrInvalidOptions, "no keys")
+	}
+	if opts.Tolerance < 0 {
+		return nil, withHint(ErrInvalidOptions, "negative tolerance")
+	}
+	v := &Verifier{tolerance: opts.Tolerance, now: opts.Now, opts: opts}
+	if v.tolerance == 0 {
+		v.tolerance = DefaultTolerance
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	seen := make(map[string]bool, len(opts.Keys))
+	for i, k := range opts.Keys {
+		if !k.Secret.valid() {
+			return nil, withHint(ErrInvalidSecret, fmt.Sprintf("key %d (%q)", i+1, k.Label))
+		}
+		label := k.Label
+		if label == "" {
+			label = "key" + strconv.Itoa(i+1)
+		}
+		if seen[label] {
+			return nil, withHint(ErrInvalidOptions, fmt.Sprintf("duplicate key label %q", label))
+		}
+		seen[label] = true
+		v.keys = append(v.keys, verifierKey{
+			label:   label,
+			expires: k.Expires,
+			mac:     newKeyMAC(k.Secret.key),
+			digest:  k.Secret.Digest(),
+		})
+	}
+	v.opts.Keys = nil
+	if err := v.initMiddleware(); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Tolerance returns the timestamp tolerance in force.
+func (v *Verifier) Tolerance() time.Duration { return v.tolerance }
+
+func (k *verifierKey) active(now time.Time) bool {
+	return k.expires.IsZero() || now.Before(k.expires)
+}
+
+// decoded holds the decoded v1 entries of one request.
+type decoded struct {
+	n    int
+	sigs [maxEntries][32]byte
+}
+
+var decodedPool = sync.Pool{New: func() any { return new(decoded) }}
+
+// Verify checks the signature headers h against body, the raw bytes exactly
+// as received. On success it returns which key and scheme matched. On failure
+// the error wraps exactly one of ErrMissingSignature, ErrMalformedHeader,
+// ErrTimestampTooOld, ErrTimestampTooNew or ErrNoMatchingSignature, chosen in
+// the order SPEC.md fixes. Header names are matched case-insensitively.
+//
+// Verify does not remember ids: replay protection within the tolerance
+// window needs a Store, as the Middleware uses.
+func (v *Verifier) Verify(h http.Header, body []byte) (Result, error) {
+	fam := staircaseHeaders
+	values, ok := header(h, fam.signature)
+	if !ok {
+		fam = standardHeaders
+		values, ok = header(h, fam.signature)
+	}
+	if !ok {
+		return Result{}, ErrMissingSignature
+	}
+	sum := summarize(values)
+	if sum.entries == 0 {
+		return Result{}, ErrMissingSignature
+	}
+	if sum.length > maxHeaderLen {
+		return Result{}, withHint(ErrMalformedHeader, "signature header longer than 4096 bytes")
+	}
+	if sum.entries > maxEntries {
+		return Result{}, withHint(ErrMalformedHeader, "more than 16 signature entries")
+	}
+	if sum.v1 > 0 {
+		return v.verifyV1(h, fam, values, body)
+	}
+	if sum.versioned > 0 {
+		return Result{}, withHint(ErrNoMatchingSignature, "no v1 entry; entries of other versions are ignored")
+	}
+	if !v.opts.AllowBodySignature && !v.opts.AllowSecretDigest {
+		return Result{}, withHint(ErrMalformedHeader, legacyHint(sum.only))
+	}
+	if sum.entries != 1 {
+		return Result{}, withHint(ErrMalformedHeader, "a legacy signature header holds a single value")
+	}
+	return v.verifyLegacy(sum.only, body)
+}
+
+func legacyHint(only string) string {
+	var mac [32]byte
+	if only != "" && decodeMAC(&mac, trimSHA256Prefix(only)) {
+		return "no v1 entry; the value looks like a body-only signature or a secret digest, accepted only with AllowBodySignature or AllowSecretDigest"
+	}
+	return "no versioned entry such as v1,<base64>"
+}
+
+func (v *Verifier) verifyV1(h http.Header, fam family, values []string, body []byte) (Result, error) {
+	id, ok := single(h, fam.id)
+	if !ok {
+		return Result{}, withHint(ErrMalformedHeader, "missing or repeated "+strings.ToLower(fam.id)+" header")
+	}
+	if !validID(id) {
+		return Result{}, withHint(ErrMalformedHeader, strings.ToLower(fam.id)+" must be 1 to 256 visible ASCII characters")
+	}
+	tsText, ok := single(h, fam.timestamp)
+	if !ok {
+		return Result{}, withHint(ErrMalformedHeader, "missing or repeated "+strings.ToLower(fam.timestamp)+" header")
+	}
+	ts, ok := parseTimestamp(tsText)
+	if !ok {
+		return Result{}, withHint(ErrMalformedHeader, strings.ToLower(fam.timestamp)+" must be 1 to 12 decimal digits")
+	}
+	now := v.now()
+	signed := time.Unix(ts, 0)
+	age := now.Sub(signed)
+	if age > v.tolerance {
+		return Result{}, withHint(ErrTimestampTooOld, fmt.Sprintf("signed %d s ago, tolerance %d s", int64(age/time.Second), int64(v.tolerance/time.Second)))
+	}
+	if -age > v.tolerance {
+		return Result{}, withHint(ErrTimestampTooNew, fmt.Sprintf("signed %d s in the future, tolerance %d s", int64(-age/time.Second), int64(v.tolerance/time.Second)))
+	}
+
+	d := decodedPool.Get().(*decoded)
+	defer decodedPool.Put(d)
+	d.n = 0
+	for _, val := range values {
+		for rest := val; ; {
+			var e string
+			e, rest = nextEntry(rest)
+			if e == "" {
+				break
+			}
+			if !strings.HasPrefix(e, "v1,") {
+				continue
+			}
+			if !decodeBase64MAC(&d.sigs[d.n], e[3:]) {
+				return Result{}, withHint(ErrMalformedHeader, "a v1 entry is not standard base64 of 32 bytes")
+			}
+			d.n++
+		}
+	}
+
+	active := 0
+	for i := range v.keys {
+		k := &v.keys[i]
+		if !k.active(now) {
+			continue
+		}
+		active++
+		st := k.mac.get()
+		mac := st.signedContent(id, tsText, body)
+		matched := false
+		for j := 0; j < d.n; j++ {
+			if hmac.Equal(mac, d.sigs[j][:]) {
+				matched = true
+			}
+		}
+		k.mac.put(st)
+		if matched {
+			return Result{ID: id, Timestamp: signed, KeyLabel: k.label, Scheme: SchemeV1}, nil
+		}
+	}
+	if active == 0 {
+		return Result{}, withHint(ErrNoMatchingSignature, "no active key: every key has expired")
+	}
+	return Result{}, withHint(ErrNoMatchingSignature, v.diagnose(now, id, tsText, body, d))
+}
+
+// maxDiagnoseBody bounds the extra work spent on hints for a failed request.
+const maxDiagnoseBody = 64 << 10
+
+// diagnose looks for a common cause of a mismatch by recomputing the MAC over
+// likely variants of the body. It runs only on the failure path, on bodies up
+// to 64 KiB, at most three variants per active key.
+func (v *Verifier) diagnose(now time.Time, id, ts string, body []byte, d *decoded) string {
+	const generic = "signature does not match any active key: wrong secret, or the body differs from what was signed"
+	if len(body) > maxDiagnoseBody {
+		return generic
+	}
+	type variant struct {
+		body []byte
+		hint string
+	}
+	var variants []variant
+	if n := len(body); n > 0 && body[n-1] == '\n' {
+		variants = append(variants, variant{body[:n-1], "body differs from what was signed: a trailing newline was added"})
+	} else {
+		variants = append(variants, variant{append(body[:n:n], '\n'), "body differs from what was signed: a trailing newline was removed"})
+	}
+	if dec, ok := decodeBase64Body(body); ok {
+		variants = append(variants, variant{dec, "body differs from what was signed: it looks base64-encoded; verify the decoded bytes"})
+	}
+	if c, ok := compactJSON(body); ok {
+		variants = append(variants, variant{c, "body differs from what was signed: it looks re-serialized (JSON white space changed); verify the raw bytes as received"})
+	}
+	for i := range v.keys {
+		k := &v.keys[i]
+		if !k.active(now) {
+			continue
+		}
+		for _, vr := range variants {
+			st := k.mac.get()
+			mac := st.signedContent(id, ts, vr.body)
+			matched := false
+			for j := 0; j < d.n; j++ {
+				if hmac.Equal(mac, d.sigs[j][:]) {
+					matched = true
+				}
+			}
+			k.mac.put(st)
+			if matched {
+				return vr.hint
+			}
+		}
+	}
+	return generic
+}
+
+func (v *Verifier) verifyLegacy(value string, body []byte) (Result, error) {
+	var got [32]byte
+	if !decodeMAC(&got, trimSHA256Prefix(value)) {
+		return Result{}, withHint(ErrMalformedHeader, "legacy signature is neither 64 hex digits nor base64 of 32 bytes")
+	}
+	now := v.now()
+	active := 0
+	for i := range v.keys {
+		k := &v.keys[i]
+		if !k.active(now) {
+			continue
+		}
+		active++
+		if v.opts.AllowBodySignature {
+			st := k.mac.get()
+			ok := hmac.Equal(st.bodyOnly(body), got[:])
+			k.mac.put(st)
+			if ok {
+				return Result{KeyLabel: k.label, Scheme: SchemeBody}, nil
+			}
+		}
+		if v.opts.AllowSecretDigest && hmac.Equal(k.digest[:], got[:]) {
+			return Result{KeyLabel: k.label, Scheme: SchemeSecretDigest}, nil
+		}
+	}
+	if active == 0 {
+		return Result{}, withHint(ErrNoMatchingSignature, "no active key: every key has expired")
+	}
+	return Result{}, withHint(ErrNoMatchingSignature, "legacy signature does not match any active key")
+}
+
+func trimSHA256Prefix(s string) string {
+	if len(s) >= 7 && strings.EqualFold(s[:7], "sha256=") {
+		return s[7:]
+	}
+	return s
+}
