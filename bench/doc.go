@@ -1,0 +1,13 @@
+// Package bench compares the cost of verifying a signed webhook with
+// stairhook's verify package against the libraries a receiver would pick
+// instead, and against the hardware limit: SHA-256 over the same signed
+// bytes.
+//
+// It is a separate module, so the peers never enter the dependencies of
+// github.com/stairhook/stairhook. Everything lives in the test files:
+// BenchmarkVerify (per library and body size) and BenchmarkHTTP (the
+// verify.Middleware against a bare handler over loopback sockets). The
+// script bench/run runs them, summarises them with benchstat and writes
+// BENCHMARKS.md at the repository root; bench/run --smoke runs each
+// benchmark once, as CI does.
+package bench
