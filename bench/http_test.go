@@ -241,4 +241,3 @@ func TestQuantile(t *testing.T) {
 		t.Errorf("quantile of nothing = %v", got)
 	}
 }
-
