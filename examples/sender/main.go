@@ -1,0 +1,37 @@
+// Command sender is a minimal sending service: it signs one event and posts
+// it with retries. Run it against `stairhook serve`:
+//
+//	STAIRCASE_WEBHOOK_SECRET=whsec_… go run ./examples/sender http://127.0.0.1:8080/webhooks/staircase
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"github.com/stairhook/stairhook/sender"
+	"github.com/stairhook/stairhook/verify"
+)
+
+func main() {
+	if len(os.Args) != 2 {
+		log.Fatal("usage: STAIRCASE_WEBHOOK_SECRET=whsec_… sender URL")
+	}
+	secret, err := verify.ParseSecret(os.Getenv("STAIRCASE_WEBHOOK_SECRET"))
+	if err != nil {
+		log.Fatal(err) // never contains the secret
+	}
+	id := fmt.Sprintf("evt_example_%d", time.Now().UnixNano())
+	body := fmt.Appendf(nil, `{"id":%q,"type":"churn_risk","created_at":%q,"test":true,"account":{"id":"acc_1","name":"Acme Corp"},"signal":{"title":"Churn risk detected","severity":"high"}}`, id, time.Now().UTC().Format(time.RFC3339))
+	s := sender.New(sender.Options{Schedule: []time.Duration{0, 5 * time.Second, 30 * time.Second}})
+	ep := sender.Endpoint{URL: os.Args[1], Secrets: []verify.Secret{secret}, Enabled: true}
+	rep, err := s.Send(context.Background(), ep, id, body)
+	for _, a := range rep.Attempts {
+		log.Printf("attempt %d: status %d in %v: %s", a.Number, a.Status, a.Duration.Round(time.Millisecond), a.Body)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+}
