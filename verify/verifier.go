@@ -254,12 +254,19 @@ func (v *Verifier) verifyV1(h http.Header, fam family, values []string, body []b
 	}
 	now := v.now()
 	signed := time.Unix(ts, 0)
-	age := now.Sub(signed)
-	if age > v.tolerance {
-		return Result{}, withHint(ErrTimestampTooOld, fmt.Sprintf("signed %d s ago, tolerance %d s", int64(age/time.Second), int64(v.tolerance/time.Second)))
+	// Compare instants, not now.Sub(signed): a Duration saturates about 292
+	// years out, and a 12-digit timestamp lies up to 31 000 years ahead.
+	// The hints count whole seconds, which fit in an int64 for any
+	// 12-digit timestamp.
+	if signed.Before(now.Add(-v.tolerance)) {
+		ago := now.Unix() - ts
+		if now.Nanosecond() > 0 {
+			ago++ // round up, so the hint never shows an age within the tolerance
+		}
+		return Result{}, withHint(ErrTimestampTooOld, fmt.Sprintf("signed %d s ago, tolerance %d s", ago, int64(v.tolerance/time.Second)))
 	}
-	if -age > v.tolerance {
-		return Result{}, withHint(ErrTimestampTooNew, fmt.Sprintf("signed %d s in the future, tolerance %d s", int64(-age/time.Second), int64(v.tolerance/time.Second)))
+	if signed.After(now.Add(v.tolerance)) {
+		return Result{}, withHint(ErrTimestampTooNew, fmt.Sprintf("signed %d s in the future, tolerance %d s", ts-now.Unix(), int64(v.tolerance/time.Second)))
 	}
 
 	d := decodedPool.Get().(*decoded)
