@@ -1,0 +1,165 @@
+package receiver
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Dry-run sinks stand in for Jira and SMTP when the config has no jira or
+// smtp section: they write the exact request body and the exact MIME
+// message that would be sent into the outbox folder, one file per event and
+// sink, replaced on redelivery:
+//
+//	<outbox>/jira/<event id>-<sink>.json
+//	<outbox>/email/<event id>-<sink>.eml
+
+// dryRunJiraSink writes Jira create-issue requests to the outbox.
+type dryRunJiraSink struct {
+	name    string
+	dir     string
+	builder *jiraIssueBuilder
+	log     *slog.Logger
+}
+
+func newDryRunJiraSink(name, outbox string, route JiraRoute, log *slog.Logger) (Sink, error) {
+	if outbox == "" {
+		return nil, errors.New("dry-run jira sink: outbox folder not set")
+	}
+	b, err := newJiraIssueBuilder(route)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &dryRunJiraSink{name: name, dir: filepath.Join(outbox, "jira"), builder: b, log: log}, nil
+}
+
+func (s *dryRunJiraSink) Name() string { return s.name }
+
+func (s *dryRunJiraSink) Deliver(ctx context.Context, ev *Event) error {
+	body, _, err := s.builder.build(ev)
+	if err != nil {
+		return err
+	}
+	path, err := writeOutbox(s.dir, outboxName(ev.ID, s.name, ".json"), append(body, '\n'))
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "dry run: jira request written", "sink", s.name, "event_id", ev.ID, "path", path)
+	return nil
+}
+
+// dryRunEmailSink writes MIME messages to the outbox.
+type dryRunEmailSink struct {
+	name    string
+	dir     string
+	builder *emailBuilder
+	log     *slog.Logger
+}
+
+func newDryRunEmailSink(name, outbox, from string, route EmailRoute, log *slog.Logger) (Sink, error) {
+	if outbox == "" {
+		return nil, errors.New("dry-run email sink: outbox folder not set")
+	}
+	b, err := newEmailBuilder(orDefault(from, defaultDryRunFrom), route)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &dryRunEmailSink{name: name, dir: filepath.Join(outbox, "email"), builder: b, log: log}, nil
+}
+
+func (s *dryRunEmailSink) Name() string { return s.name }
+
+func (s *dryRunEmailSink) Deliver(ctx context.Context, ev *Event) error {
+	m, err := s.builder.build(ev)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if _, err := m.WriteTo(&buf); err != nil {
+		return Permanent(fmt.Errorf("dry-run email: render message: %w", err))
+	}
+	path, err := writeOutbox(s.dir, outboxName(ev.ID, s.name, ".eml"), buf.Bytes())
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "dry run: email written", "sink", s.name, "event_id", ev.ID, "path", path)
+	return nil
+}
+
+// maxNamePart bounds each part of an outbox file name.
+const maxNamePart = 80
+
+// outboxName is the file name for an event and a sink. Both come from
+// outside (the event id from the payload), so each is reduced to
+// [A-Za-z0-9._-] without leading dots; when that changed anything, a hash
+// of the original keeps distinct ids apart. No name can leave the folder.
+func outboxName(eventID, sink, ext string) string {
+	return safeNamePart(eventID) + "-" + safeNamePart(sink) + ext
+}
+
+func safeNamePart(s string) string {
+	clean := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-', r == '.':
+			return r
+		}
+		return '_'
+	}, s)
+	clean = strings.TrimLeft(clean, ".")
+	if clean == s && clean != "" && len(clean) <= maxNamePart {
+		return clean
+	}
+	sum := sha256.Sum256([]byte(s))
+	if len(clean) > maxNamePart {
+		clean = clean[:maxNamePart]
+	}
+	return clean + "_" + hex.EncodeToString(sum[:6])
+}
+
+// writeOutbox writes data to dir/name atomically (a temporary file renamed
+// over the target), the folder 0700 and the file 0600: outbox files hold
+// customer data. Failures are transient (a full disk can be freed).
+func writeOutbox(dir, name string, data []byte) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("outbox: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("outbox: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after the rename
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return "", fmt.Errorf("outbox: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return "", fmt.Errorf("outbox: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", fmt.Errorf("outbox: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("outbox: %w", err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("outbox: %w", err)
+	}
+	return path, nil
+}
