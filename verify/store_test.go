@@ -1,0 +1,219 @@
+package verify_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stairhook/stairhook/verify"
+)
+
+// clock is a settable time source for stores.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func TestMemoryStoreStates(t *testing.T) {
+	ctx := t.Context()
+	clk := &clock{now: testNow}
+	s := verify.NewMemoryStore(verify.MemoryStoreOptions{Now: clk.Now})
+
+	r, st, err := s.Reserve(ctx, "evt_1", time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, verify.StateNew, st)
+	assert.Equal(t, "evt_1", r.Key)
+	assert.NotEmpty(t, r.Token)
+
+	r2, st, err := s.Reserve(ctx, "evt_1", time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, verify.StateInFlight, st)
+	assert.Zero(t, r2, "no reservation for a key in flight")
+
+	require.NoError(t, s.Done(ctx, r, time.Hour))
+	_, st, err = s.Reserve(ctx, "evt_1", time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, verify.StateDone, st)
+
+	// Done is final: the holder cannot release or finish it again.
+	require.NoError(t, s.Release(ctx, r))
+	_, st, _ = s.Reserve(ctx, "evt_1", time.Minute)
+	assert.Equal(t, verify.StateDone, st, "release after done does nothing")
+	assert.ErrorIs(t, s.Done(ctx, r, time.Hour), verify.ErrReservationLost)
+}
+
+func TestMemoryStoreExpiry(t *testing.T) {
+	ctx := t.Context()
+	clk := &clock{now: testNow}
+	s := verify.NewMemoryStore(verify.MemoryStoreOptions{Now: clk.Now})
+
+	r, _, err := s.Reserve(ctx, "evt_1", time.Minute)
+	require.NoError(t, err)
+	clk.Add(time.Minute - time.Nanosecond)
+	_, st, _ := s.Reserve(ctx, "evt_1", time.Minute)
+	assert.Equal(t, verify.StateInFlight, st, "just before expiry")
+	clk.Add(time.Nanosecond)
+	r2, st, err := s.Reserve(ctx, "evt_1", time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, verify.StateNew, st, "an expired reservation frees the key")
+
+	// The first holder lost its reservation: it can neither finish nor
+	// release the new holder's.
+	assert.ErrorIs(t, s.Done(ctx, r, time.Hour), verify.ErrReservationLost)
+	require.NoError(t, s.Release(ctx, r))
+	_, st, _ = s.Reserve(ctx, "evt_1", time.Minute)
+	assert.Equal(t, verify.StateInFlight, st, "a stale release must not free the new holder's key")
+
+	require.NoError(t, s.Done(ctx, r2, 10*time.Minute))
+	clk.Add(10*time.Minute - time.Second)
+	_, st, _ = s.Reserve(ctx, "evt_1", time.Minute)
+	assert.Equal(t, verify.StateDone, st, "done is kept for its ttl")
+	clk.Add(time.Second)
+	_, st, _ = s.Reserve(ctx, "evt_1", time.Minute)
+	assert.Equal(t, verify.StateNew, st, "and forgotten after it")
+}
+
+func TestMemoryStoreTokens(t *testing.T) {
+	ctx := t.Context()
+	s := verify.NewMemoryStore(verify.MemoryStoreOptions{})
+	r, _, err := s.Reserve(ctx, "evt_1", time.Minute)
+	require.NoError(t, err)
+
+	forged := verify.Reservation{Key: r.Key, Token: r.Token + "x"}
+	assert.ErrorIs(t, s.Done(ctx, forged, time.Minute), verify.ErrReservationLost)
+	assert.ErrorIs(t, s.Done(ctx, verify.Reservation{Key: r.Key}, time.Minute), verify.ErrReservationLost, "empty token")
+	require.NoError(t, s.Release(ctx, forged))
+	_, st, _ := s.Reserve(ctx, "evt_1", time.Minute)
+	assert.Equal(t, verify.StateInFlight, st, "a forged release does nothing")
+	assert.ErrorIs(t, s.Done(ctx, verify.Reservation{Key: "other", Token: r.Token}, time.Minute), verify.ErrReservationLost, "token of another key")
+
+	require.NoError(t, s.Release(ctx, r))
+	r2, st, err := s.Reserve(ctx, "evt_1", time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, verify.StateNew, st, "released by its holder")
+	assert.NotEqual(t, r.Token, r2.Token, "tokens are not reused")
+	assert.ErrorIs(t, s.Done(ctx, r, time.Minute), verify.ErrReservationLost, "the old token is dead")
+}
+
+func TestMemoryStoreBounded(t *testing.T) {
+	ctx := t.Context()
+	clk := &clock{now: testNow}
+	const maxEntries = 100
+	s := verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: maxEntries, Now: clk.Now})
+
+	var full int
+	for i := range 10_000 {
+		r, st, err := s.Reserve(ctx, "flood_"+strconv.Itoa(i), time.Minute)
+		if err != nil {
+			require.ErrorIs(t, err, verify.ErrStoreFull)
+			full++
+			continue
+		}
+		require.Equal(t, verify.StateNew, st)
+		require.NoError(t, s.Done(ctx, r, time.Minute))
+		require.LessOrEqual(t, s.Len(), maxEntries)
+	}
+	assert.Equal(t, maxEntries, s.Len())
+	assert.Equal(t, 10_000-maxEntries, full, "a full store refuses rather than forget an id early")
+
+	// Known ids are still answered while full.
+	_, st, err := s.Reserve(ctx, "flood_0", time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, verify.StateDone, st)
+
+	// Once the entries expire, the space comes back.
+	clk.Add(time.Minute + time.Second)
+	_, st, err = s.Reserve(ctx, "after", time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, verify.StateNew, st)
+	assert.Equal(t, 1, s.Len(), "expired entries were swept")
+}
+
+func TestMemoryStoreSweepsUnderLoad(t *testing.T) {
+	ctx := t.Context()
+	clk := &clock{now: testNow}
+	s := verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: 1_000_000, Now: clk.Now})
+	// Short-lived entries in a roomy store must not pile up for ever.
+	for i := range 50_000 {
+		_, _, err := s.Reserve(ctx, "k"+strconv.Itoa(i), time.Millisecond)
+		require.NoError(t, err)
+		clk.Add(time.Millisecond)
+	}
+	assert.Less(t, s.Len(), 10_000)
+}
+
+func TestMemoryStoreConcurrentReserve(t *testing.T) {
+	ctx := t.Context()
+	s := verify.NewMemoryStore(verify.MemoryStoreOptions{})
+	const n = 64
+	var news atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, st, err := s.Reserve(ctx, "same", time.Minute)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if st == verify.StateNew {
+				news.Add(1)
+				if err := s.Done(ctx, r, time.Minute); err != nil {
+					t.Error(err)
+				}
+			}
+			// Distinct keys in parallel, for the race detector.
+			r, _, err = s.Reserve(ctx, "own_"+strconv.Itoa(i), time.Minute)
+			if err == nil {
+				_ = s.Release(ctx, r)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, int32(1), news.Load(), "exactly one StateNew")
+}
+
+func TestMiddlewareFullMemoryStore(t *testing.T) {
+	store := verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: 2, Now: func() time.Time { return testNow }})
+	var rejected []error
+	f := newFixture(t, func(o *verify.Options) {
+		o.Store = store
+		o.OnError = func(_ *http.Request, err error) { rejected = append(rejected, err) }
+	})
+	h := f.v.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for i, want := range []int{http.StatusOK, http.StatusOK, http.StatusServiceUnavailable} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, f.request("evt_"+strconv.Itoa(i), nil))
+		assert.Equal(t, want, rec.Code, "request %d", i)
+	}
+	require.Len(t, rejected, 1)
+	assert.ErrorIs(t, rejected[0], verify.ErrStoreUnavailable)
+	assert.ErrorIs(t, rejected[0], verify.ErrStoreFull)
+}
+
+func TestStateString(t *testing.T) {
+	assert.Equal(t, "new", verify.StateNew.String())
+	assert.Equal(t, "in-flight", verify.StateInFlight.String())
+	assert.Equal(t, "done", verify.StateDone.String())
+	assert.Equal(t, "State(7)", verify.State(7).String())
+}
