@@ -1,0 +1,166 @@
+package receiver
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stairhook/stairhook/internal/testenv"
+	"github.com/stairhook/stairhook/receiver/jiratest"
+)
+
+// sinkTestEvents are the events the sink tests render: every sample payload
+// in testdata/samples, plus hostile and sparse ones built here.
+func sinkTestEvents(t *testing.T) map[string]*Event {
+	t.Helper()
+	events := map[string]*Event{}
+	files, err := filepath.Glob(filepath.Join("testdata", "samples", "*.json"))
+	require.NoError(t, err)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		var ev Event
+		require.NoError(t, json.Unmarshal(data, &ev), f)
+		ev.Raw = data
+		events["sample/"+filepath.Base(f)] = &ev
+	}
+	for _, typ := range KnownTypes {
+		ev := hostileEvent()
+		ev.Type = typ
+		events["hostile/"+typ] = ev
+	}
+	events["sparse"] = &Event{ID: "evt_sparse", Type: "something_new", Account: Account{ID: "acc_1"}}
+	events["blank-strings"] = &Event{
+		ID: "evt_blank", Type: TypeRenewal, Test: true,
+		Account: Account{ID: "acc_2", Name: "  ", StaircaseURL: "javascript:alert(1)"},
+		Signal:  Signal{Title: "\n\n", Summary: "\r\n \r\n", Severity: ""},
+		People:  []Person{{}, {Name: "\n"}, {Title: "CFO"}},
+	}
+	return events
+}
+
+// hostileEvent carries markup, line breaks, control characters and odd
+// Unicode in every string a sink renders.
+func hostileEvent() *Event {
+	return &Event{
+		ID: "evt_hostile/../../x", Type: TypeChurnRisk, Test: true,
+		CreatedAt: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC),
+		Account: Account{
+			ID: "acc_<1>", Name: "Acme <script>alert(1)</script>\r\nBcc: victim@example.com",
+			Domain: "acme.com", Status: "active", StaircaseURL: "https://app.staircase.ai/accounts/1?a=b&c=<d>",
+		},
+		Signal: Signal{
+			Title:    "Churn\r\nX-Injected: yes",
+			Summary:  "First line\nsecond line\n\nSecond paragraph \x00 with NUL\u2028and LS\r\n\r\n\r\n",
+			Severity: "high", Sentiment: "negative", Category: "risk",
+			DetectedAt: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC),
+		},
+		People: []Person{
+			{Name: "Ann <b>Lee</b>\r\nSubject: hijack", Email: "ann@acme.com", Title: "VP\nFinance", Role: "decision_maker", Change: "joined"},
+			{Name: "Bo 😀 Chen", Title: "CTO", PreviousTitle: "VP Eng", Change: "title_changed"},
+			{},
+		},
+	}
+}
+
+func descriptionJSON(t *testing.T, ev *Event) []byte {
+	t.Helper()
+	doc, err := json.Marshal(buildDescription(ev))
+	require.NoError(t, err)
+	return doc
+}
+
+func TestDescriptionStructure(t *testing.T) {
+	for name, ev := range sinkTestEvents(t) {
+		t.Run(name, func(t *testing.T) {
+			doc := descriptionJSON(t, ev)
+			require.NoError(t, jiratest.CheckADF(doc), "%s", doc)
+		})
+	}
+}
+
+func TestDescriptionContent(t *testing.T) {
+	doc := string(descriptionJSON(t, hostileEvent()))
+	// The link survives, the account name is split at the line break.
+	assert.Contains(t, doc, `"href":"https://app.staircase.ai/accounts/1?a=b\u0026c=\u003cd\u003e"`)
+	assert.Contains(t, doc, `{"type":"hardBreak"}`)
+	assert.NotContains(t, doc, `\u0000`)
+	assert.NotContains(t, doc, `\n`)
+	assert.Contains(t, doc, `"text":"[TEST] This is a test notification from Staircase."`)
+	assert.Contains(t, doc, `"type":"bulletList"`)
+	assert.Contains(t, doc, `"text":"Bo 😀 Chen"`)
+	assert.Contains(t, doc, `"text":", CTO, title_changed, previously VP Eng"`)
+
+	// Only http(s) URLs become links.
+	for _, u := range []string{"javascript:alert(1)", "data:text/html,x", "/relative", "https://", "https://a.example/\nb"} {
+		ev := hostileEvent()
+		ev.Account.StaircaseURL = u
+		assert.NotContains(t, string(descriptionJSON(t, ev)), `"link"`, u)
+	}
+}
+
+// adfSchema loads the real ADF JSON Schema, skipping (failing under
+// STAIRHOOK_E2E) when the file is absent.
+func adfSchema(t *testing.T) *jiratest.Schema {
+	t.Helper()
+	path := os.Getenv(jiratest.SchemaEnv)
+	if path == "" {
+		testenv.Missing(t, "the ADF JSON Schema ($"+jiratest.SchemaEnv+")",
+			"npm pack @atlaskit/adf-schema@57.7.22 && tar xzf atlaskit-adf-schema-57.7.22.tgz; export "+jiratest.SchemaEnv+"=$PWD/package/json-schema/v1/full.json")
+	}
+	if _, err := os.Stat(path); err != nil {
+		testenv.Missing(t, "the ADF JSON Schema at "+path, "npm pack @atlaskit/adf-schema@57.7.22")
+	}
+	sch, err := jiratest.LoadSchema(path)
+	require.NoError(t, err)
+	return sch
+}
+
+func TestDescriptionMatchesADFSchema(t *testing.T) {
+	sch := adfSchema(t)
+	for name, ev := range sinkTestEvents(t) {
+		t.Run(name, func(t *testing.T) {
+			doc := descriptionJSON(t, ev)
+			require.NoError(t, sch.Validate(doc), "%s", doc)
+		})
+	}
+}
+
+// The schema is really enforced: documents Jira would reject fail it.
+func TestADFSchemaRejects(t *testing.T) {
+	sch := adfSchema(t)
+	cases := map[string]string{
+		"empty text node":      `{"type":"doc","version":1,"content":[{"type":"paragraph","content":[{"type":"text","text":""}]}]}`,
+		"empty bullet list":    `{"type":"doc","version":1,"content":[{"type":"bulletList","content":[]}]}`,
+		"unknown mark":         `{"type":"doc","version":1,"content":[{"type":"paragraph","content":[{"type":"text","text":"x","marks":[{"type":"blink"}]}]}]}`,
+		"link without href":    `{"type":"doc","version":1,"content":[{"type":"paragraph","content":[{"type":"text","text":"x","marks":[{"type":"link","attrs":{}}]}]}]}`,
+		"wrong version":        `{"type":"doc","version":2,"content":[]}`,
+		"text at the top":      `{"type":"doc","version":1,"content":[{"type":"text","text":"x"}]}`,
+		"heading out of range": `{"type":"doc","version":1,"content":[{"type":"heading","attrs":{"level":7},"content":[{"type":"text","text":"x"}]}]}`,
+	}
+	for name, doc := range cases {
+		t.Run(name, func(t *testing.T) {
+			assert.ErrorIs(t, sch.Validate([]byte(doc)), jiratest.ErrInvalidADF)
+		})
+	}
+	// And a minimal valid one passes, so the rejections above are not
+	// a schema that rejects everything.
+	require.NoError(t, sch.Validate([]byte(`{"type":"doc","version":1,"content":[{"type":"paragraph","content":[{"type":"text","text":"x"}]}]}`)))
+}
+
+func TestADFTextNeverEmpty(t *testing.T) {
+	for _, s := range []string{"", "\n", "\r\n\r\n", " \n \n ", "\x00\x01"} {
+		assert.Empty(t, adfText(s), "%q", s)
+	}
+	nodes := adfText("a\r\nb\rc\nd")
+	require.Len(t, nodes, 7)
+	for _, n := range nodes {
+		assert.False(t, strings.ContainsAny(n.Text, "\r\n"))
+	}
+}
