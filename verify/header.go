@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"encoding/base64"
 	"net/http"
 	"strings"
 )
@@ -13,12 +12,7 @@ const (
 	maxHeaderLen    = 4096
 	maxEntries      = 16
 	maxEncodedSig   = 44 // standard base64 of 32 bytes, padded
-	base64SigBuf    = 33 // base64.StdEncoding.DecodedLen(44)
 )
-
-// b64 is canonical, padded standard base64; kept in a variable because
-// Strict returns a new Encoding on each call.
-var b64 = base64.StdEncoding.Strict()
 
 // family names one set of the three headers, in canonical MIME form.
 type family struct {
@@ -55,30 +49,40 @@ func single(h http.Header, canon string) (string, bool) {
 	return v[0], true
 }
 
-// nextEntry splits the first space-separated entry off s.
+// nextEntry splits the first entry off s. Entries are separated by spaces;
+// tabs are tolerated as separators too.
 func nextEntry(s string) (entry, rest string) {
 	i := 0
 	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
 		i++
 	}
-	j := i
-	for j < len(s) && s[j] != ' ' && s[j] != '\t' {
-		j++
+	s = s[i:]
+	// IndexByte is vectorized; entries are about 47 bytes long.
+	j := strings.IndexByte(s, ' ')
+	if j < 0 {
+		j = len(s)
 	}
-	return s[i:j], s[j:]
+	if k := strings.IndexByte(s[:j], '\t'); k >= 0 {
+		j = k
+	}
+	return s[:j], s[j:]
 }
 
-// sigSummary describes a signature header without decoding anything.
+// sigSummary describes a signature header after one pass over it, without
+// decoding anything.
 type sigSummary struct {
 	length    int // bytes over all values, separators included
 	entries   int
 	v1        int
 	versioned int    // entries of the form <version>,<value>
 	only      string // the entry, when there is exactly one
+	// v1s holds the first maxEntries v1 entries, "v1," prefix included;
+	// a header with more entries is rejected before they are read.
+	v1s [maxEntries]string
 }
 
-func summarize(values []string) sigSummary {
-	var s sigSummary
+// summarize fills s from the values of a signature header.
+func summarize(s *sigSummary, values []string) {
 	for i, val := range values {
 		s.length += len(val)
 		if i > 0 {
@@ -93,6 +97,9 @@ func summarize(values []string) sigSummary {
 			s.entries++
 			s.only = e
 			if strings.HasPrefix(e, "v1,") {
+				if s.v1 < maxEntries {
+					s.v1s[s.v1] = e
+				}
 				s.v1++
 			}
 			if strings.IndexByte(e, ',') > 0 {
@@ -103,7 +110,6 @@ func summarize(values []string) sigSummary {
 	if s.entries != 1 {
 		s.only = ""
 	}
-	return s
 }
 
 // validID reports whether id is 1–256 visible ASCII characters.
@@ -152,21 +158,47 @@ func decodeMAC(dst *[32]byte, s string) bool {
 	return decodeBase64MAC(dst, s)
 }
 
-// decodeBase64MAC decodes canonical standard base64 of exactly 32 bytes.
+// decodeBase64MAC decodes canonical, padded standard base64 of exactly 32
+// bytes: 43 characters of the alphabet, the last with its two unused bits
+// zero, then "=". It is a hand-rolled encoding/base64 Strict decoder for
+// this one length because it runs on every request, and it is stricter in
+// one respect: it does not skip CR and LF. FuzzParseSignatureHeader checks
+// it against encoding/base64.
 func decodeBase64MAC(dst *[32]byte, s string) bool {
-	if len(s) != maxEncodedSig {
+	if len(s) != maxEncodedSig || s[maxEncodedSig-1] != '=' {
 		return false
 	}
-	var text [maxEncodedSig]byte
-	var out [base64SigBuf]byte
-	copy(text[:], s)
-	n, err := b64.Decode(out[:], text[:])
-	if err != nil || n != 32 {
+	var bad byte
+	for i, j := 0, 0; i < 40; i, j = i+4, j+3 {
+		a, b, c, d := b64Index[s[i]], b64Index[s[i+1]], b64Index[s[i+2]], b64Index[s[i+3]]
+		bad |= a | b | c | d
+		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d)
+		dst[j], dst[j+1], dst[j+2] = byte(v>>16), byte(v>>8), byte(v)
+	}
+	a, b, c := b64Index[s[40]], b64Index[s[41]], b64Index[s[42]]
+	bad |= a | b | c
+	// Characters outside the alphabet map to 0xff; a canonical encoding
+	// leaves the two low bits of the last character zero.
+	if bad&0xc0 != 0 || c&3 != 0 {
 		return false
 	}
-	copy(dst[:], out[:32])
+	v := uint32(a)<<12 | uint32(b)<<6 | uint32(c)
+	dst[30], dst[31] = byte(v>>10), byte(v>>2)
 	return true
 }
+
+// b64Index maps a standard base64 character to its 6-bit value and any
+// other byte to 0xff.
+var b64Index = func() (t [256]byte) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i := 0; i < len(alphabet); i++ {
+		t[alphabet[i]] = byte(i)
+	}
+	return t
+}()
 
 func unhex(c byte) (byte, bool) {
 	switch {

@@ -3,6 +3,7 @@ package verify
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"hash"
 	"sync"
 )
@@ -58,4 +59,17 @@ func (s *macState) bodyOnly(body []byte) []byte {
 	s.h.Reset()
 	s.h.Write(body)
 	return s.h.Sum(s.sum[:0])
+}
+
+// matchesSigned reports whether the v1 MAC of id, ts and body under this key
+// equals one of sigs. Every entry is compared, in constant time.
+func (m *keyMAC) matchesSigned(id, ts string, body []byte, sigs [][32]byte) bool {
+	st := m.get()
+	mac := st.signedContent(id, ts, body)
+	matched := 0
+	for i := range sigs {
+		matched |= subtle.ConstantTimeCompare(mac, sigs[i][:])
+	}
+	m.put(st)
+	return matched == 1
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -177,14 +176,6 @@ func (k *verifierKey) active(now time.Time) bool {
 	return k.expires.IsZero() || now.Before(k.expires)
 }
 
-// decoded holds the decoded v1 entries of one request.
-type decoded struct {
-	n    int
-	sigs [maxEntries][32]byte
-}
-
-var decodedPool = sync.Pool{New: func() any { return new(decoded) }}
-
 // Verify checks the signature headers h against body, the raw bytes exactly
 // as received. On success it returns which key and scheme matched. On failure
 // the error wraps exactly one of ErrMissingSignature, ErrMalformedHeader,
@@ -203,7 +194,8 @@ func (v *Verifier) Verify(h http.Header, body []byte) (Result, error) {
 	if !ok {
 		return Result{}, ErrMissingSignature
 	}
-	sum := summarize(values)
+	var sum sigSummary
+	summarize(&sum, values)
 	if sum.entries == 0 {
 		return Result{}, ErrMissingSignature
 	}
@@ -214,7 +206,7 @@ func (v *Verifier) Verify(h http.Header, body []byte) (Result, error) {
 		return Result{}, withHint(ErrMalformedHeader, "more than 16 signature entries")
 	}
 	if sum.v1 > 0 {
-		return v.verifyV1(h, fam, values, body)
+		return v.verifyV1(h, fam, &sum, body)
 	}
 	if sum.versioned > 0 {
 		return Result{}, withHint(ErrNoMatchingSignature, "no v1 entry; entries of other versions are ignored")
@@ -236,7 +228,7 @@ func legacyHint(only string) string {
 	return "no versioned entry such as v1,<base64>"
 }
 
-func (v *Verifier) verifyV1(h http.Header, fam family, values []string, body []byte) (Result, error) {
+func (v *Verifier) verifyV1(h http.Header, fam family, sum *sigSummary, body []byte) (Result, error) {
 	id, ok := single(h, fam.id)
 	if !ok {
 		return Result{}, withHint(ErrMalformedHeader, "missing or repeated "+strings.ToLower(fam.id)+" header")
@@ -269,23 +261,12 @@ func (v *Verifier) verifyV1(h http.Header, fam family, values []string, body []b
 		return Result{}, withHint(ErrTimestampTooNew, fmt.Sprintf("signed %d s in the future, tolerance %d s", ts-now.Unix(), int64(v.tolerance/time.Second)))
 	}
 
-	d := decodedPool.Get().(*decoded)
-	defer decodedPool.Put(d)
-	d.n = 0
-	for _, val := range values {
-		for rest := val; ; {
-			var e string
-			e, rest = nextEntry(rest)
-			if e == "" {
-				break
-			}
-			if !strings.HasPrefix(e, "v1,") {
-				continue
-			}
-			if !decodeBase64MAC(&d.sigs[d.n], e[3:]) {
-				return Result{}, withHint(ErrMalformedHeader, "a v1 entry is not standard base64 of 32 bytes")
-			}
-			d.n++
+	// Every v1 entry must be well formed, whichever one matches.
+	var decoded [maxEntries][32]byte
+	sigs := decoded[:sum.v1]
+	for i := range sigs {
+		if !decodeBase64MAC(&sigs[i], sum.v1s[i][len("v1,"):]) {
+			return Result{}, withHint(ErrMalformedHeader, "a v1 entry is not standard base64 of 32 bytes")
 		}
 	}
 
@@ -296,23 +277,14 @@ func (v *Verifier) verifyV1(h http.Header, fam family, values []string, body []b
 			continue
 		}
 		active++
-		st := k.mac.get()
-		mac := st.signedContent(id, tsText, body)
-		matched := false
-		for j := 0; j < d.n; j++ {
-			if hmac.Equal(mac, d.sigs[j][:]) {
-				matched = true
-			}
-		}
-		k.mac.put(st)
-		if matched {
+		if k.mac.matchesSigned(id, tsText, body, sigs) {
 			return Result{ID: id, Timestamp: signed, KeyLabel: k.label, Scheme: SchemeV1}, nil
 		}
 	}
 	if active == 0 {
 		return Result{}, withHint(ErrNoMatchingSignature, "no active key: every key has expired")
 	}
-	return Result{}, withHint(ErrNoMatchingSignature, v.diagnose(now, id, tsText, body, d))
+	return Result{}, withHint(ErrNoMatchingSignature, v.diagnose(now, id, tsText, body, sigs))
 }
 
 // maxDiagnoseBody bounds the extra work spent on hints for a failed request.
@@ -321,7 +293,7 @@ const maxDiagnoseBody = 64 << 10
 // diagnose looks for a common cause of a mismatch by recomputing the MAC over
 // likely variants of the body. It runs only on the failure path, on bodies up
 // to 64 KiB, at most three variants per active key.
-func (v *Verifier) diagnose(now time.Time, id, ts string, body []byte, d *decoded) string {
+func (v *Verifier) diagnose(now time.Time, id, ts string, body []byte, sigs [][32]byte) string {
 	const generic = "signature does not match any active key: wrong secret, or the body differs from what was signed"
 	if len(body) > maxDiagnoseBody {
 		return generic
@@ -348,16 +320,7 @@ func (v *Verifier) diagnose(now time.Time, id, ts string, body []byte, d *decode
 			continue
 		}
 		for _, vr := range variants {
-			st := k.mac.get()
-			mac := st.signedContent(id, ts, vr.body)
-			matched := false
-			for j := 0; j < d.n; j++ {
-				if hmac.Equal(mac, d.sigs[j][:]) {
-					matched = true
-				}
-			}
-			k.mac.put(st)
-			if matched {
+			if k.mac.matchesSigned(id, ts, vr.body, sigs) {
 				return vr.hint
 			}
 		}
