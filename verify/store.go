@@ -77,36 +77,44 @@ const DefaultMemoryStoreEntries = 100_000
 
 // MemoryStoreOptions configures NewMemoryStore.
 type MemoryStoreOptions struct {
-	// MaxEntries bounds the number of keys held. When full, expired keys are
-	// swept; if none can go, Reserve fails with ErrStoreFull rather than
-	// forget an id early. Default value is DefaultMemoryStoreEntries.
+	// MaxEntries bounds the number of keys held, in flight or done. When it
+	// is reached and no key has expired, Reserve of a new key fails with
+	// ErrStoreFull rather than forget an id early (the Middleware answers
+	// 503, and the sender retries later). Default value is
+	// DefaultMemoryStoreEntries.
 	MaxEntries int
 	// Now returns the current time. Default value is time.Now.
 	Now func() time.Time
 }
 
-// MemoryStore is a bounded in-process Store. It protects a single process
-// only: receivers behind a load balancer, or on AWS Lambda, need a shared
-// store such as verify/redisstore.
+// MemoryStore is a bounded in-process Store, safe for concurrent use. It
+// protects a single process only: receivers behind a load balancer, or on
+// AWS Lambda, need a shared store such as verify/redisstore.
+//
+// Keys are kept in a min-heap by expiry, so expired keys are dropped as new
+// ones arrive at O(log n) each, with no full sweeps.
 type MemoryStore struct {
 	mu        sync.Mutex
 	max       int
 	now       func() time.Time
-	entries   map[string]memEntry
+	entries   map[string]*memEntry
+	byExpiry  []*memEntry // min-heap on expires
 	nextToken uint64
-	inserts   int
-	lastSweep time.Time
 }
 
 type memEntry struct {
+	key     string
 	state   State
 	token   string
 	expires time.Time
+	index   int // in byExpiry
 }
+
+var _ Store = (*MemoryStore)(nil)
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore(opts MemoryStoreOptions) *MemoryStore {
-	s := &MemoryStore{max: opts.MaxEntries, now: opts.Now, entries: make(map[string]memEntry)}
+	s := &MemoryStore{max: opts.MaxEntries, now: opts.Now, entries: make(map[string]*memEntry)}
 	if s.max <= 0 {
 		s.max = DefaultMemoryStoreEntries
 	}
@@ -116,39 +124,23 @@ func NewMemoryStore(opts MemoryStoreOptions) *MemoryStore {
 	return s
 }
 
-// sweepEvery is how many inserts pass between opportunistic sweeps, and
-// minSweepGap the least time between sweeps forced by a full store, so a
-// flood cannot make every request walk the whole map.
-const (
-	sweepEvery  = 4096
-	minSweepGap = time.Second
-)
-
 // Reserve implements Store.
 func (s *MemoryStore) Reserve(_ context.Context, key string, ttl time.Duration) (Reservation, State, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	if e, ok := s.entries[key]; ok && now.Before(e.expires) {
+	s.expire(now)
+	if e, ok := s.entries[key]; ok {
 		return Reservation{}, e.state, nil
 	}
-	if _, ok := s.entries[key]; !ok {
-		s.inserts++
-		if s.inserts >= sweepEvery {
-			s.sweep(now)
-		}
-		if len(s.entries) >= s.max {
-			if now.Sub(s.lastSweep) >= minSweepGap {
-				s.sweep(now)
-			}
-			if len(s.entries) >= s.max {
-				return Reservation{}, StateNew, ErrStoreFull
-			}
-		}
+	if len(s.entries) >= s.max {
+		return Reservation{}, StateNew, ErrStoreFull
 	}
 	s.nextToken++
 	r := Reservation{Key: key, Token: strconv.FormatUint(s.nextToken, 36)}
-	s.entries[key] = memEntry{state: StateInFlight, token: r.Token, expires: now.Add(ttl)}
+	e := &memEntry{key: key, state: StateInFlight, token: r.Token, expires: now.Add(ttl)}
+	s.entries[key] = e
+	s.push(e)
 	return r, StateNew, nil
 }
 
@@ -156,13 +148,15 @@ func (s *MemoryStore) Reserve(_ context.Context, key string, ttl time.Duration) 
 func (s *MemoryStore) Done(_ context.Context, r Reservation, ttl time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.now()
+	s.expire(now)
 	e, ok := s.entries[r.Key]
 	if !ok || e.token != r.Token || e.state != StateInFlight {
 		return ErrReservationLost
 	}
 	e.state = StateDone
-	e.expires = s.now().Add(ttl)
-	s.entries[r.Key] = e
+	e.expires = now.Add(ttl)
+	s.fix(e.index)
 	return nil
 }
 
@@ -171,24 +165,95 @@ func (s *MemoryStore) Release(_ context.Context, r Reservation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.entries[r.Key]; ok && e.token == r.Token && e.state == StateInFlight {
-		delete(s.entries, r.Key)
+		s.remove(e)
 	}
 	return nil
 }
 
-// Len returns the number of keys held, expired ones included until swept.
+// Len returns the number of keys held. Expired keys count until the next
+// call that drops them.
 func (s *MemoryStore) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.entries)
 }
 
-func (s *MemoryStore) sweep(now time.Time) {
-	for k, e := range s.entries {
-		if !now.Before(e.expires) {
-			delete(s.entries, k)
-		}
+// expire drops every key whose time is up.
+func (s *MemoryStore) expire(now time.Time) {
+	for len(s.byExpiry) > 0 && !now.Before(s.byExpiry[0].expires) {
+		s.remove(s.byExpiry[0])
 	}
-	s.inserts = 0
-	s.lastSweep = now
+}
+
+func (s *MemoryStore) remove(e *memEntry) {
+	delete(s.entries, e.key)
+	h := s.byExpiry
+	last := len(h) - 1
+	i := e.index
+	if i != last {
+		s.swap(i, last)
+	}
+	h[last] = nil
+	s.byExpiry = h[:last]
+	if i != last {
+		s.fix(i)
+	}
+}
+
+// The heap code is container/heap's, on the concrete type so that it
+// neither boxes entries nor calls through an interface.
+
+func (s *MemoryStore) push(e *memEntry) {
+	e.index = len(s.byExpiry)
+	s.byExpiry = append(s.byExpiry, e)
+	s.up(e.index)
+}
+
+func (s *MemoryStore) fix(i int) {
+	if !s.down(i) {
+		s.up(i)
+	}
+}
+
+func (s *MemoryStore) less(i, j int) bool {
+	return s.byExpiry[i].expires.Before(s.byExpiry[j].expires)
+}
+
+func (s *MemoryStore) swap(i, j int) {
+	h := s.byExpiry
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+
+func (s *MemoryStore) up(j int) {
+	for j > 0 {
+		i := (j - 1) / 2
+		if !s.less(j, i) {
+			break
+		}
+		s.swap(i, j)
+		j = i
+	}
+}
+
+func (s *MemoryStore) down(i0 int) bool {
+	n := len(s.byExpiry)
+	i := i0
+	for {
+		j1 := 2*i + 1
+		if j1 >= n || j1 < 0 {
+			break
+		}
+		j := j1
+		if j2 := j1 + 1; j2 < n && s.less(j2, j1) {
+			j = j2
+		}
+		if !s.less(j, i) {
+			break
+		}
+		s.swap(i, j)
+		i = j
+	}
+	return i > i0
 }

@@ -1,6 +1,7 @@
 package verify_test
 
 import (
+	mathrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -148,7 +149,7 @@ func TestMemoryStoreBounded(t *testing.T) {
 	assert.Equal(t, 1, s.Len(), "expired entries were swept")
 }
 
-func TestMemoryStoreSweepsUnderLoad(t *testing.T) {
+func TestMemoryStoreDropsExpired(t *testing.T) {
 	ctx := t.Context()
 	clk := &clock{now: testNow}
 	s := verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: 1_000_000, Now: clk.Now})
@@ -158,7 +159,72 @@ func TestMemoryStoreSweepsUnderLoad(t *testing.T) {
 		require.NoError(t, err)
 		clk.Add(time.Millisecond)
 	}
-	assert.Less(t, s.Len(), 10_000)
+	assert.Equal(t, 1, s.Len(), "only the last key is alive")
+}
+
+// TestMemoryStoreModel drives the store with random operations and random
+// ttls against a plain map that expires by brute force.
+func TestMemoryStoreModel(t *testing.T) {
+	ctx := t.Context()
+	rng := mathrand.New(mathrand.NewPCG(1, 2))
+	clk := &clock{now: testNow}
+	const maxEntries = 12
+	s := verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: maxEntries, Now: clk.Now})
+	type entry struct {
+		state   verify.State
+		token   string
+		expires time.Time
+	}
+	model := map[string]entry{}
+	expire := func() {
+		for k, e := range model {
+			if !clk.Now().Before(e.expires) {
+				delete(model, k)
+			}
+		}
+	}
+	var held []verify.Reservation
+	for step := range 20_000 {
+		ttl := time.Duration(1+rng.IntN(100)) * time.Second
+		switch op := rng.IntN(10); {
+		case op < 4:
+			key := "k" + strconv.Itoa(rng.IntN(20))
+			r, st, err := s.Reserve(ctx, key, ttl)
+			expire()
+			if e, ok := model[key]; ok {
+				require.NoError(t, err, "step %d", step)
+				require.Equal(t, e.state, st, "step %d", step)
+				continue
+			}
+			if len(model) >= maxEntries {
+				require.ErrorIs(t, err, verify.ErrStoreFull, "step %d", step)
+				continue
+			}
+			require.NoError(t, err, "step %d", step)
+			require.Equal(t, verify.StateNew, st, "step %d", step)
+			model[key] = entry{verify.StateInFlight, r.Token, clk.Now().Add(ttl)}
+			held = append(held, r)
+		case op < 6 && len(held) > 0:
+			r := held[rng.IntN(len(held))]
+			err := s.Done(ctx, r, ttl)
+			expire()
+			if e, ok := model[r.Key]; ok && e.token == r.Token && e.state == verify.StateInFlight {
+				require.NoError(t, err, "step %d", step)
+				model[r.Key] = entry{verify.StateDone, r.Token, clk.Now().Add(ttl)}
+			} else {
+				require.ErrorIs(t, err, verify.ErrReservationLost, "step %d", step)
+			}
+		case op < 8 && len(held) > 0:
+			r := held[rng.IntN(len(held))]
+			require.NoError(t, s.Release(ctx, r))
+			if e, ok := model[r.Key]; ok && e.token == r.Token && e.state == verify.StateInFlight && clk.Now().Before(e.expires) {
+				delete(model, r.Key)
+			}
+		default:
+			clk.Add(time.Duration(rng.IntN(30)) * time.Second)
+		}
+		require.LessOrEqual(t, s.Len(), maxEntries)
+	}
 }
 
 func TestMemoryStoreConcurrentReserve(t *testing.T) {
