@@ -1,0 +1,534 @@
+package lambda_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	lambdasdk "github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stairhook/stairhook/lambda"
+	"github.com/stairhook/stairhook/verify"
+)
+
+// echo is what echoHandler answers: what the handler saw of the request.
+type echo struct {
+	KeyLabel      string   `json:"key_label"`
+	ID            string   `json:"id"`
+	Method        string   `json:"method"`
+	Path          string   `json:"path"`
+	Query         string   `json:"query"`
+	RequestURI    string   `json:"request_uri"`
+	Host          string   `json:"host"`
+	RemoteAddr    string   `json:"remote_addr"`
+	Cookie        string   `json:"cookie"`
+	Accept        []string `json:"accept"`
+	Custom        []string `json:"custom"`
+	HostHeader    string   `json:"host_header"`
+	RequestID     string   `json:"request_id"`
+	ContentLength int64    `json:"content_length"`
+	BodySHA256    string   `json:"body_sha256"`
+}
+
+// echoHandler is the verify middleware (fresh memory store, clock at
+// fixedNow) in front of a handler that reports what it saw, with repeated
+// headers and two cookies in its answer.
+func echoHandler(t testing.TB) http.Handler {
+	t.Helper()
+	v, err := verify.NewVerifier(verify.Options{
+		Keys:    []verify.Key{{Label: "current", Secret: testSecret}},
+		Now:     func() time.Time { return fixedNow },
+		OnError: func(*http.Request, error) {},
+	})
+	require.NoError(t, err)
+	return v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res, ok := verify.FromContext(r.Context())
+		if !ok {
+			http.Error(w, "no verify result", http.StatusInternalServerError)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		sum := sha256.Sum256(body)
+		rid, _ := lambda.RequestID(r.Context())
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Add("Set-Cookie", "a=1")
+		h.Add("Set-Cookie", "b=2")
+		h.Add("X-Echo", "one")
+		h.Add("X-Echo", "two")
+		_ = json.NewEncoder(w).Encode(echo{
+			KeyLabel:      res.KeyLabel,
+			ID:            res.ID,
+			Method:        r.Method,
+			Path:          r.URL.Path,
+			Query:         r.URL.RawQuery,
+			RequestURI:    r.RequestURI,
+			Host:          r.Host,
+			RemoteAddr:    r.RemoteAddr,
+			Cookie:        r.Header.Get("Cookie"),
+			Accept:        r.Header.Values("Accept"),
+			Custom:        r.Header.Values("X-Custom"),
+			HostHeader:    r.Header.Get("Host"),
+			RequestID:     rid,
+			ContentLength: r.ContentLength,
+			BodySHA256:    hex.EncodeToString(sum[:]),
+		})
+	}))
+}
+
+// invoke drives h through aws-lambda-go's own handler plumbing, as the
+// runtime does.
+func invoke(t testing.TB, ctx context.Context, h http.Handler, payload []byte) ([]byte, error) {
+	t.Helper()
+	return lambdasdk.NewHandler(lambda.Wrap(h)).Invoke(ctx, payload)
+}
+
+func invokeOK(t testing.TB, h http.Handler, payload []byte) *reply {
+	t.Helper()
+	out, err := invoke(t, context.Background(), h, payload)
+	require.NoError(t, err)
+	return parseReply(t, out)
+}
+
+// want is what each fixture must look like to the handler.
+var want = map[string]echo{
+	"apigw-v1": {
+		Query: "source=rest+api", Host: "abc123.execute-api.us-east-1.amazonaws.com",
+		RemoteAddr: "203.0.113.7:0",
+	},
+	"apigw-v1-base64": {
+		Host: "abc123.execute-api.us-east-1.amazonaws.com", RemoteAddr: "203.0.113.8:0",
+	},
+	"apigw-v1-multivalue": {
+		Query: "q=x+y%26z&tag=a&tag=b", Host: "hooks.example.com",
+		RemoteAddr: "[2001:db8::7]:0", Custom: []string{"first", "second"},
+	},
+	"http-api-v2": {
+		Query: "source=http%20api&tag=a&tag=b", Host: "xyz789.execute-api.eu-west-1.amazonaws.com",
+		RemoteAddr: "198.51.100.20:0", Cookie: "session=abc; theme=dark",
+		// An HTTP API joins repeated headers with commas: one value.
+		Accept: []string{"application/json,text/plain"},
+	},
+	"function-url-base64": {
+		Host: "a1b2c3d4e5f6g7h8.lambda-url.us-east-2.on.aws", RemoteAddr: "192.0.2.44:0",
+	},
+	"alb": {
+		Query: "source=alb%20plain", Host: "stairhook-alb-123456.us-east-1.elb.amazonaws.com",
+		// The ALB appended the last X-Forwarded-For entry itself.
+		RemoteAddr: "203.0.113.99:0",
+	},
+	"alb-multivalue": {
+		Query: "source=alb%20multi&tag=a&tag=b", Host: "stairhook-alb-123456.us-east-1.elb.amazonaws.com",
+		RemoteAddr: "203.0.113.100:0", Custom: []string{"first", "second"},
+	},
+}
+
+func TestTriggersValid(t *testing.T) {
+	for _, name := range triggerFixtures {
+		t.Run(name, func(t *testing.T) {
+			id := "evt_" + strings.ReplaceAll(name, "-", "_")
+			body := eventBody(id, 0)
+			payload := fixture(t, name, signedFill(t, testSecret, id, fixedNow, body))
+			ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-" + name})
+			out, err := invoke(t, ctx, echoHandler(t), payload)
+			require.NoError(t, err)
+			r := parseReply(t, out)
+			require.Equalf(t, http.StatusOK, r.StatusCode, "body %s", r.Body)
+			assert.False(t, r.IsBase64Encoded, "a JSON answer goes back as text")
+
+			var got echo
+			require.NoError(t, json.Unmarshal(r.bodyBytes(t), &got))
+			sum := sha256.Sum256(body)
+			exp := want[name]
+			exp.KeyLabel, exp.ID, exp.Method = "current", id, http.MethodPost
+			exp.Path = "/webhooks/staircase"
+			exp.RequestURI = exp.Path
+			if exp.Query != "" {
+				exp.RequestURI += "?" + exp.Query
+			}
+			exp.RequestID = "req-" + name
+			exp.ContentLength = int64(len(body))
+			exp.BodySHA256 = hex.EncodeToString(sum[:])
+			assert.Equal(t, exp, got)
+
+			checkShape(t, name, out, r)
+		})
+	}
+}
+
+// checkShape checks that the answer is in the trigger's response shape,
+// with echoHandler's repeated X-Echo header and two cookies.
+func checkShape(t *testing.T, name string, out []byte, r *reply) {
+	t.Helper()
+	var keys map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(out, &keys))
+	switch name {
+	case "apigw-v1", "apigw-v1-base64", "apigw-v1-multivalue":
+		assert.Equal(t, []string{"one", "two"}, r.MultiValueHeaders["X-Echo"])
+		assert.Equal(t, []string{"a=1", "b=2"}, r.MultiValueHeaders["Set-Cookie"])
+		assert.Equal(t, "application/json", r.Headers["Content-Type"])
+		assert.NotContains(t, r.Headers, "X-Echo", "single-value headers hold only the headers with one value")
+		assert.NotContains(t, keys, "cookies")
+		assert.NotContains(t, keys, "statusDescription")
+	case "http-api-v2", "function-url-base64":
+		assert.Equal(t, "one,two", r.Headers["X-Echo"])
+		assert.Equal(t, []string{"a=1", "b=2"}, r.Cookies)
+		assert.NotContains(t, r.Headers, "Set-Cookie", "cookies go in the cookies array")
+		assert.NotContains(t, keys, "statusDescription")
+	case "alb":
+		assert.Equal(t, "200 OK", r.StatusDescription)
+		assert.Equal(t, "one,two", r.Headers["X-Echo"])
+		assert.Equal(t, "a=1", r.Headers["Set-Cookie"])
+		assert.Nil(t, r.MultiValueHeaders, "an ALB without multi-value headers must not get them")
+	case "alb-multivalue":
+		assert.Equal(t, "200 OK", r.StatusDescription)
+		assert.Equal(t, []string{"one", "two"}, r.MultiValueHeaders["X-Echo"])
+		assert.Equal(t, []string{"a=1", "b=2"}, r.MultiValueHeaders["Set-Cookie"])
+		assert.Nil(t, r.Headers, "an ALB with multi-value headers must get only them")
+	default:
+		t.Fatalf("no shape check for %s", name)
+	}
+}
+
+func TestTriggersRejected(t *testing.T) {
+	const id = "evt_rejected"
+	body := eventBody(id, 0)
+	tampered := append([]byte(nil), body...)
+	tampered[len(tampered)-3] = ']' // a changed byte near the end
+	malformed := signedFill(t, testSecret, id, fixedNow, body)
+	malformed.header.Set("X-Staircase-Signature", "v1,not-base64!")
+	noID := signedFill(t, testSecret, id, fixedNow, body)
+	noID.header.Set("X-Staircase-Id", "")
+
+	cases := []struct {
+		name   string
+		fill   fill
+		status int
+		code   string
+	}{
+		{"tampered body", fill{signedFill(t, testSecret, id, fixedNow, body).header, tampered}, http.StatusUnauthorized, "no_matching_signature"},
+		{"wrong secret", signedFill(t, otherSecret, id, fixedNow, body), http.StatusUnauthorized, "no_matching_signature"},
+		{"stale timestamp", signedFill(t, testSecret, id, fixedNow.Add(-10*time.Minute), body), http.StatusUnauthorized, "timestamp_too_old"},
+		{"future timestamp", signedFill(t, testSecret, id, fixedNow.Add(10*time.Minute), body), http.StatusUnauthorized, "timestamp_too_new"},
+		{"malformed signature", malformed, http.StatusBadRequest, "malformed_header"},
+		{"empty id", noID, http.StatusBadRequest, "malformed_header"},
+	}
+	for _, name := range triggerFixtures {
+		for _, c := range cases {
+			t.Run(name+"/"+c.name, func(t *testing.T) {
+				r := invokeOK(t, echoHandler(t), fixture(t, name, c.fill))
+				assert.Equal(t, c.status, r.StatusCode)
+				assert.Equal(t, c.code, r.errorCode(t))
+			})
+		}
+	}
+}
+
+// TestBase64BodyIsDecoded proves the adapter verifies the decoded bytes: the
+// valid event passes; the same event read without decoding fails; and a
+// signature over the base64 text, which an adapter that forgot to decode
+// would need, fails too.
+func TestBase64BodyIsDecoded(t *testing.T) {
+	for _, name := range triggerFixtures {
+		if !base64Fixtures[name] {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			id := "evt_b64"
+			body := eventBody(id, 0)
+			good := fixture(t, name, signedFill(t, testSecret, id, fixedNow, body))
+			assert.Equal(t, http.StatusOK, invokeOK(t, echoHandler(t), good).StatusCode)
+
+			undecoded := setField(t, good, "isBase64Encoded", false)
+			r := invokeOK(t, echoHandler(t), undecoded)
+			assert.Equal(t, http.StatusUnauthorized, r.StatusCode)
+			assert.Equal(t, "no_matching_signature", r.errorCode(t))
+
+			encoded := []byte(base64.StdEncoding.EncodeToString(body))
+			f := signedFill(t, testSecret, id, fixedNow, encoded)
+			f.body = body
+			r = invokeOK(t, echoHandler(t), fixture(t, name, f))
+			assert.Equal(t, http.StatusUnauthorized, r.StatusCode)
+		})
+	}
+}
+
+func TestReplayOnWarmInstance(t *testing.T) {
+	// One Handler is one warm instance: its memory store sees the replay.
+	h := echoHandler(t)
+	body := eventBody("evt_replay", 0)
+	payload := fixture(t, "http-api-v2", signedFill(t, testSecret, "evt_replay", fixedNow, body))
+	first := invokeOK(t, h, payload)
+	require.Equal(t, http.StatusOK, first.StatusCode)
+	second := invokeOK(t, h, payload)
+	assert.Equal(t, http.StatusOK, second.StatusCode)
+	assert.Equal(t, "true", second.Headers[verify.DuplicateHeader])
+	assert.Empty(t, second.Body, "a duplicate does not reach the handler")
+}
+
+func TestUnknownEvents(t *testing.T) {
+	cases := map[string]string{
+		"not JSON":           `{`,
+		"null":               `null`,
+		"array":              `[1,2]`,
+		"string":             `"POST /webhooks/staircase"`,
+		"empty object":       `{}`,
+		"SQS":                `{"Records":[{"messageId":"1","body":"{}","eventSource":"aws:sqs"}]}`,
+		"scheduled":          `{"version":"0","source":"aws.events","detail-type":"Scheduled Event","detail":{}}`,
+		"v1 without ctx":     `{"httpMethod":"POST","path":"/"}`,
+		"v2 without method":  `{"version":"2.0","rawPath":"/","requestContext":{"http":{}}}`,
+		"ALB without method": `{"requestContext":{"elb":{"targetGroupArn":"arn"}},"path":"/"}`,
+		"version 3":          `{"version":"3.0","httpMethod":"POST","requestContext":{"stage":"prod","http":{"method":"POST"}}}`,
+		"wrong type":         `{"version":"2.0","headers":"SECRET-LOOKING-VALUE","requestContext":{"http":{"method":"POST"}}}`,
+		"wrong ctx type":     `{"httpMethod":"POST","requestContext":"SECRET-LOOKING-VALUE"}`,
+	}
+	h := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("handler called") })
+	for name, payload := range cases {
+		t.Run(name, func(t *testing.T) {
+			out, err := invoke(t, context.Background(), h, []byte(payload))
+			require.ErrorIs(t, err, lambda.ErrUnknownEvent)
+			assert.Nil(t, out)
+			assert.NotContains(t, err.Error(), "SECRET-LOOKING-VALUE", "errors never quote the event")
+		})
+	}
+}
+
+func TestEventTooLarge(t *testing.T) {
+	payload := []byte(`{"version":"2.0","body":"` + strings.Repeat("a", 16<<20) + `"}`)
+	_, err := invoke(t, context.Background(), http.NotFoundHandler(), payload)
+	require.ErrorIs(t, err, lambda.ErrEventTooLarge)
+}
+
+// v2Event is a minimal HTTP API event for the tests that do not need a
+// fixture.
+func v2Event(t testing.TB, method, rawPath string, headers map[string]string, body string, b64 bool) []byte {
+	t.Helper()
+	ev := map[string]any{
+		"version":         "2.0",
+		"routeKey":        "$default",
+		"rawPath":         rawPath,
+		"rawQueryString":  "",
+		"headers":         headers,
+		"body":            body,
+		"isBase64Encoded": b64,
+		"requestContext": map[string]any{
+			"domainName": "api.example.com",
+			"http":       map[string]any{"method": method, "path": rawPath, "sourceIp": "192.0.2.1"},
+		},
+	}
+	out, err := json.Marshal(ev)
+	require.NoError(t, err)
+	return out
+}
+
+// countingHandler answers 200 with the body length and counts its calls.
+func countingHandler(calls *atomic.Int32) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		n, _ := io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, strings.Repeat("x", int(n%7)))
+	})
+}
+
+func TestRequestFailures(t *testing.T) {
+	big := strings.Repeat("a", lambda.MaxBodyBytes+1)
+	cases := []struct {
+		name    string
+		payload []byte
+		status  int
+		code    string
+	}{
+		{"body one byte over the cap", v2Event(t, "POST", "/", nil, big, false), 413, "body_too_large"},
+		{"base64 body one byte over the cap", v2Event(t, "POST", "/", nil, base64.StdEncoding.EncodeToString([]byte(big)), true), 413, "body_too_large"},
+		{"invalid base64", v2Event(t, "POST", "/", nil, "eyJpZCI6!!!", true), 400, "invalid_base64_body"},
+		{"URL-safe base64", v2Event(t, "POST", "/", nil, "-_-_", true), 400, "invalid_base64_body"},
+		{"method not a token", v2Event(t, "PO ST", "/", nil, "", false), 400, "invalid_method"},
+		{"header value with LF", v2Event(t, "POST", "/", map[string]string{"x-a": "1\nX-Injected: 2"}, "", false), 400, "invalid_header"},
+		{"header value with NUL", v2Event(t, "POST", "/", map[string]string{"x-a": "1\x00"}, "", false), 400, "invalid_header"},
+		{"header name with space", v2Event(t, "POST", "/", map[string]string{"x a": "1"}, "", false), 400, "invalid_header"},
+		{"header fields over 1 MiB", v2Event(t, "POST", "/", map[string]string{"x-big": strings.Repeat("h", 1<<20)}, "", false), 431, "headers_too_large"},
+		{"path without slash", v2Event(t, "POST", "webhooks", nil, "", false), 400, "invalid_path"},
+		{"path with bad escape", v2Event(t, "POST", "/a%zz", nil, "", false), 400, "invalid_path"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var calls atomic.Int32
+			r := invokeOK(t, countingHandler(&calls), c.payload)
+			assert.Equal(t, c.status, r.StatusCode)
+			assert.Equal(t, c.code, r.errorCode(t))
+			assert.Equal(t, "application/json", r.Headers["Content-Type"])
+			assert.Zero(t, calls.Load(), "the handler must not be called")
+		})
+	}
+}
+
+func TestBodyAtTheCap(t *testing.T) {
+	var calls atomic.Int32
+	body := strings.Repeat("a", lambda.MaxBodyBytes)
+	r := invokeOK(t, countingHandler(&calls), v2Event(t, "POST", "/", nil, base64.StdEncoding.EncodeToString([]byte(body)), true))
+	assert.Equal(t, http.StatusOK, r.StatusCode)
+	assert.Equal(t, int32(1), calls.Load())
+	assert.Equal(t, strings.Repeat("x", lambda.MaxBodyBytes%7), r.Body)
+}
+
+func TestEscapedPath(t *testing.T) {
+	var got *http.Request
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r })
+	invokeOK(t, h, v2Event(t, "POST", "/webhooks/a%2Fb", nil, "", false))
+	require.NotNil(t, got)
+	assert.Equal(t, "/webhooks/a/b", got.URL.Path)
+	assert.Equal(t, "/webhooks/a%2Fb", got.URL.EscapedPath(), "the raw path is kept")
+	assert.Equal(t, "api.example.com", got.Host, "without a Host header the domain name is the host")
+	assert.Equal(t, http.NoBody, got.Body)
+}
+
+func TestResponseBodies(t *testing.T) {
+	png := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+	cases := []struct {
+		name        string
+		method      string
+		handler     http.HandlerFunc
+		status      int
+		contentType string
+		body        []byte
+		base64      bool
+	}{
+		{"JSON", "POST", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"ok":"zoë"}`)
+		}, 200, "application/json", []byte(`{"ok":"zoë"}`), false},
+		{"problem+json", "POST", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(422)
+			_, _ = io.WriteString(w, `{"title":"x"}`)
+		}, 422, "application/problem+json", []byte(`{"title":"x"}`), false},
+		{"binary", "POST", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "image/png")
+			_, _ = w.Write(png)
+		}, 200, "image/png", png, true},
+		{"text that is not UTF-8", "POST", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = w.Write([]byte("caf\xe9"))
+		}, 200, "text/plain", []byte("caf\xe9"), true},
+		{"Latin-1 charset", "POST", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=iso-8859-1")
+			_, _ = w.Write([]byte("cafe"))
+		}, 200, "text/plain; charset=iso-8859-1", []byte("cafe"), true},
+		{"gzip", "POST", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("Content-Encoding", "gzip")
+			_, _ = w.Write([]byte("\x1f\x8b\x08\x00"))
+		}, 200, "text/plain", []byte("\x1f\x8b\x08\x00"), true},
+		{"sniffed HTML", "POST", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "<html><body>hi</body></html>")
+		}, 200, "text/html; charset=utf-8", []byte("<html><body>hi</body></html>"), false},
+		{"sniffed binary", "POST", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write(png)
+		}, 200, "image/png", png, true},
+		{"nothing written", "POST", func(w http.ResponseWriter, r *http.Request) {}, 200, "", nil, false},
+		{"HEAD", "HEAD", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = io.WriteString(w, "not sent")
+		}, 200, "text/plain", nil, false},
+		{"204 with a write", "POST", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(204)
+			_, err := io.WriteString(w, "dropped")
+			assert.ErrorIs(t, err, http.ErrBodyNotAllowed)
+		}, 204, "", nil, false},
+		{"header changed after WriteHeader", "POST", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(201)
+			w.Header().Set("Content-Type", "image/png")
+			w.WriteHeader(500)
+			_, _ = io.WriteString(w, "made")
+		}, 201, "text/plain", []byte("made"), false},
+		{"informational first", "POST", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(103)
+			w.WriteHeader(202)
+		}, 202, "", nil, false},
+		{"response over the cap", "POST", func(w http.ResponseWriter, r *http.Request) {
+			_, err := w.Write(make([]byte, lambda.MaxBodyBytes+1))
+			assert.Error(t, err)
+		}, 500, "application/json", []byte(`{"error":{"code":"response_too_large","message":"the handler's response exceeds 6 MiB"}}`), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := invokeOK(t, c.handler, v2Event(t, c.method, "/", nil, "", false))
+			assert.Equal(t, c.status, r.StatusCode)
+			assert.Equal(t, c.contentType, r.Headers["Content-Type"])
+			assert.Equal(t, c.base64, r.IsBase64Encoded)
+			assert.Equal(t, string(c.body), string(r.bodyBytes(t)))
+		})
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	_, ok := lambda.RequestID(context.Background())
+	assert.False(t, ok)
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "abc-123"})
+	id, ok := lambda.RequestID(ctx)
+	assert.True(t, ok)
+	assert.Equal(t, "abc-123", id)
+}
+
+func TestWrapDirectInvoke(t *testing.T) {
+	// Handler.Invoke is usable without aws-lambda-go's wrapper too, and its
+	// errors are sentinels.
+	_, err := lambda.Wrap(http.NotFoundHandler()).Invoke(context.Background(), []byte(`{}`))
+	assert.True(t, errors.Is(err, lambda.ErrUnknownEvent))
+}
+
+// FuzzWrap feeds arbitrary payloads to the adapter: it never panics, every
+// error is one of its sentinels, and every answer is a response with a
+// valid status code.
+func FuzzWrap(f *testing.F) {
+	body := eventBody("evt_fuzz", 0)
+	for _, name := range triggerFixtures {
+		f.Add(fixture(f, name, signedFill(f, testSecret, "evt_fuzz", fixedNow, body)))
+	}
+	for _, seed := range []string{
+		`{}`, `null`, `{"version":"2.0"}`, `{"requestContext":{"elb":{}},"httpMethod":"GET"}`,
+		`{"httpMethod":"POST","requestContext":{"stage":"x"},"isBase64Encoded":true,"body":"%%%"}`,
+		`{"version":"2.0","requestContext":{"http":{"method":"GET"}},"rawPath":"/%zz","cookies":["a=b"]}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	h := lambda.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Path", r.URL.Path)
+		_, _ = w.Write(b)
+	}))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		out, err := h.Invoke(context.Background(), payload)
+		if err != nil {
+			if !errors.Is(err, lambda.ErrUnknownEvent) && !errors.Is(err, lambda.ErrEventTooLarge) {
+				t.Fatalf("error is not a sentinel: %v", err)
+			}
+			return
+		}
+		var r reply
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatalf("answer is not JSON: %v", err)
+		}
+		if r.StatusCode < 200 || r.StatusCode > 599 {
+			t.Fatalf("status %d", r.StatusCode)
+		}
+	})
+}
