@@ -1,0 +1,402 @@
+package receiver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf16"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stairhook/stairhook/receiver/jiratest"
+)
+
+// recordSleeps replaces the sink's sleep with one that records the waits
+// and returns at once, so retry tests take no wall time.
+type recordSleeps struct {
+	mu    sync.Mutex
+	waits []time.Duration
+}
+
+func (r *recordSleeps) sleep(ctx context.Context, d time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.waits = append(r.waits, d)
+	return ctx.Err()
+}
+
+func (r *recordSleeps) all() []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Duration(nil), r.waits...)
+}
+
+type jiraFixture struct {
+	srv    *jiratest.Server
+	sink   *jiraSink
+	sleeps *recordSleeps
+	logs   *bytes.Buffer
+}
+
+func newJiraFixture(t *testing.T, route JiraRoute) *jiraFixture {
+	t.Helper()
+	srv := jiratest.NewServer(jiratest.Options{Projects: []string{"CS"}})
+	t.Cleanup(srv.Close)
+	if route.Project == "" {
+		route.Project = "CS"
+	}
+	logs := &bytes.Buffer{}
+	cfg := JiraConfig{BaseURL: srv.URL, Email: srv.Email, APIToken: srv.APIToken, Timeout: 2 * time.Second}
+	s, err := newJiraSink("jira:CS", cfg, route, nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	require.NoError(t, err)
+	sleeps := &recordSleeps{}
+	js := s.(*jiraSink)
+	js.sleep = sleeps.sleep
+	return &jiraFixture{srv: srv, sink: js, sleeps: sleeps, logs: logs}
+}
+
+func deliverCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestJiraCreatesIssue(t *testing.T) {
+	f := newJiraFixture(t, JiraRoute{Labels: []string{"staircase"}, Priorities: map[string]string{"high": "High"}})
+	ev := hostileEvent()
+	require.NoError(t, f.sink.Deliver(deliverCtx(t), ev))
+
+	issues := f.srv.Issues()
+	require.Len(t, issues, 1)
+	is := issues[0]
+	assert.Equal(t, "CS", is.Project)
+	assert.Equal(t, "Task", is.IssueType)
+	assert.Equal(t, "High", is.Priority)
+	assert.Equal(t, []string{"staircase", idempotencyLabel(ev.ID)}, is.Labels)
+	assert.Regexp(t, `^stairhook-[0-9a-f]{16}$`, idempotencyLabel(ev.ID))
+	// One line, with the test marker once, although the template adds it too.
+	assert.Equal(t, "[TEST] Churn X-Injected: yes (Acme <script>alert(1)</script> Bcc: victim@example.com)", is.Summary)
+	require.NoError(t, jiratest.CheckADF(is.Description))
+	if f.srv.SchemaLoaded() {
+		t.Log("descriptions validated against the ADF JSON Schema")
+	}
+	assert.Contains(t, f.logs.String(), "jira issue created")
+	assert.NotContains(t, f.logs.String(), f.srv.APIToken)
+}
+
+func TestJiraSearchFindsExistingIssue(t *testing.T) {
+	f := newJiraFixture(t, JiraRoute{})
+	ev := hostileEvent()
+	require.NoError(t, f.sink.Deliver(deliverCtx(t), ev))
+	require.NoError(t, f.sink.Deliver(deliverCtx(t), ev))
+	assert.Len(t, f.srv.Issues(), 1, "redelivery found the issue by label")
+	assert.Equal(t, 2, f.srv.Requests("/rest/api/3/search/jql"))
+	assert.Equal(t, 1, f.srv.Requests("/rest/api/3/issue"))
+
+	other := hostileEvent()
+	other.ID = "evt_other"
+	require.NoError(t, f.sink.Deliver(deliverCtx(t), other))
+	assert.Len(t, f.srv.Issues(), 2)
+}
+
+// Jira's search lags behind creates: inside the lag a redelivery creates a
+// second issue. The sink cannot tell; the server's ledger of done sinks
+// covers that window (a sink that succeeded is not run again).
+func TestJiraSearchLag(t *testing.T) {
+	f := newJiraFixture(t, JiraRoute{})
+	f.srv.SetSearchLag(time.Hour)
+	ev := hostileEvent()
+	require.NoError(t, f.sink.Deliver(deliverCtx(t), ev))
+	require.NoError(t, f.sink.Deliver(deliverCtx(t), ev))
+	assert.Len(t, f.srv.Issues(), 2, "the search lag is real in the test server")
+
+	f.srv.SetSearchLag(0)
+	require.NoError(t, f.sink.Deliver(deliverCtx(t), ev))
+	assert.Len(t, f.srv.Issues(), 2, "after the lag the issue is found")
+}
+
+func TestJiraRetries(t *testing.T) {
+	reset := time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339)
+	cases := []struct {
+		name   string
+		inject func(*jiratest.Server)
+		// wantWaits checks the waits between attempts.
+		wantWaits func(t *testing.T, waits []time.Duration)
+	}{
+		{
+			name:   "429 with Retry-After",
+			inject: func(s *jiratest.Server) { s.FailNext(1, 429, "3") },
+			wantWaits: func(t *testing.T, w []time.Duration) {
+				assert.Equal(t, []time.Duration{3 * time.Second}, w)
+			},
+		},
+		{
+			name:   "429 without Retry-After backs off with jitter",
+			inject: func(s *jiratest.Server) { s.FailNext(2, 429, "") },
+			wantWaits: func(t *testing.T, w []time.Duration) {
+				require.Len(t, w, 2)
+				assert.True(t, w[0] >= 250*time.Millisecond && w[0] <= 500*time.Millisecond, w[0])
+				assert.True(t, w[1] >= 500*time.Millisecond && w[1] <= time.Second, w[1])
+			},
+		},
+		{
+			name: "429 with X-RateLimit-Reset",
+			inject: func(s *jiratest.Server) {
+				s.Inject(1, jiratest.Fault{Status: 429, Header: http.Header{"X-Ratelimit-Reset": {reset}}})
+			},
+			wantWaits: func(t *testing.T, w []time.Duration) {
+				require.Len(t, w, 1)
+				assert.True(t, w[0] > 0 && w[0] <= 2*time.Second, w[0])
+			},
+		},
+		{
+			name:   "503 on create with Retry-After",
+			inject: func(s *jiratest.Server) { s.Inject(1, jiratest.Fault{Path: "/rest/api/3/issue", Status: 503, Header: http.Header{"Retry-After": {"1"}}}) },
+			wantWaits: func(t *testing.T, w []time.Duration) {
+				assert.Equal(t, []time.Duration{time.Second}, w)
+			},
+		},
+		{
+			name:   "500 on search is retried (search is read-only)",
+			inject: func(s *jiratest.Server) { s.Inject(1, jiratest.Fault{Path: "/rest/api/3/search/jql", Status: 500}) },
+			wantWaits: func(t *testing.T, w []time.Duration) {
+				assert.Len(t, w, 1)
+			},
+		},
+		{
+			name:   "connection reset on search is retried",
+			inject: func(s *jiratest.Server) { s.Inject(1, jiratest.Fault{Path: "/rest/api/3/search/jql", Reset: true}) },
+			wantWaits: func(t *testing.T, w []time.Duration) {
+				assert.Len(t, w, 1)
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newJiraFixture(t, JiraRoute{})
+			tc.inject(f.srv)
+			require.NoError(t, f.sink.Deliver(deliverCtx(t), hostileEvent()))
+			assert.Len(t, f.srv.Issues(), 1)
+			tc.wantWaits(t, f.sleeps.all())
+		})
+	}
+}
+
+func TestJiraTransientFailures(t *testing.T) {
+	cases := []struct {
+		name   string
+		inject func(*jiratest.Server)
+	}{
+		// A create whose outcome is unknown is not retried by the sink:
+		// the sender's retry finds the issue by label if it was made.
+		{"500 on create", func(s *jiratest.Server) { s.Inject(1, jiratest.Fault{Path: "/rest/api/3/issue", Status: 500}) }},
+		{"502 on create", func(s *jiratest.Server) { s.Inject(1, jiratest.Fault{Path: "/rest/api/3/issue", Status: 502}) }},
+		{"reset on create", func(s *jiratest.Server) { s.Inject(1, jiratest.Fault{Path: "/rest/api/3/issue", Reset: true}) }},
+		{"hang on create", func(s *jiratest.Server) { s.Inject(1, jiratest.Fault{Path: "/rest/api/3/issue", Hang: true}) }},
+		{"search keeps failing", func(s *jiratest.Server) { s.Inject(3, jiratest.Fault{Path: "/rest/api/3/search/jql", Status: 504}) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newJiraFixture(t, JiraRoute{})
+			f.sink.timeout = 200 * time.Millisecond // the hang ends here
+			tc.inject(f.srv)
+			ev := hostileEvent()
+			err := f.sink.Deliver(deliverCtx(t), ev)
+			require.Error(t, err)
+			assert.False(t, errors.Is(err, ErrPermanent), "transient: %v", err)
+			assert.Empty(t, f.srv.Issues())
+			// The sender retries; the second delivery succeeds once.
+			require.NoError(t, f.sink.Deliver(deliverCtx(t), ev))
+			assert.Len(t, f.srv.Issues(), 1)
+		})
+	}
+}
+
+func TestJiraThrottledPastDeadline(t *testing.T) {
+	f := newJiraFixture(t, JiraRoute{})
+	f.srv.FailNext(1, 429, "120")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := f.sink.Deliver(ctx, hostileEvent())
+	var ra *RetryAfterError
+	require.ErrorAs(t, err, &ra)
+	assert.Equal(t, 120*time.Second, ra.After)
+	assert.False(t, errors.Is(err, ErrPermanent))
+	assert.Empty(t, f.sleeps.all(), "no wait past the deadline")
+
+	// Throttled on every attempt: a RetryAfterError after the last one.
+	f.srv.FailNext(3, 503, "1")
+	err = f.sink.Deliver(deliverCtx(t), hostileEvent())
+	require.ErrorAs(t, err, &ra)
+	assert.Equal(t, time.Second, ra.After)
+	assert.Len(t, f.sleeps.all(), 2)
+	assert.Empty(t, f.srv.Issues())
+}
+
+func TestJiraPermanentFailures(t *testing.T) {
+	t.Run("401 bad token", func(t *testing.T) {
+		f := newJiraFixture(t, JiraRoute{})
+		f.sink.token = "wrong-token-value"
+		err := f.sink.Deliver(deliverCtx(t), hostileEvent())
+		require.ErrorIs(t, err, ErrPermanent)
+		assert.Contains(t, err.Error(), "401")
+		assert.Contains(t, err.Error(), "Client must be authenticated")
+		assert.NotContains(t, err.Error(), "wrong-token-value")
+		assert.NotContains(t, err.Error(), "Basic ")
+	})
+	t.Run("400 unknown project reports errors", func(t *testing.T) {
+		f := newJiraFixture(t, JiraRoute{Project: "NOPE", Priorities: map[string]string{"high": "Urgent"}})
+		err := f.sink.Deliver(deliverCtx(t), hostileEvent())
+		require.ErrorIs(t, err, ErrPermanent)
+		assert.Contains(t, err.Error(), "400")
+		assert.Contains(t, err.Error(), "project: valid project is required")
+		assert.Contains(t, err.Error(), "priority: Specify the Priority")
+		assert.Equal(t, 1, f.srv.Requests("/rest/api/3/issue"), "not retried")
+	})
+	t.Run("403 and 404 are permanent", func(t *testing.T) {
+		for _, status := range []int{403, 404, 413} {
+			f := newJiraFixture(t, JiraRoute{})
+			f.srv.FailNext(1, status, "")
+			err := f.sink.Deliver(deliverCtx(t), hostileEvent())
+			require.ErrorIs(t, err, ErrPermanent, status)
+			assert.Contains(t, err.Error(), "injected fault")
+		}
+	})
+	t.Run("old search endpoint is gone", func(t *testing.T) {
+		f := newJiraFixture(t, JiraRoute{})
+		f.sink.search = f.srv.URL + "/rest/api/3/search"
+		err := f.sink.Deliver(deliverCtx(t), hostileEvent())
+		require.ErrorIs(t, err, ErrPermanent)
+		assert.Contains(t, err.Error(), "410")
+	})
+}
+
+func TestJiraErrorBodyBounded(t *testing.T) {
+	huge := strings.Repeat("x", 1<<20)
+	body, _ := json.Marshal(map[string]any{"errorMessages": []string{huge}, "errors": map[string]string{"summary": "bad"}})
+	msgs := jiraErrorMessages(body[:jiraMaxErrorBody])
+	assert.Nil(t, msgs, "a truncated body is not parsed")
+	small, _ := json.Marshal(map[string]any{"errorMessages": []string{strings.Repeat("y", 2000), "b\r\nX: y"}, "errors": map[string]string{"summary": "bad"}})
+	msgs = jiraErrorMessages(small)
+	require.Len(t, msgs, 3)
+	assert.LessOrEqual(t, len(msgs[0]), 504)
+	assert.Equal(t, "b X: y", msgs[1])
+	assert.Equal(t, "summary: bad", msgs[2])
+}
+
+func TestJiraSummary(t *testing.T) {
+	b, err := newJiraIssueBuilder(JiraRoute{Project: "CS", Summary: "{{.Signal.Title}}"})
+	require.NoError(t, err)
+	summary := func(ev *Event) string {
+		body, _, err := b.build(ev)
+		require.NoError(t, err)
+		var req jiraCreateRequest
+		require.NoError(t, json.Unmarshal(body, &req))
+		return req.Fields.Summary
+	}
+	ev := &Event{ID: "e", Type: TypeRenewal, Test: true, Account: Account{ID: "a"}}
+
+	ev.Signal.Title = "line one\r\nline two\ttab"
+	assert.Equal(t, "[TEST] line one line two tab", summary(ev))
+
+	// 255 UTF-16 units, cut on a rune boundary: 😀 counts two.
+	ev.Test = false
+	ev.Signal.Title = strings.Repeat("a", 254) + "😀"
+	got := summary(ev)
+	assert.Equal(t, strings.Repeat("a", 254), got)
+	ev.Signal.Title = strings.Repeat("é", 300)
+	got = summary(ev)
+	assert.Len(t, utf16.Encode([]rune(got)), 255)
+
+	// An empty template result still gives Jira a summary.
+	ev.Signal.Title = "\n"
+	assert.Equal(t, "Staircase signal renewal", summary(ev))
+}
+
+func TestJiraTemplateOutputCap(t *testing.T) {
+	b, err := newJiraIssueBuilder(JiraRoute{Project: "CS", Summary: "{{.Signal.Summary}}"})
+	require.NoError(t, err)
+	ev := &Event{ID: "e", Account: Account{ID: "a"}}
+	ev.Signal.Summary = strings.Repeat("s", MaxTemplateOutput)
+	_, _, err = b.build(ev)
+	require.NoError(t, err, "exactly at the cap")
+	ev.Signal.Summary += "s"
+	_, _, err = b.build(ev)
+	require.ErrorIs(t, err, ErrTemplateOutputTooLarge)
+	require.ErrorIs(t, err, ErrPermanent)
+}
+
+func TestJiraConfigCheck(t *testing.T) {
+	cases := []struct {
+		cfg  JiraConfig
+		want []string
+	}{
+		{JiraConfig{BaseURL: "https://x.atlassian.net", Email: "a@b", APIToken: "t"}, nil},
+		{JiraConfig{BaseURL: "https://api.atlassian.com/ex/jira/1234-abcd/", Email: "a@b", APIToken: "t"}, nil},
+		{JiraConfig{BaseURL: "http://127.0.0.1:8080", Email: "a@b", APIToken: "t"}, nil},
+		{JiraConfig{BaseURL: "http://x.atlassian.net", Email: "a@b", APIToken: "t"}, []string{"jira.base_url: must be https"}},
+		{JiraConfig{BaseURL: "x.atlassian.net", Email: "a@b", APIToken: "t"}, []string{"jira.base_url: must be an absolute http(s) URL"}},
+		{JiraConfig{BaseURL: "https://u:p@x.atlassian.net", Email: "a@b", APIToken: "t"}, []string{"jira.base_url: must not carry credentials"}},
+		{JiraConfig{Timeout: -1}, []string{"jira.base_url:", "jira.email: required", "jira.api_token: required", "jira.timeout: must not be negative"}},
+	}
+	for _, tc := range cases {
+		errs := tc.cfg.check("jira")
+		require.Len(t, errs, len(tc.want), "%+v: %v", tc.cfg, errs)
+		for i, w := range tc.want {
+			assert.True(t, strings.HasPrefix(errs[i].Error(), w), "%q does not start with %q", errs[i], w)
+		}
+	}
+}
+
+func TestJiraRouteCheck(t *testing.T) {
+	ok := JiraRoute{Project: "CS", Labels: []string{"staircase"}, Summary: "{{.Account.Name}}", Priorities: map[string]string{"high": "High"}}
+	assert.Empty(t, ok.check("r"))
+	bad := JiraRoute{Labels: []string{"two words", ""}, Summary: "{{.NoSuchField}}", Priorities: map[string]string{"high": " "}}
+	var msgs []string
+	for _, e := range bad.check("webhooks[0].routes[1].jira") {
+		msgs = append(msgs, e.Error())
+	}
+	require.Len(t, msgs, 5, "%q", msgs)
+	assert.True(t, strings.HasPrefix(msgs[0], "webhooks[0].routes[1].jira.project: required"))
+	assert.True(t, strings.HasPrefix(msgs[1], "webhooks[0].routes[1].jira.labels[0]: "))
+	assert.True(t, strings.HasPrefix(msgs[2], "webhooks[0].routes[1].jira.labels[1]: "))
+	assert.True(t, strings.HasPrefix(msgs[3], "webhooks[0].routes[1].jira.summary: "), msgs[3])
+	assert.Contains(t, msgs[3], "NoSuchField")
+	assert.True(t, strings.HasPrefix(msgs[4], "webhooks[0].routes[1].jira.priorities.high: "))
+	assert.Len(t, (&JiraRoute{Project: "CS", Summary: "{{"}).check(""), 1)
+}
+
+func TestRetryDelay(t *testing.T) {
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	h := func(k, v string) http.Header { return http.Header{http.CanonicalHeaderKey(k): {v}} }
+	assert.Equal(t, 7*time.Second, retryDelay(h("Retry-After", "7"), now))
+	assert.Equal(t, 30*time.Second, retryDelay(h("Retry-After", now.Add(30*time.Second).Format(http.TimeFormat)), now))
+	assert.Equal(t, 90*time.Second, retryDelay(h("X-RateLimit-Reset", "2026-11-26T10:01:30Z"), now))
+	assert.Equal(t, 1500*time.Millisecond, retryDelay(h("X-RateLimit-Reset", "2026-11-26T10:00:01.500Z"), now))
+	assert.Equal(t, time.Duration(0), retryDelay(h("X-RateLimit-Reset", "2026-11-26T09:00:00Z"), now), "past")
+	assert.Equal(t, time.Duration(0), retryDelay(h("Retry-After", "soon"), now))
+	assert.Equal(t, time.Duration(0), retryDelay(h("Retry-After", "-5"), now))
+	assert.Equal(t, time.Hour, retryDelay(h("Retry-After", "99999999999"), now), "capped")
+}
+
+func TestJiraBaseURLJoin(t *testing.T) {
+	for base, want := range map[string]string{
+		"https://x.atlassian.net":                    "https://x.atlassian.net/rest/api/3/issue",
+		"https://x.atlassian.net/":                   "https://x.atlassian.net/rest/api/3/issue",
+		"https://api.atlassian.com/ex/jira/abc-123":  "https://api.atlassian.com/ex/jira/abc-123/rest/api/3/issue",
+		"https://api.atlassian.com/ex/jira/abc-123/": "https://api.atlassian.com/ex/jira/abc-123/rest/api/3/issue",
+	} {
+		s, err := newJiraSink("j", JiraConfig{BaseURL: base, Email: "a@b", APIToken: "t"}, JiraRoute{Project: "CS"}, nil, nil)
+		require.NoError(t, err)
+		assert.Equal(t, want, s.(*jiraSink).issue)
+		assert.Equal(t, strings.TrimSuffix(want, "issue")+"search/jql", s.(*jiraSink).search)
+	}
+}
