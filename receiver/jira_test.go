@@ -158,8 +158,10 @@ func TestJiraRetries(t *testing.T) {
 			},
 		},
 		{
-			name:   "503 on create with Retry-After",
-			inject: func(s *jiratest.Server) { s.Inject(1, jiratest.Fault{Path: "/rest/api/3/issue", Status: 503, Header: http.Header{"Retry-After": {"1"}}}) },
+			name: "503 on create with Retry-After",
+			inject: func(s *jiratest.Server) {
+				s.Inject(1, jiratest.Fault{Path: "/rest/api/3/issue", Status: 503, Header: http.Header{"Retry-After": {"1"}}})
+			},
 			wantWaits: func(t *testing.T, w []time.Duration) {
 				assert.Equal(t, []time.Duration{time.Second}, w)
 			},
