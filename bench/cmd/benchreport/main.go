@@ -109,15 +109,8 @@ func readRaw(path string) (samples, error) {
 			s[k] = map[string][]float64{}
 		}
 		for _, v := range res.Values {
-			unit := v.Unit
-			if v.OrigUnit != "" {
-				unit = v.OrigUnit
-			}
-			val := v.Value
-			if v.OrigUnit != "" {
-				val = v.OrigValue
-			}
-			s[k][unit] = append(s[k][unit], val)
+			// Units as benchfmt tidies them: ns/op becomes sec/op.
+			s[k][v.Unit] = append(s[k][v.Unit], v.Value)
 		}
 	}
 	return s, r.Err()

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeRaw writes go test benchmark output with rounds copies of each line,
+// ns/op multiplied by 1, 1.01, 0.99, … so medians are the given figures.
+func writeRaw(t *testing.T, lines []string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("goos: linux\ngoarch: amd64\npkg: github.com/stairhook/stairhook/bench\n")
+	for range 6 {
+		for _, l := range lines {
+			b.WriteString(l + "\n")
+		}
+	}
+	p := filepath.Join(t.TempDir(), "raw.txt")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func verifyLine(size, lib string, ns float64, allocs int) string {
+	return fmt.Sprintf("BenchmarkVerify/size=%s/lib=%s-2 \t 1000\t %g ns/op\t 0 B/op\t %d allocs/op", size, lib, ns, allocs)
+}
+
+func TestTargets(t *testing.T) {
+	verify := writeRaw(t, []string{
+		verifyLine("1KiB", ourV1, 700, 0),
+		verifyLine("1KiB", "svix", 2000, 20),
+		verifyLine("1KiB", "stripe", 1500, 17),
+		verifyLine("1KiB", baseline, 600, 0),
+		verifyLine("1MiB", ourV1, 800000, 1),
+		verifyLine("1MiB", "stripe", 790000, 17),
+		verifyLine("1MiB", baseline, 780000, 0),
+	})
+	http := writeRaw(t, []string{"BenchmarkHTTP-2 \t 100\t 5000 ns/op\t 20000 bare-req/s\t 17000 mw-req/s\t 0.85 mw/bare-throughput"})
+	v, err := readRaw(verify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := readRaw(http)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]target{}
+	for _, tg := range targets(v, h) {
+		got[tg.key] = tg
+	}
+	for _, tc := range []struct {
+		key      string
+		measured float64
+		met      bool
+	}{
+		{"verify-1KiB-vs-peer", 700.0 / 1500, false}, // stripe is the fastest peer
+		{"verify-1KiB-vs-baseline", 700.0 / 600, true},
+		{"verify-1KiB-allocs", 0, true},
+		{"verify-1MiB-vs-baseline", 800000.0 / 780000, true},
+		{"http-throughput", 0.85, false},
+	} {
+		tg, ok := got[tc.key]
+		if !ok || !tg.known {
+			t.Errorf("%s: not evaluated", tc.key)
+			continue
+		}
+		if d := tg.measured - tc.measured; d > 1e-9 || d < -1e-9 {
+			t.Errorf("%s: measured %v, want %v", tc.key, tg.measured, tc.measured)
+		}
+		if tg.met() != tc.met {
+			t.Errorf("%s: met = %v, want %v (%s)", tc.key, tg.met(), tc.met, tg.verdict())
+		}
+	}
+	if !strings.Contains(got["verify-1KiB-vs-peer"].note, "stripe") {
+		t.Errorf("fastest peer note %q does not name stripe", got["verify-1KiB-vs-peer"].note)
+	}
+	if v := got["http-throughput"].verdict(); !strings.Contains(v, "missed** by 6%") {
+		t.Errorf("http verdict %q does not say by how much", v)
+	}
+
+	var b strings.Builder
+	if err := report(&b, options{}, v, h, targets(v, h)); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| 1KiB | stripe (1.50 µs) | 0.47× | 1.17× |", "**0.850×**", "cannot be met by any implementation"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
+
+func TestTargetsUnmeasured(t *testing.T) {
+	for _, tg := range targets(samples{}, samples{}) {
+		if tg.known || tg.verdict() != "not measured" {
+			t.Errorf("%s: %v with no results", tg.key, tg.verdict())
+		}
+	}
+}
