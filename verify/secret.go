@@ -51,6 +51,14 @@ func ParseSecret(s string) (Secret, error) {
 	if s == "" {
 		return Secret{}, withHint(ErrInvalidSecret, "empty")
 	}
+	// encoding/base64 skips CR and LF even in Strict mode; a secret with a
+	// line break inside is not canonical, so only the alphabet and padding
+	// get through.
+	for i := 0; i < len(s); i++ {
+		if b64Index[s[i]] == 0xff && s[i] != '=' {
+			return Secret{}, withHint(ErrInvalidSecret, "not canonical padded standard base64 after the whsec_ prefix")
+		}
+	}
 	key, err := base64.StdEncoding.Strict().DecodeString(s)
 	if err != nil {
 		return Secret{}, withHint(ErrInvalidSecret, "not canonical padded standard base64 after the whsec_ prefix")
