@@ -1,0 +1,718 @@
+package receiver
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/stairhook/stairhook/verify"
+)
+
+// ErrInvalidConfig is wrapped by every error ParseConfig and LoadConfig
+// report about the content of a configuration.
+var ErrInvalidConfig = errors.New("receiver: invalid config")
+
+// Defaults applied by ParseConfig to keys left out or empty.
+const (
+	DefaultListen    = "127.0.0.1:8080"
+	DefaultOutbox    = "./stairhook-outbox"
+	DefaultRetention = 7 * 24 * time.Hour
+)
+
+// maxConfigBytes bounds the configuration text, and maxConfigNodes the YAML
+// nodes visited while decoding it (aliases are followed, so a small file
+// could otherwise expand without bound).
+const (
+	maxConfigBytes = 1 << 20
+	maxConfigNodes = 100_000
+)
+
+// Config is the receiver's configuration, usually read from a YAML file by
+// LoadConfig. See examples/receiver/config.yaml for an annotated example.
+type Config struct {
+	// Listen is the host:port ListenAndServe listens on. Default
+	// DefaultListen (loopback only).
+	Listen string `yaml:"listen"`
+	// Store chooses where event ids and done sinks are recorded.
+	Store StoreConfig `yaml:"store"`
+	// Outbox is the folder the dry-run sinks and the dead-letter file
+	// (deadletter.jsonl) write to. Default DefaultOutbox.
+	Outbox string `yaml:"outbox"`
+	// Retention is how long a sink that succeeded for an event stays
+	// recorded, so a redelivery or a dead-letter replay within it does not
+	// run the sink again. Default DefaultRetention (7 days).
+	Retention time.Duration `yaml:"retention"`
+	// Jira is the Jira Cloud site; nil makes every jira route a dry run.
+	Jira *JiraConfig `yaml:"jira"`
+	// SMTP is the mail server; nil makes every email route a dry run.
+	SMTP *SMTPConfig `yaml:"smtp"`
+	// Webhooks are served at POST /webhooks/{name}; at least one.
+	Webhooks []WebhookConfig `yaml:"webhooks"`
+}
+
+// StoreConfig chooses the store of event ids and done sinks.
+type StoreConfig struct {
+	// Redis is a redis:// or rediss:// URL; empty means a bounded
+	// in-memory store, which protects one process only.
+	Redis string `yaml:"redis"`
+}
+
+// WebhookConfig is one webhook registration on the sender's side: its path,
+// keyring and routes.
+type WebhookConfig struct {
+	// Name is served at POST /webhooks/{name}: 1 to 64 of a-z, 0-9, _ and -.
+	Name string `yaml:"name"`
+	// Secrets is the keyring, 1 to 16 entries; several during a rotation.
+	Secrets []SecretConfig `yaml:"secrets"`
+	// Tolerance is how far a signed timestamp may lie from now. Default
+	// verify.DefaultTolerance (5 minutes).
+	Tolerance time.Duration `yaml:"tolerance"`
+	// Routes send matching events to sinks; at least one. An event runs
+	// the sinks of every route it matches, in order.
+	Routes []RouteConfig `yaml:"routes"`
+}
+
+// SecretConfig is one key of a webhook's keyring.
+type SecretConfig struct {
+	// Label names the key in logs; default key1, key2, … by position.
+	Label string `yaml:"label"`
+	// Secret is the whsec_… text, usually "${SOME_VARIABLE}". It never
+	// appears in an error or a log line.
+	Secret string `yaml:"secret"`
+	// Expires, when set, retires the key from that instant.
+	Expires time.Time `yaml:"expires"`
+}
+
+// RouteConfig sends the events it matches to its sinks, jira then email.
+type RouteConfig struct {
+	// Name identifies the route in sink names (and so in the record of
+	// done sinks and in the dead-letter file); default route1, route2, …
+	// by position. Set it to keep the record valid when routes are
+	// reordered. 1 to 64 of a-z, 0-9, _ and -.
+	Name string `yaml:"name"`
+	// When selects events; the zero Match selects every event.
+	When Match `yaml:"when"`
+	// Jira creates an issue for each matching event.
+	Jira *JiraRoute `yaml:"jira"`
+	// Email sends a message for each matching event.
+	Email *EmailRoute `yaml:"email"`
+}
+
+// Match selects events. Each non-empty list must contain the event's value
+// (compared without regard to case); an empty list matches anything.
+type Match struct {
+	// Types are event types. Types outside KnownTypes are allowed (the
+	// sender may add types) but NewServer logs a warning for each, to
+	// catch typos.
+	Types []string `yaml:"types"`
+	// Severities are signal severities, such as high or critical.
+	Severities []string `yaml:"severities"`
+	// AccountStatuses are account statuses, such as active.
+	AccountStatuses []string `yaml:"account_statuses"`
+	// Roles match when at least one person in the event has one of them,
+	// such as decision_maker.
+	Roles []string `yaml:"roles"`
+}
+
+// LoadConfig reads the YAML file at path and parses it with ParseConfig,
+// expanding ${VAR} from the process environment.
+func LoadConfig(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ParseConfig(data, os.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("config %s:\n%w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig parses a YAML configuration. First every ${NAME} (NAME made
+// of letters, digits and _, not starting with a digit) outside comments is
+// replaced by lookupEnv(NAME), escaped for the quoting it appears in; $$
+// stands for one $. Then the YAML is decoded strictly (unknown and repeated
+// keys are errors) and validated, defaults are applied (see Config), and the
+// sinks check their own settings.
+//
+// All problems are reported at once: the error joins one error per problem
+// (see errors.Join), each wrapping ErrInvalidConfig and naming where it is,
+// such as "webhooks[0].routes[1].email.to[0]: not an email address", or the
+// line of a ${NAME} whose variable is not set. No error quotes a secret.
+func ParseConfig(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	if len(data) > maxConfigBytes {
+		return nil, configErr("", fmt.Sprintf("config larger than %d bytes", maxConfigBytes))
+	}
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	expanded, errs := expandEnv(data, lookupEnv)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
+		return nil, configErr("", yamlSyntax(err))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err != io.EOF {
+		return nil, configErr("", "more than one YAML document")
+	}
+	cfg := &Config{}
+	if len(doc.Content) > 0 {
+		d := &nodeDecoder{}
+		d.decode(doc.Content[0], reflect.ValueOf(cfg).Elem(), "")
+		if len(d.errs) > 0 {
+			return nil, errors.Join(d.errs...)
+		}
+	}
+	cfg.applyDefaults()
+	if errs := cfg.validate(); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return cfg, nil
+}
+
+// DefaultConfig is the configuration of `stairhook serve` without a config
+// file: listen on addr, one webhook "staircase" signed with secret (the
+// whsec_ text), every event routed to a jira and an email route. With no
+// jira or smtp section both are dry-run sinks writing into outbox. Empty
+// addr and outbox mean the defaults. Check the secret with
+// verify.ParseSecret first: NewServer rejects an invalid one.
+func DefaultConfig(secret, addr, outbox string) *Config {
+	cfg := &Config{
+		Listen: addr,
+		Outbox: outbox,
+		Webhooks: []WebhookConfig{{
+			Name:    "staircase",
+			Secrets: []SecretConfig{{Label: "default", Secret: secret}},
+			Routes: []RouteConfig{
+				{Name: "jira", Jira: &JiraRoute{Project: "CS", IssueType: "Task", Labels: []string{"staircase"}}},
+				{Name: "email", Email: &EmailRoute{To: []string{"csm@example.com"}}},
+			},
+		}},
+	}
+	cfg.applyDefaults()
+	return cfg
+}
+
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Outbox == "" {
+		c.Outbox = DefaultOutbox
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+}
+
+// urlSafeName is the shape of webhook and route names.
+var urlSafeName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+
+// maxKeys is verify's limit on a keyring.
+const maxKeys = 16
+
+// validate reports every problem of c, each with its path.
+func (c *Config) validate() []error {
+	var errs []error
+	bad := func(path, msg string) { errs = append(errs, configErr(path, msg)) }
+
+	if host, port, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "must be host:port, such as 127.0.0.1:8080")
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 || strings.ContainsAny(host, " /") {
+		bad("listen", "must be host:port with a port from 0 to 65535")
+	}
+	if c.Store.Redis != "" {
+		if _, err := redis.ParseURL(c.Store.Redis); err != nil {
+			// The URL may hold a password: never quote it.
+			bad("store.redis", "must be a redis:// or rediss:// URL")
+		}
+	}
+	if strings.TrimSpace(c.Outbox) == "" || strings.ContainsRune(c.Outbox, 0) {
+		bad("outbox", "must be a folder path")
+	}
+	if c.Retention < 0 {
+		bad("retention", "must not be negative")
+	}
+	if c.Jira != nil {
+		errs = append(errs, wrapConfig(c.Jira.check("jira"))...)
+	}
+	if c.SMTP != nil {
+		errs = append(errs, wrapConfig(c.SMTP.check("smtp"))...)
+	}
+	if len(c.Webhooks) == 0 {
+		bad("webhooks", "at least one webhook is required")
+	}
+	names := map[string]bool{}
+	for i, w := range c.Webhooks {
+		p := "webhooks[" + strconv.Itoa(i) + "]"
+		switch {
+		case !urlSafeName.MatchString(w.Name):
+			bad(p+".name", "must be 1 to 64 of a-z, 0-9, _ and - (it is part of the URL)")
+		case names[w.Name]:
+			bad(p+".name", fmt.Sprintf("%q is used by another webhook", w.Name))
+		}
+		names[w.Name] = true
+		errs = append(errs, w.validate(p)...)
+	}
+	return errs
+}
+
+func (w *WebhookConfig) validate(p string) []error {
+	var errs []error
+	bad := func(path, msg string) { errs = append(errs, configErr(path, msg)) }
+	if len(w.Secrets) == 0 {
+		bad(p+".secrets", "at least one secret is required")
+	}
+	if len(w.Secrets) > maxKeys {
+		bad(p+".secrets", fmt.Sprintf("at most %d secrets", maxKeys))
+	}
+	labels := map[string]bool{}
+	for j, s := range w.Secrets {
+		sp := p + ".secrets[" + strconv.Itoa(j) + "]"
+		label := secretLabel(s, j)
+		if labels[label] {
+			bad(sp+".label", fmt.Sprintf("%q is used by another secret of this webhook", label))
+		}
+		labels[label] = true
+		if _, err := verify.ParseSecret(s.Secret); err != nil {
+			// ParseSecret's errors describe the format, never the text.
+			bad(sp+".secret", "not a whsec_ secret ("+strings.TrimPrefix(err.Error(), "verify: ")+")")
+		}
+	}
+	if w.Tolerance < 0 {
+		bad(p+".tolerance", "must not be negative")
+	}
+	if len(w.Routes) == 0 {
+		bad(p+".routes", "at least one route is required")
+	}
+	routes := map[string]bool{}
+	for j, r := range w.Routes {
+		rp := p + ".routes[" + strconv.Itoa(j) + "]"
+		name := routeName(r, j)
+		if r.Name != "" && !urlSafeName.MatchString(r.Name) {
+			bad(rp+".name", "must be 1 to 64 of a-z, 0-9, _ and -")
+		} else if routes[name] {
+			bad(rp+".name", fmt.Sprintf("%q is used by another route of this webhook", name))
+		}
+		routes[name] = true
+		for _, l := range []struct {
+			field string
+			list  []string
+		}{
+			{"types", r.When.Types}, {"severities", r.When.Severities},
+			{"account_statuses", r.When.AccountStatuses}, {"roles", r.When.Roles},
+		} {
+			for k, v := range l.list {
+				if strings.TrimSpace(v) == "" {
+					bad(rp+".when."+l.field+"["+strconv.Itoa(k)+"]", "must not be empty (leave the list out to match anything)")
+				}
+			}
+		}
+		if r.Jira == nil && r.Email == nil {
+			bad(rp, "needs at least one sink (jira or email)")
+		}
+		if r.Jira != nil {
+			errs = append(errs, wrapConfig(r.Jira.check(rp+".jira"))...)
+		}
+		if r.Email != nil {
+			errs = append(errs, wrapConfig(r.Email.check(rp+".email"))...)
+		}
+	}
+	return errs
+}
+
+func secretLabel(s SecretConfig, i int) string {
+	if s.Label != "" {
+		return s.Label
+	}
+	return "key" + strconv.Itoa(i+1)
+}
+
+func routeName(r RouteConfig, i int) string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return "route" + strconv.Itoa(i+1)
+}
+
+// configError is one configuration problem at a path.
+type configError struct {
+	path, msg string
+}
+
+func (e *configError) Error() string {
+	if e.path == "" {
+		return e.msg
+	}
+	return e.path + ": " + e.msg
+}
+
+func (e *configError) Unwrap() error { return ErrInvalidConfig }
+
+func configErr(path, msg string) error { return &configError{path: path, msg: msg} }
+
+// sinkConfigError keeps a sink's own message (already prefixed with its
+// path) and adds ErrInvalidConfig.
+type sinkConfigError struct{ err error }
+
+func (e *sinkConfigError) Error() string   { return e.err.Error() }
+func (e *sinkConfigError) Unwrap() []error { return []error{ErrInvalidConfig, e.err} }
+
+func wrapConfig(errs []error) []error {
+	for i, err := range errs {
+		if !errors.Is(err, ErrInvalidConfig) {
+			errs[i] = &sinkConfigError{err}
+		}
+	}
+	return errs
+}
+
+// yamlSyntax keeps the line of a YAML syntax error. libyaml's messages name
+// the problem and the line, not the text.
+func yamlSyntax(err error) string {
+	return "YAML syntax: " + strings.TrimPrefix(err.Error(), "yaml: ")
+}
+
+// envName is the shape of a ${NAME} reference.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// expandEnv replaces ${NAME} references outside comments, line by line. A
+// value goes into the YAML text escaped for where the reference stands: in
+// a double-quoted scalar with YAML escapes, in a single-quoted one with ''
+// for ', and outside quotes only when it holds no character YAML would
+// read as structure (otherwise the error asks for double quotes). So a
+// secret can never add a key or end a string early. The scan of quotes is
+// per line; a reference on the continuation line of a multi-line quoted
+// scalar is treated as unquoted, which is only stricter.
+func expandEnv(data []byte, lookup func(string) (string, bool)) ([]byte, []error) {
+	if !bytes.Contains(data, []byte("$")) {
+		return data, nil
+	}
+	var out bytes.Buffer
+	out.Grow(len(data))
+	var errs []error
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for n, line := range lines {
+		lineNo := n + 1
+		bad := func(msg string) {
+			errs = append(errs, configErr("", "line "+strconv.Itoa(lineNo)+": "+msg))
+		}
+		var quote byte // 0, '"' or '\''
+		lastSig := byte(0)
+		for i := 0; i < len(line); i++ {
+			c := line[i]
+			switch {
+			case quote == 0 && c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
+				out.Write(line[i:])
+				i = len(line)
+				continue
+			case c == '$' && i+1 < len(line) && line[i+1] == '$':
+				out.WriteByte('$')
+				i++
+				continue
+			case c == '$' && i+1 < len(line) && line[i+1] == '{':
+				end := bytes.IndexByte(line[i+2:], '}')
+				if end < 0 || !envName.Match(line[i+2:i+2+end]) {
+					bad("malformed ${...} reference: write ${NAME} with NAME of letters, digits and _, or $$ for a literal $")
+					out.WriteByte(c)
+					continue
+				}
+				name := string(line[i+2 : i+2+end])
+				i += 2 + end
+				lastSig = '}'
+				val, ok := lookup(name)
+				if !ok {
+					bad("environment variable " + name + " is not set (referenced as ${" + name + "})")
+					continue
+				}
+				esc, msg := escapeYAML(val, quote)
+				if msg != "" {
+					bad("the value of ${" + name + "} " + msg)
+					continue
+				}
+				out.WriteString(esc)
+				continue
+			}
+			switch {
+			case quote == '"' && c == '\\' && i+1 < len(line):
+				out.WriteByte(c)
+				i++
+				c = line[i]
+			case quote == '"' && c == '"', quote == '\'' && c == '\'' && (i+1 >= len(line) || line[i+1] != '\''):
+				quote = 0
+			case quote == '\'' && c == '\'':
+				out.WriteByte(c) // '' inside single quotes
+				i++
+				c = line[i]
+			case quote == 0 && (c == '"' || c == '\'') && startsScalar(lastSig):
+				quote = c
+			}
+			out.WriteByte(c)
+			if c != ' ' && c != '\t' {
+				lastSig = c
+			}
+		}
+	}
+	return out.Bytes(), errs
+}
+
+// startsScalar reports whether a quote after the significant character
+// prev (0 at the start of a line) opens a quoted scalar.
+func startsScalar(prev byte) bool {
+	return prev == 0 || strings.IndexByte(":-[{,?", prev) >= 0
+}
+
+// escapeYAML escapes v for the quoting context quote, or explains why it
+// cannot go there.
+func escapeYAML(v string, quote byte) (string, string) {
+	switch quote {
+	case '"':
+		var b strings.Builder
+		for _, r := range v {
+			switch {
+			case r == '"' || r == '\\':
+				b.WriteByte('\\')
+				b.WriteRune(r)
+			case r < 0x20 || r == 0x7f:
+				fmt.Fprintf(&b, "\\x%02x", r)
+			case r == utf8.RuneError:
+				return "", "is not valid UTF-8"
+			default:
+				b.WriteRune(r)
+			}
+		}
+		return b.String(), ""
+	case '\'':
+		if strings.IndexFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+			return "", "contains a line break or control character; put the reference in double quotes"
+		}
+		return strings.ReplaceAll(v, "'", "''"), ""
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			strings.IndexByte("._~+/=:-", c) >= 0
+		if !ok || (i == 0 && c == ':') {
+			return "", "has characters YAML would misread outside quotes; write \"${NAME}\" in double quotes"
+		}
+	}
+	return v, ""
+}
+
+// nodeDecoder decodes a YAML node tree into a Go value strictly, collecting
+// one error per problem with its path, never quoting a scalar's text (a
+// secret may sit in the wrong key).
+type nodeDecoder struct {
+	errs  []error
+	nodes int
+}
+
+var (
+	durationType    = reflect.TypeFor[time.Duration]()
+	timeType        = reflect.TypeFor[time.Time]()
+	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+)
+
+func (d *nodeDecoder) bad(path, msg string) {
+	d.errs = append(d.errs, configErr(displayConfigPath(path), msg))
+}
+
+func displayConfigPath(p string) string {
+	if p == "" {
+		return "(top level)"
+	}
+	return p
+}
+
+func (d *nodeDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	d.nodes++
+	if d.nodes > maxConfigNodes {
+		if d.nodes == maxConfigNodes+1 {
+			d.bad(path, fmt.Sprintf("more than %d YAML nodes (aliases expanded)", maxConfigNodes))
+		}
+		return
+	}
+	if n.Kind == yaml.AliasNode {
+		d.decode(n.Alias, v, path)
+		return
+	}
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		v.Set(reflect.Zero(v.Type()))
+		return
+	}
+	if reflect.PointerTo(v.Type()).Implements(unmarshalerType) {
+		if err := n.Decode(v.Addr().Interface()); err != nil {
+			d.bad(path, "invalid value")
+		}
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decode(n, v.Elem(), path)
+	case reflect.Struct:
+		if v.Type() == timeType {
+			d.scalar(n, v, path, "a date-time such as 2026-12-31T00:00:00Z")
+			return
+		}
+		d.mapping(n, path, func(key string, val *yaml.Node, kp string) {
+			idx, ok := yamlFields(v.Type())[key]
+			if !ok {
+				d.bad(kp, "unknown key")
+				return
+			}
+			d.decode(val, v.FieldByIndex(idx), kp)
+		})
+	case reflect.Map:
+		if v.Type().Key().Kind() != reflect.String {
+			d.bad(path, "unsupported map type")
+			return
+		}
+		if v.IsNil() {
+			v.Set(reflect.MakeMap(v.Type()))
+		}
+		d.mapping(n, path, func(key string, val *yaml.Node, kp string) {
+			e := reflect.New(v.Type().Elem()).Elem()
+			d.decode(val, e, kp)
+			v.SetMapIndex(reflect.ValueOf(key).Convert(v.Type().Key()), e)
+		})
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.bad(path, "expected a list, found "+kindName(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, item := range n.Content {
+			d.decode(item, s.Index(i), path+"["+strconv.Itoa(i)+"]")
+		}
+		v.Set(s)
+	case reflect.String:
+		d.scalar(n, v, path, "a string")
+	case reflect.Bool:
+		d.scalar(n, v, path, "true or false")
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if v.Type() == durationType {
+			d.scalar(n, v, path, "a duration such as 30s or 5m")
+			return
+		}
+		d.scalar(n, v, path, "an integer")
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		d.scalar(n, v, path, "a non-negative integer")
+	case reflect.Float32, reflect.Float64:
+		d.scalar(n, v, path, "a number")
+	default:
+		d.bad(path, "unsupported type "+v.Type().String())
+	}
+}
+
+// mapping walks a mapping node, rejecting repeated keys and merge keys.
+func (d *nodeDecoder) mapping(n *yaml.Node, path string, each func(key string, val *yaml.Node, keyPath string)) {
+	if n.Kind != yaml.MappingNode {
+		d.bad(path, "expected a mapping (key: value), found "+kindName(n))
+		return
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.bad(path, "a key must be a plain string")
+			continue
+		}
+		key := k.Value
+		if len(key) > 64 || !utf8.ValidString(key) {
+			key = key[:min(len(key), 64)] + "…"
+		}
+		kp := key
+		if path != "" {
+			kp = path + "." + key
+		}
+		if k.ShortTag() == "!!merge" {
+			d.bad(kp, "merge keys (<<) are not supported")
+			continue
+		}
+		if seen[k.Value] {
+			d.bad(kp, "repeated key")
+			continue
+		}
+		seen[k.Value] = true
+		each(k.Value, val, kp)
+	}
+}
+
+// scalar decodes a scalar with yaml's own rules and replaces its error,
+// which would quote the text, with what was expected.
+func (d *nodeDecoder) scalar(n *yaml.Node, v reflect.Value, path, want string) {
+	if n.Kind != yaml.ScalarNode {
+		d.bad(path, "expected "+want+", found "+kindName(n))
+		return
+	}
+	p := reflect.New(v.Type())
+	if err := n.Decode(p.Interface()); err != nil {
+		d.bad(path, "expected "+want)
+		return
+	}
+	v.Set(p.Elem())
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	return "a single value"
+}
+
+// yamlFields maps the yaml key of each field of struct type t (inline
+// structs flattened) to its index.
+func yamlFields(t reflect.Type) map[string][]int {
+	m := map[string][]int{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" {
+			continue
+		}
+		if strings.Contains(opts, "inline") && f.Type.Kind() == reflect.Struct {
+			for k, idx := range yamlFields(f.Type) {
+				m[k] = append([]int{i}, idx...)
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		m[name] = []int{i}
+	}
+	return m
+}

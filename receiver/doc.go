@@ -1,0 +1,55 @@
+// Package receiver turns signed Staircase webhooks into Jira issues and
+// emails: the reference receiver that `stairhook serve` runs.
+//
+// For most uses, load a configuration with [LoadConfig] (or build one with
+// [DefaultConfig]), create a [Server] with [NewServer] and run
+// [Server.ListenAndServe]. Each webhook of the configuration is served at
+// POST /webhooks/{name} behind the verify middleware with its own keyring;
+// GET /healthz answers 200 while the id store answers. [DecodeEvent] and
+// [Sample] are usable on their own.
+//
+// # Delivery
+//
+// Processing is synchronous. For each request the server
+//   - verifies the signature and reserves the signed id (verify.Middleware:
+//     a duplicate of a delivered event is answered 200 with
+//     X-Stairhook-Duplicate: true, one in flight 409);
+//   - decodes the event (400 invalid_event) and checks that its id is the
+//     signed one (400 id_mismatch);
+//   - runs the sinks of every route whose [Match] selects the event, in
+//     order (200 {"status":"ignored"} when none does). A sink that already
+//     succeeded for this event id is skipped: the record, kept for
+//     [Config.Retention], lives in the same store as the ids under the key
+//     "sink/<event id>/<sink name>";
+//   - answers 200 when every sink succeeded now or before; 503 with
+//     Retry-After when any failed transiently or the store failed, so the
+//     sender retries and only the failed sinks run again; otherwise 422
+//     when a sink rejected the event permanently, after appending one
+//     [DeadLetter] per rejecting sink to <outbox>/deadletter.jsonl (if that
+//     write fails, 503: the event is never dropped).
+//
+// Sink names are "<webhook>.<route>.<jira|email>", route being the route's
+// name or route1, route2, … by position. A route naming jira or email while
+// the configuration has no jira or smtp section uses a dry-run sink that
+// writes the exact request or message into the outbox.
+//
+// # Security
+//
+// Nothing reaches a sink before the signature verified. Requests are
+// bounded: the middleware caps the body (1 MiB), [DecodeEvent] caps nesting
+// depth, string lengths and the number of people, and all sinks of one
+// delivery share one deadline ([ServerOptions.DeliveryTimeout]). The store
+// fails closed: when it cannot be read or written the answer is 503, never
+// a delivery without its record. Secrets, signatures and computed MACs
+// never appear in responses, log lines or errors; configuration errors do
+// not quote values.
+//
+// # Compatibility
+//
+// Unknown event types and fields are accepted, routed and kept
+// ([Event.Raw], [Event.Fields]). The response bodies' "error.code" values
+// (invalid_event, id_mismatch, unknown_webhook, sink_unavailable,
+// store_unavailable, sink_rejected, dead_letter_unavailable, not_found,
+// method_not_allowed, besides the middleware's) and the dead-letter format
+// are stable.
+package receiver

@@ -1,0 +1,49 @@
+package receiver
+
+import (
+	"context"
+	"time"
+
+	"github.com/stairhook/stairhook/verify"
+)
+
+// storeTimeout bounds each ledger call, so a store that hangs turns into a
+// 503 rather than a stuck request.
+const storeTimeout = 5 * time.Second
+
+// ledger records, per event id and sink, that the sink succeeded, in the
+// same store as the middleware's ids. A redelivery, a retry after a partial
+// failure or a dead-letter replay then runs only the sinks that have not
+// succeeded: Jira search lags behind creates, and mail has no dedupe at all.
+type ledger struct {
+	store verify.Store
+	// retention is how long a done sink stays recorded.
+	retention time.Duration
+	// hold is how long a reservation lives if the process dies while the
+	// sink runs: longer than any delivery.
+	hold time.Duration
+}
+
+func ledgerKey(eventID, sink string) string { return "sink/" + eventID + "/" + sink }
+
+// reserve claims the sink for the event. StateDone means the sink succeeded
+// before; StateInFlight that another delivery of the event is running it.
+func (l *ledger) reserve(ctx context.Context, eventID, sink string) (verify.Reservation, verify.State, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	return l.store.Reserve(ctx, ledgerKey(eventID, sink), l.hold)
+}
+
+// done records that the reserved sink succeeded.
+func (l *ledger) done(ctx context.Context, r verify.Reservation) error {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	return l.store.Done(ctx, r, l.retention)
+}
+
+// release forgets the reservation of a sink that failed, so a retry runs it.
+func (l *ledger) release(ctx context.Context, r verify.Reservation) error {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	return l.store.Release(ctx, r)
+}

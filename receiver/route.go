@@ -1,0 +1,57 @@
+package receiver
+
+import "strings"
+
+// route is one configured route with its sinks built.
+type route struct {
+	name  string
+	match Match
+	sinks []Sink
+}
+
+// matches reports whether ev passes every non-empty list of m.
+func (m *Match) matches(ev *Event) bool {
+	return anyFold(m.Types, ev.Type) &&
+		anyFold(m.Severities, ev.Signal.Severity) &&
+		anyFold(m.AccountStatuses, ev.Account.Status) &&
+		rolesMatch(m.Roles, ev.People)
+}
+
+// anyFold reports whether list is empty or holds v, ignoring case.
+func anyFold(list []string, v string) bool {
+	if len(list) == 0 {
+		return true
+	}
+	for _, w := range list {
+		if strings.EqualFold(w, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// rolesMatch reports whether roles is empty or some person has one of them.
+// An event without people does not match a non-empty roles list.
+func rolesMatch(roles []string, people []Person) bool {
+	if len(roles) == 0 {
+		return true
+	}
+	for _, p := range people {
+		if p.Role != "" && anyFold(roles, p.Role) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchSinks returns the sinks of every route ev matches, in configuration
+// order (within a route: jira, then email).
+func matchSinks(routes []route, ev *Event) []Sink {
+	var out []Sink
+	for i := range routes {
+		if routes[i].match.matches(ev) {
+			out = append(out, routes[i].sinks...)
+		}
+	}
+	return out
+}
