@@ -593,7 +593,7 @@ func legacyDigest(g *builder) {
 	valid("secret digest: SHA-256 of the whsec_ text, hex", nil, on, hex.EncodeToString(d[:]), "primary")
 	valid("secret digest: SHA-256 of the whsec_ text, base64", nil, on, b64(d[:]), "primary")
 	valid("secret digest with sha256= prefix", nil, on, "sha256="+hex.EncodeToString(d[:]), "primary")
-	valid("secret digest with an unrelated body: it proves nothing about the body", nil, on, hex.EncodeToString(d[:]), "primary")
+	g.add(tc{comment: "secret digest with an unrelated body: it proves nothing about the body", flags: flags, opts: on, headers: map[string]string{hSig: hex.EncodeToString(d[:])}, body: []byte(`{"forged":true}`), label: "primary"})
 	rd := sha256.Sum256(rawText.bytes)
 	valid("secret digest of a raw-bytes secret: SHA-256 of the raw bytes", []vkey{rawText.entry(0)}, on, hex.EncodeToString(rd[:]), "vendor")
 	nd := sha256.Sum256([]byte(strings.TrimPrefix(primary.text, "whsec_")))
