@@ -216,7 +216,7 @@ func splitHeaders(h http.Header) (map[string]string, map[string][]string) {
 // with commas, and the Set-Cookie values, which go in the cookies array.
 func joinHeaders(h http.Header) (map[string]string, []string) {
 	out := make(map[string]string, len(h))
-	var cookies []string
+	cookies := []string{} // [] rather than null, which some consumers reject
 	for k, vs := range h {
 		switch {
 		case len(vs) == 0:
