@@ -165,7 +165,7 @@ func ParseConfig(data []byte, lookupEnv func(string) (string, bool)) (*Config, e
 	}
 	expanded, errs := expandEnv(data, lookupEnv)
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, joinErrors(errs)
 	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(expanded))
@@ -181,14 +181,26 @@ func ParseConfig(data []byte, lookupEnv func(string) (string, bool)) (*Config, e
 		d := &nodeDecoder{}
 		d.decode(doc.Content[0], reflect.ValueOf(cfg).Elem(), "")
 		if len(d.errs) > 0 {
-			return nil, errors.Join(d.errs...)
+			return nil, joinErrors(d.errs)
 		}
 	}
 	cfg.applyDefaults()
 	if errs := cfg.validate(); len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, joinErrors(errs)
 	}
 	return cfg, nil
+}
+
+// maxReportedErrors bounds the errors joined into one, so a hostile file
+// cannot produce an error message much larger than itself.
+const maxReportedErrors = 100
+
+func joinErrors(errs []error) error {
+	if len(errs) > maxReportedErrors {
+		more := len(errs) - maxReportedErrors
+		errs = append(errs[:maxReportedErrors:maxReportedErrors], configErr("", fmt.Sprintf("… and %d more problems", more)))
+	}
+	return errors.Join(errs...)
 }
 
 // DefaultConfig is the configuration of `stairhook serve` without a config

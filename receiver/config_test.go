@@ -1,0 +1,359 @@
+package receiver
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+)
+
+func parseYAML(t *testing.T, data []byte) *yaml.Node {
+	t.Helper()
+	var n yaml.Node
+	require.NoError(t, yaml.Unmarshal(data, &n))
+	require.NotEmpty(t, n.Content)
+	return n.Content[0]
+}
+
+func reflectValue(p any) reflect.Value { return reflect.ValueOf(p).Elem() }
+
+const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// minimalConfig is the smallest valid configuration.
+const minimalConfig = `
+webhooks:
+  - name: staircase
+    secrets: [{secret: "` + testSecret + `"}]
+    routes:
+      - jira: {project: CS}
+`
+
+func TestParseConfigExample(t *testing.T) {
+	data, err := os.ReadFile("../examples/receiver/config.yaml")
+	require.NoError(t, err)
+	vars := map[string]string{
+		"JIRA_EMAIL": "bot@example.com", "JIRA_API_TOKEN": "tok-en=",
+		"SMTP_USER": "alerts", "SMTP_PASSWORD": `p"a\ss'w#rd: {x}`,
+		"STAIRCASE_WEBHOOK_SECRET": testSecret,
+	}
+	cfg, err := ParseConfig(data, env(vars))
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:8080", cfg.Listen)
+	assert.Equal(t, "./stairhook-outbox", cfg.Outbox)
+	assert.Equal(t, "", cfg.Store.Redis)
+	assert.Equal(t, 168*time.Hour, cfg.Retention)
+	require.NotNil(t, cfg.Jira)
+	assert.Equal(t, "tok-en=", cfg.Jira.APIToken)
+	require.NotNil(t, cfg.SMTP)
+	assert.Equal(t, vars["SMTP_PASSWORD"], cfg.SMTP.Password, "quotes, backslash and # survive expansion")
+	assert.Equal(t, 587, cfg.SMTP.Port)
+	require.Len(t, cfg.Webhooks, 1)
+	w := cfg.Webhooks[0]
+	assert.Equal(t, "staircase", w.Name)
+	assert.Equal(t, 5*time.Minute, w.Tolerance)
+	assert.Equal(t, []SecretConfig{{Label: "current", Secret: testSecret}}, w.Secrets)
+	require.Len(t, w.Routes, 2)
+	assert.Equal(t, []string{TypeChurnRisk, TypeChurnNotification, TypeExtremelyNegativeMessage}, w.Routes[0].When.Types)
+	assert.Equal(t, map[string]string{"critical": "Highest", "high": "High"}, w.Routes[0].Jira.Priorities)
+	assert.Nil(t, w.Routes[0].Email)
+	assert.Equal(t, []string{"decision_maker", "champion"}, w.Routes[1].When.Roles)
+	assert.Equal(t, []string{"csm@example.com"}, w.Routes[1].Email.To)
+	assert.Equal(t, "New contact change at {{.Account.Name}}", w.Routes[1].Email.Subject)
+
+	// Every variable is required: each missing one is named.
+	_, err = ParseConfig(data, env(nil))
+	require.Error(t, err)
+	for name := range vars {
+		assert.Contains(t, err.Error(), "environment variable "+name+" is not set")
+	}
+	assert.NotContains(t, err.Error(), "STAIRCASE_WEBHOOK_SECRET_OLD", "references in comments are not expanded")
+}
+
+func TestParseConfigDefaults(t *testing.T) {
+	cfg, err := ParseConfig([]byte(minimalConfig), nil)
+	require.NoError(t, err)
+	assert.Equal(t, DefaultListen, cfg.Listen)
+	assert.Equal(t, DefaultOutbox, cfg.Outbox)
+	assert.Equal(t, DefaultRetention, cfg.Retention)
+	assert.Nil(t, cfg.Jira)
+	assert.Nil(t, cfg.SMTP)
+	assert.Equal(t, time.Duration(0), cfg.Webhooks[0].Tolerance)
+}
+
+func TestExpandEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		env     map[string]string
+		want    string // the value of key "v" after parsing
+		wantErr string
+	}{
+		{"double quotes keep everything", `v: "${X}"`, map[string]string{"X": "a\"b\\c\n\td ${Y} $$"}, "a\"b\\c\n\td ${Y} $$", ""},
+		{"single quotes", `v: '${X}'`, map[string]string{"X": "it's"}, "it's", ""},
+		{"single quotes refuse a newline", `v: '${X}'`, map[string]string{"X": "a\nb"}, "", "line 1: the value of ${X} contains a line break"},
+		{"plain safe value", `v: ${X}`, map[string]string{"X": "redis://h:6379/0"}, "redis://h:6379/0", ""},
+		{"plain unsafe value", `v: ${X}`, map[string]string{"X": "a: b"}, "", "write \"${NAME}\" in double quotes"},
+		{"plain value with a quote", `v: ${X}`, map[string]string{"X": `x"`}, "", "in double quotes"},
+		{"inside a longer plain scalar", `v: https://${H}/x`, map[string]string{"H": "example.com"}, "https://example.com/x", ""},
+		{"several on a line", `v: "${A}-${B}"`, map[string]string{"A": "1", "B": "2"}, "1-2", ""},
+		{"empty value", `v: "${X}"`, map[string]string{"X": ""}, "", ""},
+		{"dollar escape", `v: "$${X} costs $5"`, nil, "${X} costs $5", ""},
+		{"lone dollar", `v: a$b`, nil, "a$b", ""},
+		{"comment ignored", "v: x # ${MISSING}", nil, "x", ""},
+		{"hash inside quotes is not a comment", `v: "#${X}"`, map[string]string{"X": "1"}, "#1", ""},
+		{"apostrophe in plain text is not a quote", `v: don't ${X}`, map[string]string{"X": "go"}, "don't go", ""},
+		{"missing", `v: "${NOPE}"`, nil, "", "line 1: environment variable NOPE is not set"},
+		{"malformed name", `v: "${1X}"`, nil, "", "malformed ${...} reference"},
+		{"unclosed", `v: "${X"`, nil, "", "malformed ${...} reference"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errs := expandEnv([]byte(tt.yaml), env(tt.env))
+			if tt.wantErr != "" {
+				require.NotEmpty(t, errs)
+				err := errors.Join(errs...)
+				assert.ErrorIs(t, err, ErrInvalidConfig)
+				assert.Contains(t, err.Error(), tt.wantErr)
+				for _, v := range tt.env {
+					assert.NotContains(t, err.Error(), v)
+				}
+				return
+			}
+			require.Empty(t, errs)
+			var got struct {
+				V string `yaml:"v"`
+			}
+			d := &nodeDecoder{}
+			var doc = parseYAML(t, out)
+			d.decode(doc, reflectValue(&got), "")
+			require.Empty(t, d.errs)
+			assert.Equal(t, tt.want, got.V)
+		})
+	}
+}
+
+func TestParseConfigStrict(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"unknown top-level key", minimalConfig + "colour: blue\n", []string{"colour: unknown key"}},
+		{"unknown nested key", strings.Replace(minimalConfig, "project: CS", "project: CS, projekt: X", 1),
+			[]string{"webhooks[0].routes[0].jira.projekt: unknown key"}},
+		{"repeated key", "listen: a:1\nlisten: b:2\n" + minimalConfig, []string{"listen: repeated key"}},
+		{"wrong type", strings.Replace(minimalConfig, "routes:", "tolerance: soon\n    routes:", 1),
+			[]string{"webhooks[0].tolerance: expected a duration such as 30s or 5m"}},
+		{"integer duration", strings.Replace(minimalConfig, "routes:", "tolerance: 300\n    routes:", 1),
+			[]string{"webhooks[0].tolerance: expected a duration"}},
+		{"list expected", "webhooks: staircase\n", []string{"webhooks: expected a list, found a single value"}},
+		{"mapping expected", "store: [a]\n" + minimalConfig, []string{"store: expected a mapping (key: value), found a list"}},
+		{"string expected", "outbox: {a: b}\n" + minimalConfig, []string{"outbox: expected a string, found a mapping"}},
+		{"bad expires", strings.Replace(minimalConfig, `{secret:`, `{expires: someday, secret:`, 1),
+			[]string{"webhooks[0].secrets[0].expires: expected a date-time"}},
+		{"merge key", "base: &b {project: CS}\n" + minimalConfig, []string{"base: unknown key"}},
+		{"syntax", "webhooks: [\n", []string{"YAML syntax"}},
+		{"two documents", minimalConfig + "---\nlisten: x:1\n", []string{"more than one YAML document"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := ParseConfig([]byte(tt.yaml), nil)
+			require.Error(t, err)
+			assert.Nil(t, cfg)
+			assert.ErrorIs(t, err, ErrInvalidConfig)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestParseConfigAliases(t *testing.T) {
+	// Aliases are followed, so a list can be shared.
+	cfg, err := ParseConfig([]byte(`
+webhooks:
+  - name: a
+    secrets: &keys [{secret: "`+testSecret+`"}]
+    routes: [{email: {to: &team [csm@example.com]}}]
+  - name: b
+    secrets: *keys
+    routes: [{email: {to: *team}}]
+`), nil)
+	require.NoError(t, err)
+	assert.Equal(t, cfg.Webhooks[0].Secrets, cfg.Webhooks[1].Secrets)
+	assert.Equal(t, []string{"csm@example.com"}, cfg.Webhooks[1].Routes[0].Email.To)
+
+	// An alias bomb (a long list aliased from many places) stops at the
+	// node budget instead of expanding.
+	var b strings.Builder
+	b.WriteString("webhooks:\n  - name: x\n    secrets: [{secret: s}]\n    routes:\n")
+	b.WriteString("      - email: {to: &t [" + strings.Repeat("a@example.com, ", 999) + "a@example.com]}\n")
+	for i := 0; i < 999; i++ {
+		b.WriteString("      - email: {to: *t}\n")
+	}
+	start := time.Now()
+	_, err = ParseConfig([]byte(b.String()), nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "more than 100000 YAML nodes")
+	t.Logf("alias bomb rejected in %v", time.Since(start))
+}
+
+func TestParseConfigValidation(t *testing.T) {
+	const bad = "whsec_dG9vLXNob3J0" // "too-short": 9 bytes
+	cfg := `
+listen: "localhost"
+store: {redis: "http://user:hunter2@redis.example.com"}
+retention: -1h
+jira: {base_url: "ftp://x", email: "", api_token: ""}
+webhooks:
+  - name: Stair/Case
+    secrets:
+      - {label: a, secret: "` + bad + `"}
+      - {label: a, secret: "` + testSecret + `"}
+    tolerance: -5m
+    routes:
+      - when: {types: [""], severities: [high, " "]}
+      - name: x
+        jira: {project: "C S", labels: ["two words"]}
+        email: {to: []}
+      - name: x
+        email: {to: [a@example.com], subject: "{{.Nope"}
+  - name: empty
+  - name: empty
+    secrets: [{secret: ""}]
+    routes: [{jira: {project: CS}}]
+`
+	_, err := ParseConfig([]byte(cfg), nil)
+	require.Error(t, err)
+	msg := err.Error()
+	for _, want := range []string{
+		"listen: must be host:port",
+		"store.redis: must be a redis:// or rediss:// URL",
+		"retention: must not be negative",
+		"jira.base_url: ",
+		"jira.email: ",
+		"jira.api_token: ",
+		"webhooks[0].name: must be 1 to 64 of a-z",
+		"webhooks[0].secrets[0].secret: not a whsec_ secret",
+		`webhooks[0].secrets[1].label: "a" is used by another secret`,
+		"webhooks[0].tolerance: must not be negative",
+		"webhooks[0].routes[0].when.types[0]: must not be empty",
+		"webhooks[0].routes[0].when.severities[1]: must not be empty",
+		"webhooks[0].routes[0]: needs at least one sink",
+		"webhooks[0].routes[1].jira.project: ",
+		"webhooks[0].routes[1].jira.labels[0]: ",
+		"webhooks[0].routes[1].email.to: ",
+		`webhooks[0].routes[2].name: "x" is used by another route`,
+		"webhooks[0].routes[2].email.subject: ",
+		"webhooks[1].secrets: at least one secret is required",
+		"webhooks[1].routes: at least one route is required",
+		`webhooks[2].name: "empty" is used by another webhook`,
+		"webhooks[2].secrets[0].secret: not a whsec_ secret (invalid secret: empty)",
+	} {
+		assert.Contains(t, msg, want)
+	}
+	// One error per problem, each usable with errors.Is.
+	var joined interface{ Unwrap() []error }
+	require.True(t, errors.As(err, &joined))
+	for _, e := range joined.Unwrap() {
+		assert.ErrorIs(t, e, ErrInvalidConfig, e.Error())
+	}
+	assert.NotContains(t, msg, "dG9vLXNob3J0", "a secret is never quoted")
+	assert.NotContains(t, msg, "hunter2", "a Redis URL is never quoted")
+}
+
+func TestParseConfigNeverQuotesValues(t *testing.T) {
+	// A secret in a key of the wrong type must not come back in the error.
+	_, err := ParseConfig([]byte(`smtp: {host: h, port: "${P}", from: a@example.com}`+minimalConfig), env(map[string]string{"P": "s3cr3t-value"}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "smtp.port: expected an integer")
+	assert.NotContains(t, err.Error(), "s3cr3t-value")
+}
+
+func TestParseConfigRequiresWebhook(t *testing.T) {
+	for _, data := range []string{"", "# nothing\n", "listen: 127.0.0.1:9000\n"} {
+		_, err := ParseConfig([]byte(data), nil)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "webhooks: at least one webhook is required")
+	}
+}
+
+func TestParseConfigTooLarge(t *testing.T) {
+	data := []byte(minimalConfig + "#" + strings.Repeat("x", maxConfigBytes) + "\n")
+	_, err := ParseConfig(data, nil)
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "config larger than")
+}
+
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(minimalConfig, testSecret, "${STAIRHOOK_TEST_SECRET}", 1)), 0o600))
+	t.Setenv("STAIRHOOK_TEST_SECRET", testSecret)
+	cfg, err := LoadConfig(path)
+	require.NoError(t, err)
+	assert.Equal(t, testSecret, cfg.Webhooks[0].Secrets[0].Secret)
+
+	_, err = LoadConfig(filepath.Join(dir, "missing.yaml"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+
+	require.NoError(t, os.WriteFile(path, []byte("listen: [\n"), 0o600))
+	_, err = LoadConfig(path)
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), path)
+}
+
+func TestDefaultConfig(t *testing.T) {
+	cfg := DefaultConfig(testSecret, "", "")
+	assert.Equal(t, DefaultListen, cfg.Listen)
+	assert.Equal(t, DefaultOutbox, cfg.Outbox)
+	assert.Empty(t, cfg.validate())
+	require.Len(t, cfg.Webhooks, 1)
+	assert.Equal(t, "staircase", cfg.Webhooks[0].Name)
+	assert.Nil(t, cfg.Jira)
+	assert.Nil(t, cfg.SMTP)
+	for _, typ := range KnownTypes {
+		ev := &Event{Type: typ}
+		var jira, email bool
+		for _, r := range cfg.Webhooks[0].Routes {
+			if r.When.matches(ev) {
+				jira = jira || r.Jira != nil
+				email = email || r.Email != nil
+			}
+		}
+		assert.True(t, jira && email, typ)
+	}
+
+	cfg = DefaultConfig("not a secret", "127.0.0.1:0", t.TempDir())
+	assert.Equal(t, "127.0.0.1:0", cfg.Listen)
+	assert.NotEmpty(t, cfg.validate())
+}
+
+func TestConfigTestdata(t *testing.T) {
+	files, err := filepath.Glob("testdata/config/*.yaml")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			require.NoError(t, err)
+			_, err = ParseConfig(data, env(map[string]string{"SECRET": testSecret}))
+			if strings.HasPrefix(filepath.Base(f), "invalid") {
+				assert.ErrorIs(t, err, ErrInvalidConfig)
+			} else {
+				assert.NoError(t, err)
+			}
+		})
+	}
+}
