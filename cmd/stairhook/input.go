@@ -1,0 +1,142 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/stairhook/stairhook/verify"
+)
+
+// maxBodyBytes bounds every body read from standard input or a file. It is
+// ten times the receiver's default cap, so oversized bodies can be tested.
+const maxBodyBytes = 10 << 20
+
+// maxSecretFileBytes bounds a --secret-file.
+const maxSecretFileBytes = 4 << 10
+
+// defaultSecretEnv is the variable read when no secret flag is given.
+const defaultSecretEnv = "STAIRHOOK_SECRET"
+
+// secretList is a repeatable flag whose String never shows the values, so
+// neither --help nor an error can print a secret.
+type secretList []string
+
+func (s *secretList) String() string { return "" }
+
+func (s *secretList) Set(v string) error {
+	*s = append(*s, v)
+	return nil
+}
+
+// secretFlags are the secret sources every signing or verifying command
+// takes.
+type secretFlags struct {
+	values secretList
+	env    string
+	file   string
+}
+
+func (s *secretFlags) register(fs *flag.FlagSet) {
+	fs.Var(&s.values, "secret", "the webhook `secret` (whsec_…); repeat it to use several during a rotation")
+	fs.StringVar(&s.env, "secret-env", defaultSecretEnv, "read the secret from the environment variable `NAME` when neither --secret nor --secret-file is given")
+	fs.StringVar(&s.file, "secret-file", "", "read the secret from `PATH` (surrounding white space ignored)")
+}
+
+var errNoSecret = errors.New("no secret")
+
+// load returns the secrets, from the flags, else the file, else the
+// environment. Errors name the source, never the value.
+func (s *secretFlags) load(e *env) ([]verify.Secret, error) {
+	var out []verify.Secret
+	for i, v := range s.values {
+		sec, err := verify.ParseSecret(v)
+		if err != nil {
+			return nil, fmt.Errorf("--secret #%d: %w", i+1, err)
+		}
+		out = append(out, sec)
+	}
+	if s.file != "" {
+		b, err := readBounded(s.file, maxSecretFileBytes)
+		if err != nil {
+			return nil, fmt.Errorf("--secret-file: %w", err)
+		}
+		sec, err := verify.ParseSecret(string(b))
+		if err != nil {
+			return nil, fmt.Errorf("--secret-file %s: %w", s.file, err)
+		}
+		out = append(out, sec)
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	if s.env == "" {
+		return nil, fmt.Errorf("%w: give --secret, --secret-file or --secret-env NAME", errNoSecret)
+	}
+	v := e.getenv(s.env)
+	if v == "" {
+		return nil, fmt.Errorf("%w: give --secret or --secret-file, or set %s", errNoSecret, s.env)
+	}
+	sec, err := verify.ParseSecret(v)
+	if err != nil {
+		return nil, fmt.Errorf("$%s: %w", s.env, err)
+	}
+	return []verify.Secret{sec}, nil
+}
+
+// readBounded reads at most limit bytes of the file at path; a longer file
+// is an error rather than silently cut.
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readAllBounded(f, limit)
+}
+
+func readAllBounded(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("longer than %d bytes", limit)
+	}
+	return b, nil
+}
+
+// newEventID returns "evt_" and 24 random hex digits.
+func newEventID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return "evt_" + hex.EncodeToString(b[:])
+}
+
+// bodyID returns the top-level "id" string of a JSON body, or "". The
+// receiver requires it to equal the signed id.
+func bodyID(body []byte) string {
+	var v struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return ""
+	}
+	var id string
+	if json.Unmarshal(v.ID, &id) != nil {
+		return ""
+	}
+	return id
+}
+
+// errText is an error's text without the package prefix of verify errors,
+// for messages meant for a person.
+func errText(err error) string {
+	return strings.TrimPrefix(err.Error(), "verify: ")
+}

@@ -1,0 +1,182 @@
+// Command stairhook is the command-line face of the module: make a secret,
+// sign and verify requests by hand, send test notifications, run the
+// reference receiver and replay its dead letters.
+//
+//	stairhook secret new [--json]
+//	stairhook sign --secret S [--id ID] [--timestamp UNIX] [--curl URL] < body
+//	stairhook verify --secret S [-H 'Name: value']... [--headers FILE] [--request FILE] < body
+//	stairhook send --url URL --secret S [--type churn_risk] [--account NAME] [--test] [--body FILE]
+//	stairhook serve [--config FILE] [--addr ADDR] [--outbox DIR]
+//	stairhook deadletter list|replay ...
+//
+// Every subcommand takes --help. Exit status: 0 on success, 1 when a check
+// or a delivery failed, 2 on a usage error.
+//
+// Secrets come from --secret, --secret-file or the environment variable
+// named by --secret-env (STAIRHOOK_SECRET by default). They are never
+// echoed back: not in errors, not in --help, not in logs.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+}
+
+// env is what a subcommand may touch of the outside world; tests provide
+// their own.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// command is one entry of the command table.
+type command struct {
+	summary string
+	run     func(ctx context.Context, e *env, args []string) int
+}
+
+// commands is the command table; see the package doc.
+var commands = map[string]command{
+	"secret":     {"make a new webhook secret", runSecret},
+	"sign":       {"sign a body and print the headers (or a curl command)", runSign},
+	"verify":     {"verify a captured request and explain a failure", runVerify},
+	"send":       {"sign and POST a sample signal or a body: a test notification", runSend},
+	"deadletter": {"list or replay the receiver's dead letters", runDeadLetter},
+}
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	if len(args) == 0 {
+		usage(e.stderr)
+		return exitUsage
+	}
+	switch name := args[0]; name {
+	case "-h", "-help", "--help", "help":
+		if len(args) > 1 {
+			if c, ok := commands[args[1]]; ok {
+				return c.run(ctx, e, []string{"--help"})
+			}
+		}
+		usage(e.stdout)
+		return exitOK
+	default:
+		c, ok := commands[name]
+		if !ok {
+			fmt.Fprintf(e.stderr, "stairhook: unknown command %q\n", safeArg(name))
+			usage(e.stderr)
+			return exitUsage
+		}
+		return c.run(ctx, e, args[1:])
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: stairhook <command> [flags]")
+	fmt.Fprintln(w, "\nCommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-11s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'stairhook <command> --help' for the flags of a command.")
+	fmt.Fprintln(w, "Exit status: 0 success, 1 failed check or delivery, 2 usage error.")
+}
+
+// safeArg shows a command name in an error only when it cannot be a
+// secret pasted in the wrong place.
+func safeArg(s string) string {
+	if len(s) > 32 || strings.Contains(s, "whsec_") {
+		return "…"
+	}
+	return s
+}
+
+// newFlagSet returns a FlagSet whose usage text is synopsis, a description
+// and the flag list. It writes nothing itself: parseFlags reports.
+func newFlagSet(name, synopsis, description string) *flag.FlagSet {
+	fs := flag.NewFlagSet("stairhook "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: stairhook %s\n\n%s\n\nFlags:\n", synopsis, strings.TrimSpace(description))
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args. When it returns ok false, the caller exits with
+// code: 0 after --help (usage on stdout), 2 on a usage error (on stderr).
+// Positional arguments are refused without echoing them: a secret pasted
+// in the wrong place must not be printed.
+func parseFlags(e *env, fs *flag.FlagSet, args []string) (code int, ok bool) {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(e.stdout)
+		fs.Usage()
+		return exitOK, false
+	}
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument (%d extra); flags take the form --name value", fs.NArg())
+	}
+	if err != nil {
+		return usageError(e, fs, redactFlagError(err)), false
+	}
+	return 0, true
+}
+
+// usageError reports a usage problem and returns exitUsage.
+func usageError(e *env, fs *flag.FlagSet, msg string) int {
+	fmt.Fprintf(e.stderr, "%s: %s\nRun '%s --help' for usage.\n", fs.Name(), msg, fs.Name())
+	return exitUsage
+}
+
+var (
+	invalidValue = regexp.MustCompile(`^invalid (?:boolean )?value ".*" for (?:flag )?(-\S+): `)
+	badSyntax    = regexp.MustCompile(`^bad flag syntax: .*`)
+	notDefined   = regexp.MustCompile(`^flag provided but not defined: (.*)$`)
+)
+
+// redactFlagError drops the offending value from the flag package's
+// messages, which quote it: it may be a secret given to the wrong flag.
+func redactFlagError(err error) string {
+	msg := err.Error()
+	if m := invalidValue.FindStringSubmatch(msg); m != nil {
+		return "invalid value for flag " + m[1] + ": " + msg[len(m[0]):]
+	}
+	if badSyntax.MatchString(msg) {
+		return "bad flag syntax"
+	}
+	if m := notDefined.FindStringSubmatch(msg); m != nil {
+		return "flag provided but not defined: " + safeArg(m[1])
+	}
+	return msg
+}
+
+// failf prints an error for a failed operation and returns exitFail.
+func failf(e *env, name, format string, args ...any) int {
+	fmt.Fprintf(e.stderr, "stairhook %s: %s\n", name, fmt.Sprintf(format, args...))
+	return exitFail
+}
