@@ -47,3 +47,16 @@ func (l *ledger) release(ctx context.Context, r verify.Reservation) error {
 	defer cancel()
 	return l.store.Release(ctx, r)
 }
+
+// idStore gives each webhook's middleware its own key space in the shared
+// store ("id/<webhook>/<event id>"), apart from the ledger's "sink/…" keys:
+// two webhooks receiving the same event id do not see each other's, and no
+// signed id can name a ledger key.
+type idStore struct {
+	verify.Store
+	prefix string
+}
+
+func (s idStore) Reserve(ctx context.Context, key string, ttl time.Duration) (verify.Reservation, verify.State, error) {
+	return s.Store.Reserve(ctx, s.prefix+key, ttl)
+}

@@ -1,0 +1,596 @@
+package receiver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stairhook/stairhook/verify"
+	"github.com/stairhook/stairhook/verify/redisstore"
+)
+
+// Defaults of ServerOptions.
+const (
+	// DefaultDeliveryTimeout bounds the sinks of one delivery together,
+	// below the sender's 15 s request timeout.
+	DefaultDeliveryTimeout = 10 * time.Second
+	// DefaultRetryAfter is the Retry-After, in seconds, of a 503 when no
+	// sink asked for a particular delay.
+	DefaultRetryAfter = 5
+	// maxRetryAfter caps the Retry-After passed on from a sink.
+	maxRetryAfter = 3600
+)
+
+// ServerOptions configures NewServer. The zero value is ready to use.
+type ServerOptions struct {
+	// Logger receives one line per delivery and per rejected request.
+	// Default value is a log/slog JSON handler on standard error.
+	Logger *slog.Logger
+	// HTTPClient is used by the Jira sinks. Default value is a client
+	// without an overall timeout: each Jira request is bounded by
+	// JiraConfig.Timeout and the delivery's deadline.
+	HTTPClient *http.Client
+	// Store records event ids (for the verify middleware) and done sinks.
+	// Default value is the Redis store of Config.Store.Redis when set, else
+	// a verify.NewMemoryStore with its defaults (one process only).
+	Store verify.Store
+	// Now returns the current time, for signature timestamps and
+	// dead-letter records. Default value is time.Now.
+	Now func() time.Time
+	// DeliveryTimeout bounds all the sinks of one delivery together. Default
+	// value is DefaultDeliveryTimeout (10 s), below the sender's 15 s.
+	DeliveryTimeout time.Duration
+	// ShutdownTimeout bounds how long ListenAndServe and Serve wait for
+	// in-flight deliveries once their context is done. Default value is
+	// DeliveryTimeout plus 5 s.
+	ShutdownTimeout time.Duration
+}
+
+// Server receives signed events on POST /webhooks/{name} and delivers each
+// to the sinks of the routes it matches, at most once per sink (see the
+// package documentation). It also answers GET /healthz. Create it with
+// NewServer; it is safe for concurrent use.
+type Server struct {
+	listen          string
+	log             *slog.Logger
+	now             func() time.Time
+	deliveryTimeout time.Duration
+	shutdownTimeout time.Duration
+	hooks           map[string]*webhook
+	router          *mux.Router
+	ledger          ledger
+	deadLetters     *deadLetters
+	ping            func(context.Context) error // nil when the store cannot be checked
+	closeStore      func() error
+
+	mu      sync.Mutex
+	servers map[*http.Server]struct{}
+	closed  bool
+}
+
+// webhook is one configured webhook: its verify middleware in front of the
+// delivery handler.
+type webhook struct {
+	name    string
+	routes  []route
+	handler http.Handler
+}
+
+// NewServer validates cfg (as ParseConfig does; a Config built in code
+// gets the same checks and defaults) and builds the verifiers, the store
+// and the sinks. It does not listen: see ListenAndServe, Serve and Handler.
+func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
+	if cfg == nil {
+		return nil, configErr("", "no configuration")
+	}
+	c := *cfg
+	c.applyDefaults()
+	if errs := c.validate(); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	s := &Server{
+		listen:          c.Listen,
+		log:             opts.Logger,
+		now:             opts.Now,
+		deliveryTimeout: opts.DeliveryTimeout,
+		shutdownTimeout: opts.ShutdownTimeout,
+		hooks:           map[string]*webhook{},
+		deadLetters:     &deadLetters{path: filepath.Join(c.Outbox, DeadLetterFile)},
+		servers:         map[*http.Server]struct{}{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.deliveryTimeout <= 0 {
+		s.deliveryTimeout = DefaultDeliveryTimeout
+	}
+	if s.shutdownTimeout <= 0 {
+		s.shutdownTimeout = s.deliveryTimeout + 5*time.Second
+	}
+	client := opts.HTTPClient
+	if client == nil {
+		client = &http.Client{}
+	}
+
+	store := opts.Store
+	switch {
+	case store != nil:
+		if p, ok := store.(interface{ Ping(context.Context) error }); ok {
+			s.ping = p.Ping
+		}
+	case c.Store.Redis != "":
+		ro, err := redis.ParseURL(c.Store.Redis)
+		if err != nil {
+			return nil, configErr("store.redis", "must be a redis:// or rediss:// URL")
+		}
+		rc := redis.NewClient(ro)
+		store = redisstore.New(rc, redisstore.Options{})
+		s.ping = func(ctx context.Context) error { return rc.Ping(ctx).Err() }
+		s.closeStore = rc.Close
+	default:
+		store = verify.NewMemoryStore(verify.MemoryStoreOptions{Now: opts.Now})
+	}
+	s.ledger = ledger{store: store, retention: c.Retention, hold: s.deliveryTimeout + time.Minute}
+
+	for _, wc := range c.Webhooks {
+		h, err := s.newWebhook(&c, wc, store, client)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.hooks[wc.Name] = h
+	}
+
+	r := mux.NewRouter()
+	r.HandleFunc("/webhooks/{name}", s.serveWebhook).Methods(http.MethodPost)
+	r.HandleFunc("/healthz", s.serveHealth).Methods(http.MethodGet, http.MethodHead)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: webhooks are served at POST /webhooks/{name}")
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
+	})
+	s.router = r
+	return s, nil
+}
+
+func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, client *http.Client) (*webhook, error) {
+	keys := make([]verify.Key, 0, len(wc.Secrets))
+	for i, sc := range wc.Secrets {
+		sec, err := verify.ParseSecret(sc.Secret)
+		if err != nil { // validate checked it; keep the text out of errors anyway
+			return nil, configErr(fmt.Sprintf("webhook %s: secrets[%d].secret", wc.Name, i), "not a whsec_ secret")
+		}
+		keys = append(keys, verify.Key{Label: secretLabel(sc, i), Secret: sec, Expires: sc.Expires})
+	}
+	name := wc.Name
+	v, err := verify.NewVerifier(verify.Options{
+		Keys:      keys,
+		Tolerance: wc.Tolerance,
+		Now:       s.now,
+		Store:     idStore{Store: store, prefix: "id/" + name + "/"},
+		OnError: func(r *http.Request, err error) {
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "request rejected",
+				slog.String("webhook", name),
+				slog.String("reason", err.Error()),
+				slog.String("id", clipText(r.Header.Get("X-Staircase-Id"), 256)),
+				slog.String("remote", r.RemoteAddr))
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s: %w", name, err)
+	}
+	h := &webhook{name: name}
+	for j, rc := range wc.Routes {
+		rt := route{name: routeName(rc, j), match: rc.When}
+		for _, t := range rc.When.Types {
+			if !slices.Contains(KnownTypes, t) {
+				s.log.Warn("route matches a type that is not documented; check the spelling",
+					"webhook", name, "route", rt.name, "type", t)
+			}
+		}
+		prefix := name + "." + rt.name + "."
+		if rc.Jira != nil {
+			var sink Sink
+			if c.Jira != nil {
+				sink, err = newJiraSink(prefix+"jira", *c.Jira, *rc.Jira, client, s.log)
+			} else {
+				sink, err = newDryRunJiraSink(prefix+"jira", c.Outbox, *rc.Jira, s.log)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("webhook %s, route %s, jira: %w", name, rt.name, err)
+			}
+			rt.sinks = append(rt.sinks, sink)
+		}
+		if rc.Email != nil {
+			var sink Sink
+			if c.SMTP != nil {
+				sink, err = newEmailSink(prefix+"email", *c.SMTP, *rc.Email, s.log)
+			} else {
+				sink, err = newDryRunEmailSink(prefix+"email", c.Outbox, "", *rc.Email, s.log)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("webhook %s, route %s, email: %w", name, rt.name, err)
+			}
+			rt.sinks = append(rt.sinks, sink)
+		}
+		h.routes = append(h.routes, rt)
+	}
+	h.handler = v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.deliver(w, r, h)
+	}))
+	return h, nil
+}
+
+// Handler returns the server's routes: POST /webhooks/{name} and
+// GET /healthz. Use it to serve from your own http.Server or in tests.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// ListenAndServe listens on Config.Listen and serves until ctx is done (see
+// Serve).
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	l, err := net.Listen("tcp", s.listen)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, l)
+}
+
+// Serve serves on l until ctx is done, then stops accepting, lets in-flight
+// deliveries finish within ShutdownTimeout and returns nil; it returns an
+// error when they did not finish in time, or when serving fails. After
+// Close it returns http.ErrServerClosed.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.router,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      s.deliveryTimeout + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return http.ErrServerClosed
+	}
+	s.servers[srv] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.servers, srv)
+		s.mu.Unlock()
+	}()
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("receiver: in-flight deliveries did not finish within %v: %w", s.shutdownTimeout, err)
+	}
+	return nil
+}
+
+// Close stops every Serve at once, without waiting for in-flight
+// deliveries, and closes the Redis client the server opened, if any.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	servers := make([]*http.Server, 0, len(s.servers))
+	for srv := range s.servers {
+		servers = append(servers, srv)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, srv := range servers {
+		errs = append(errs, srv.Close())
+	}
+	if s.closeStore != nil {
+		errs = append(errs, s.closeStore())
+		s.closeStore = nil
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
+	h, ok := s.hooks[mux.Vars(r)["name"]]
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown_webhook", "no webhook with this name")
+		return
+	}
+	h.handler.ServeHTTP(w, r)
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if s.ping != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		err := s.ping(ctx)
+		cancel()
+		if err != nil {
+			s.log.Warn("health check: store unavailable", "error", err.Error())
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+				"status": "unavailable",
+				"error":  errorBody{Code: "store_unavailable", Message: "the id store does not answer"},
+			})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// Sink outcomes, as reported in responses and logs.
+const (
+	outcomeDelivered   = "delivered"   // the sink succeeded now
+	outcomeSkipped     = "skipped"     // it had succeeded before for this event
+	outcomeInFlight    = "in_flight"   // another delivery of the event runs it
+	outcomeFailed      = "failed"      // transient failure: retry
+	outcomeRejected    = "rejected"    // permanent failure: dead-lettered
+	outcomeUnavailable = "unavailable" // the store failed: retry
+)
+
+type sinkResult struct {
+	Name    string `json:"name"`
+	Outcome string `json:"outcome"`
+	Error   string `json:"error,omitempty"`
+
+	err        error
+	retryAfter time.Duration
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type deliveryResponse struct {
+	Status string       `json:"status"`
+	Error  *errorBody   `json:"error,omitempty"`
+	Sinks  []sinkResult `json:"sinks,omitempty"`
+}
+
+// deliver runs behind the verify middleware: the request is authentic and
+// its id reserved. A 2xx answer marks the id done; anything else releases
+// it, so the sender's retry comes back here.
+func (s *Server) deliver(w http.ResponseWriter, r *http.Request, h *webhook) {
+	start := time.Now()
+	res, ok := verify.FromContext(r.Context())
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "internal", "request not verified")
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, verify.DefaultMaxBodyBytes+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_body", "body could not be read")
+		return
+	}
+	ev, err := DecodeEvent(body)
+	if err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "event rejected",
+			slog.String("webhook", h.name), slog.String("id", res.ID),
+			slog.String("key", res.KeyLabel), slog.String("reason", err.Error()))
+		writeError(w, http.StatusBadRequest, "invalid_event", err.Error())
+		return
+	}
+	if res.Scheme == verify.SchemeV1 && ev.ID != res.ID {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "event rejected",
+			slog.String("webhook", h.name), slog.String("id", res.ID),
+			slog.String("key", res.KeyLabel), slog.String("reason", "event id differs from the signed id"))
+		writeError(w, http.StatusBadRequest, "id_mismatch", "the event id differs from the signed x-staircase-id")
+		return
+	}
+
+	sinks := matchSinks(h.routes, ev)
+	if len(sinks) == 0 {
+		s.logDelivery(r.Context(), h, ev, res, http.StatusOK, nil, start)
+		writeJSON(w, http.StatusOK, deliveryResponse{Status: "ignored"})
+		return
+	}
+
+	// The sinks run to completion (bounded) even if the sender hangs up
+	// or the server shuts down: a half-run sink would be neither recorded
+	// nor released in time for the retry.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.deliveryTimeout)
+	defer cancel()
+	results := make([]sinkResult, len(sinks))
+	for i, sink := range sinks {
+		results[i] = s.runSink(ctx, ev, sink)
+	}
+
+	status, resp, retryAfter := summarize(results)
+	if status == http.StatusUnprocessableEntity {
+		if err := s.deadLetter(h, ev, results); err != nil {
+			// Not on disk: the sender must keep the event.
+			s.log.LogAttrs(r.Context(), slog.LevelError, "dead-letter write failed", slog.String("error", err.Error()))
+			status, retryAfter = http.StatusServiceUnavailable, DefaultRetryAfter
+			resp.Status = "retry"
+			resp.Error = &errorBody{Code: "dead_letter_unavailable", Message: "a sink rejected the event and the dead-letter file could not be written"}
+		}
+	}
+	s.logDelivery(r.Context(), h, ev, res, status, results, start)
+	if retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	}
+	writeJSON(w, status, resp)
+}
+
+// runSink runs one sink for ev unless the ledger says it already succeeded.
+func (s *Server) runSink(ctx context.Context, ev *Event, sink Sink) sinkResult {
+	out := sinkResult{Name: sink.Name()}
+	resv, state, err := s.ledger.reserve(ctx, ev.ID, out.Name)
+	switch {
+	case err != nil:
+		out.Outcome, out.err = outcomeUnavailable, err
+		return out
+	case state == verify.StateDone:
+		out.Outcome = outcomeSkipped
+		return out
+	case state == verify.StateInFlight:
+		out.Outcome, out.err, out.retryAfter = outcomeInFlight, errors.New("another delivery of this event is running this sink"), time.Second
+		return out
+	}
+	err = callSink(ctx, sink, ev)
+	if err == nil {
+		if err := s.ledger.done(ctx, resv); err != nil {
+			// Delivered but not recorded. The reservation is kept (not
+			// released) so a retry waits for it to expire rather than run
+			// the sink again at once.
+			out.Outcome, out.err = outcomeUnavailable, fmt.Errorf("delivered, but recording it failed: %w", err)
+			return out
+		}
+		out.Outcome = outcomeDelivered
+		return out
+	}
+	if rerr := s.ledger.release(ctx, resv); rerr != nil {
+		s.log.Warn("ledger release failed", "sink", out.Name, "id", ev.ID, "error", rerr.Error())
+	}
+	out.err = err
+	out.Error = clipText(err.Error(), 1024)
+	if errors.Is(err, ErrPermanent) {
+		out.Outcome = outcomeRejected
+		return out
+	}
+	out.Outcome = outcomeFailed
+	var ra *RetryAfterError
+	if errors.As(err, &ra) {
+		out.retryAfter = ra.After
+	}
+	return out
+}
+
+// callSink runs sink.Deliver, turning a panic into a permanent failure so
+// the ledger reservation is released and the event dead-lettered.
+func callSink(ctx context.Context, sink Sink, ev *Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = Permanent(fmt.Errorf("sink %s panicked: %v", sink.Name(), p))
+		}
+	}()
+	return sink.Deliver(ctx, ev)
+}
+
+// summarize chooses the answer: any retryable outcome → 503 with the
+// longest Retry-After asked; else any rejection → 422; else 200.
+func summarize(results []sinkResult) (status int, resp deliveryResponse, retryAfter int) {
+	var retry, rejected, storeDown bool
+	var after time.Duration
+	var reason string
+	for _, r := range results {
+		switch r.Outcome {
+		case outcomeFailed, outcomeInFlight, outcomeUnavailable:
+			retry = true
+			storeDown = storeDown || r.Outcome == outcomeUnavailable
+			after = max(after, r.retryAfter)
+		case outcomeRejected:
+			if !rejected {
+				reason = "sink " + r.Name + " rejected the event: " + r.Error
+			}
+			rejected = true
+		}
+	}
+	resp = deliveryResponse{Status: "delivered", Sinks: results}
+	switch {
+	case retry:
+		secs := DefaultRetryAfter
+		if after > 0 {
+			secs = int(min(math.Ceil(after.Seconds()), maxRetryAfter))
+		}
+		resp.Status = "retry"
+		resp.Error = &errorBody{Code: "sink_unavailable", Message: "a sink failed temporarily; retry later"}
+		if storeDown {
+			resp.Error = &errorBody{Code: "store_unavailable", Message: "the record of delivered sinks is unavailable; retry later"}
+		}
+		return http.StatusServiceUnavailable, resp, secs
+	case rejected:
+		resp.Status = "rejected"
+		resp.Error = &errorBody{Code: "sink_rejected", Message: reason}
+		return http.StatusUnprocessableEntity, resp, 0
+	}
+	return http.StatusOK, resp, 0
+}
+
+func (s *Server) deadLetter(h *webhook, ev *Event, results []sinkResult) error {
+	var recs []DeadLetter
+	for _, r := range results {
+		if r.Outcome == outcomeRejected {
+			recs = append(recs, DeadLetter{
+				Time: s.now().UTC(), Webhook: h.name, EventID: ev.ID,
+				Sink: r.Name, Error: r.err.Error(), Body: ev.Raw,
+			})
+		}
+	}
+	return s.deadLetters.append(recs)
+}
+
+func (s *Server) logDelivery(ctx context.Context, h *webhook, ev *Event, res verify.Result, status int, results []sinkResult, start time.Time) {
+	level := slog.LevelInfo
+	if status != http.StatusOK {
+		level = slog.LevelWarn
+	}
+	outcomes := make([]any, 0, len(results))
+	var errs []any
+	for _, r := range results {
+		outcomes = append(outcomes, slog.String(r.Name, r.Outcome))
+		if r.err != nil {
+			errs = append(errs, slog.String(r.Name, clipText(r.err.Error(), 1024)))
+		}
+	}
+	attrs := []slog.Attr{
+		slog.String("webhook", h.name),
+		slog.String("id", ev.ID),
+		slog.String("type", ev.Type),
+		slog.String("account", ev.Account.ID),
+		slog.String("key", res.KeyLabel),
+		slog.Bool("test", ev.Test),
+		slog.Int("status", status),
+		slog.Group("sinks", outcomes...),
+		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+	}
+	if len(errs) > 0 {
+		attrs = append(attrs, slog.Group("errors", errs...))
+	}
+	s.log.LogAttrs(ctx, level, "delivery", attrs...)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"response encoding failed"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]errorBody{"error": {Code: code, Message: msg}})
+}
