@@ -1,0 +1,146 @@
+// Package redisstore is a verify.Store on Redis, for receivers that run on
+// several machines, behind a load balancer or on AWS Lambda, where the
+// in-process verify.MemoryStore cannot see the other instances' requests.
+//
+// Each id is one Redis key, prefix + id, whose value is "f:<token>" while a
+// request holds it (in flight) and "d:<token>" once processed (done), with
+// the expiry the Middleware asks for. Every call is one atomic server-side
+// step (SET NX, or a short Lua script that compares the token first), so of
+// concurrent reservations exactly one wins and no instance can finish or
+// release another instance's reservation.
+//
+//	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+//	v, err := verify.NewVerifier(verify.Options{Keys: keys, Store: redisstore.New(rdb, redisstore.Options{})})
+//
+// Errors from Redis are returned as they are; the Middleware answers them
+// 503 (fail closed) and the sender retries.
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stairhook/stairhook/verify"
+)
+
+// DefaultPrefix starts every key when Options.Prefix is empty.
+const DefaultPrefix = "stairhook:"
+
+// Options configures New.
+type Options struct {
+	// Prefix starts every key the store writes, so that it can share a
+	// database with other data, or keep the ids of several webhooks apart.
+	// Default value is DefaultPrefix.
+	Prefix string
+}
+
+// Store is a verify.Store on Redis. It is safe for concurrent use, as the
+// client is.
+type Store struct {
+	client redis.UniversalClient
+	prefix string
+}
+
+var _ verify.Store = (*Store)(nil)
+
+// ErrUnexpectedValue means a key under the store's prefix holds a value the
+// store did not write: the prefix is shared with other data.
+var ErrUnexpectedValue = errors.New("redisstore: unexpected value under the key prefix")
+
+// New returns a Store that keeps its keys in client (a *redis.Client,
+// *redis.ClusterClient or *redis.Ring, as redis.UniversalClient allows).
+func New(client redis.UniversalClient, opts Options) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	return &Store{client: client, prefix: opts.Prefix}
+}
+
+const (
+	inFlight = "f:"
+	done     = "d:"
+)
+
+// reserveScript sets the key if absent, else returns its value: SET NX and
+// GET in one atomic step, so a key cannot expire between the two.
+var reserveScript = redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+	return ''
+end
+return redis.call('GET', KEYS[1])
+`)
+
+// doneScript turns the caller's in-flight value into done, with a new
+// expiry, only if the key still holds that value.
+var doneScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+	return 1
+end
+return 0
+`)
+
+// releaseScript deletes the key only if it still holds the caller's
+// in-flight value.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// Reserve implements verify.Store.
+func (s *Store) Reserve(ctx context.Context, key string, ttl time.Duration) (verify.Reservation, verify.State, error) {
+	token := rand.Text()
+	got, err := reserveScript.Run(ctx, s.client, []string{s.prefix + key}, inFlight+token, millis(ttl)).Text()
+	if err != nil {
+		return verify.Reservation{}, verify.StateNew, fmt.Errorf("redisstore: reserve: %w", err)
+	}
+	switch {
+	case got == "":
+		return verify.Reservation{Key: key, Token: token}, verify.StateNew, nil
+	case strings.HasPrefix(got, inFlight):
+		return verify.Reservation{}, verify.StateInFlight, nil
+	case strings.HasPrefix(got, done):
+		return verify.Reservation{}, verify.StateDone, nil
+	}
+	return verify.Reservation{}, verify.StateNew, fmt.Errorf("%w: key %q", ErrUnexpectedValue, s.prefix+key)
+}
+
+// Done implements verify.Store.
+func (s *Store) Done(ctx context.Context, r verify.Reservation, ttl time.Duration) error {
+	if r.Token == "" {
+		return verify.ErrReservationLost
+	}
+	n, err := doneScript.Run(ctx, s.client, []string{s.prefix + r.Key}, inFlight+r.Token, done+r.Token, millis(ttl)).Int()
+	if err != nil {
+		return fmt.Errorf("redisstore: done: %w", err)
+	}
+	if n != 1 {
+		return verify.ErrReservationLost
+	}
+	return nil
+}
+
+// Release implements verify.Store.
+func (s *Store) Release(ctx context.Context, r verify.Reservation) error {
+	if r.Token == "" {
+		return nil
+	}
+	if err := releaseScript.Run(ctx, s.client, []string{s.prefix + r.Key}, inFlight+r.Token).Err(); err != nil {
+		return fmt.Errorf("redisstore: release: %w", err)
+	}
+	return nil
+}
+
+// millis is ttl in whole milliseconds, at least 1: PX takes a positive
+// integer, and rounding down to 0 would be an error.
+func millis(ttl time.Duration) int64 {
+	return max(1, int64((ttl+time.Millisecond-1)/time.Millisecond))
+}
