@@ -45,8 +45,8 @@ func BenchmarkMiddleware(b *testing.B) {
 				if impl == "middleware" {
 					v, err := verify.NewVerifier(verify.Options{
 						Keys:  []verify.Key{{Secret: secret}},
-						Now:   func() time.Time { return testNow },
-						Store: verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: b.N + 1, Now: func() time.Time { return testNow }}),
+						Now:   func() time.Time { return mwNow },
+						Store: verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: b.N + 1, Now: func() time.Time { return mwNow }}),
 					})
 					if err != nil {
 						b.Fatal(err)
@@ -69,7 +69,7 @@ const benchBatch = 1024
 // timer around it.
 func signBatch(headers []http.Header, secret verify.Secret, start int, body []byte) {
 	for i := range headers {
-		headers[i] = verifytest.SignedHeaders(secret, "evt_"+strconv.Itoa(start+i), testNow, body)
+		headers[i] = verifytest.SignedHeaders(secret, "evt_"+strconv.Itoa(start+i), mwNow, body)
 	}
 }
 

@@ -27,7 +27,7 @@ import (
 	"github.com/stairhook/stairhook/verify/verifytest"
 )
 
-var testNow = time.Unix(1_764_115_200, 0)
+var mwNow = time.Unix(1_764_115_200, 0)
 
 // countingStore wraps a MemoryStore, counts calls and can be told to fail.
 type countingStore struct {
@@ -41,7 +41,7 @@ type countingStore struct {
 }
 
 func newCountingStore() *countingStore {
-	return &countingStore{inner: verify.NewMemoryStore(verify.MemoryStoreOptions{Now: func() time.Time { return testNow }})}
+	return &countingStore{inner: verify.NewMemoryStore(verify.MemoryStoreOptions{Now: func() time.Time { return mwNow }})}
 }
 
 func (s *countingStore) Reserve(ctx context.Context, key string, ttl time.Duration) (verify.Reservation, verify.State, error) {
@@ -101,7 +101,7 @@ func newFixture(t *testing.T, edit func(*verify.Options)) *fixture {
 	f := &fixture{secret: secret, store: newCountingStore()}
 	opts := verify.Options{
 		Keys:  []verify.Key{{Label: "current", Secret: secret}},
-		Now:   func() time.Time { return testNow },
+		Now:   func() time.Time { return mwNow },
 		Store: f.store,
 		OnError: func(r *http.Request, err error) {
 			f.mu.Lock()
@@ -124,7 +124,7 @@ func (f *fixture) errors() []error {
 }
 
 func (f *fixture) request(id string, body []byte) *http.Request {
-	return verifytest.NewRequest(f.secret, id, testNow, "/webhooks/staircase", body)
+	return verifytest.NewRequest(f.secret, id, mwNow, "/webhooks/staircase", body)
 }
 
 // failureBody is the JSON the middleware answers a rejection with.
@@ -284,7 +284,7 @@ func TestMiddleware(t *testing.T) {
 		{
 			name: "stale timestamp",
 			req: func(f *fixture) *http.Request {
-				return verifytest.StaleTimestamp(f.secret, "evt_1", testNow, f.v.Tolerance(), "/", body)
+				return verifytest.StaleTimestamp(f.secret, "evt_1", mwNow, f.v.Tolerance(), "/", body)
 			},
 			status: http.StatusUnauthorized,
 			code:   "timestamp_too_old",
@@ -293,7 +293,7 @@ func TestMiddleware(t *testing.T) {
 		{
 			name: "future timestamp",
 			req: func(f *fixture) *http.Request {
-				return verifytest.FutureTimestamp(f.secret, "evt_1", testNow, f.v.Tolerance(), "/", body)
+				return verifytest.FutureTimestamp(f.secret, "evt_1", mwNow, f.v.Tolerance(), "/", body)
 			},
 			status: http.StatusUnauthorized,
 			code:   "timestamp_too_new",
@@ -301,14 +301,14 @@ func TestMiddleware(t *testing.T) {
 		},
 		{
 			name:   "tampered body",
-			req:    func(f *fixture) *http.Request { return verifytest.TamperedBody(f.secret, "evt_1", testNow, "/", body) },
+			req:    func(f *fixture) *http.Request { return verifytest.TamperedBody(f.secret, "evt_1", mwNow, "/", body) },
 			status: http.StatusUnauthorized,
 			code:   "no_matching_signature",
 			err:    verify.ErrNoMatchingSignature,
 		},
 		{
 			name:   "wrong secret",
-			req:    func(f *fixture) *http.Request { return verifytest.WrongSecret("evt_1", testNow, "/", body) },
+			req:    func(f *fixture) *http.Request { return verifytest.WrongSecret("evt_1", mwNow, "/", body) },
 			status: http.StatusUnauthorized,
 			code:   "no_matching_signature",
 			err:    verify.ErrNoMatchingSignature,
@@ -501,7 +501,7 @@ func TestMiddlewareDuplicateAfterSuccess(t *testing.T) {
 
 	// The sender retries (it did not see the answer): a new timestamp, the
 	// same id.
-	retry := verifytest.NewRequest(f.secret, "evt_dup", testNow.Add(time.Second), "/", body)
+	retry := verifytest.NewRequest(f.secret, "evt_dup", mwNow.Add(time.Second), "/", body)
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, retry)
 	assert.Equal(t, http.StatusOK, rec.Code)
@@ -520,7 +520,7 @@ func TestMiddlewareFailureThenRetry(t *testing.T) {
 	}))
 	for i, want := range statuses {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, verifytest.NewRequest(f.secret, "evt_retry", testNow.Add(time.Duration(i)*time.Second), "/", []byte("x")))
+		h.ServeHTTP(rec, verifytest.NewRequest(f.secret, "evt_retry", mwNow.Add(time.Duration(i)*time.Second), "/", []byte("x")))
 		assert.Equal(t, want, rec.Code, "attempt %d", i+1)
 	}
 	assert.Equal(t, 3, calls, "every failed attempt is processed again")
@@ -785,7 +785,7 @@ func TestMiddlewareOverRealServer(t *testing.T) {
 		}
 		req, err := http.NewRequest(http.MethodPost, srv.URL+"/hook", rd)
 		require.NoError(t, err)
-		for k, v := range verifytest.SignedHeaders(f.secret, id, testNow, body) {
+		for k, v := range verifytest.SignedHeaders(f.secret, id, mwNow, body) {
 			req.Header[k] = v
 		}
 		resp, err := srv.Client().Do(req)
@@ -815,11 +815,11 @@ func TestMiddlewareDefaultLogLine(t *testing.T) {
 
 	secret, err := verify.NewSecret()
 	require.NoError(t, err)
-	v, err := verify.NewVerifier(verify.Options{Keys: []verify.Key{{Secret: secret}}, Now: func() time.Time { return testNow }})
+	v, err := verify.NewVerifier(verify.Options{Keys: []verify.Key{{Secret: secret}}, Now: func() time.Time { return mwNow }})
 	require.NoError(t, err)
 	h := v.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("next called") }))
 
-	req := verifytest.TamperedBody(secret, "evt_logged", testNow, "/webhooks/staircase", []byte(`{"a":1}`))
+	req := verifytest.TamperedBody(secret, "evt_logged", mwNow, "/webhooks/staircase", []byte(`{"a":1}`))
 	req.Header.Set("X-Request-Id", "req-42")
 	sig := req.Header.Get("X-Staircase-Signature")
 	h.ServeHTTP(httptest.NewRecorder(), req)
@@ -839,7 +839,7 @@ func TestMiddlewareDefaultLogLine(t *testing.T) {
 
 	// An oversized id header is cut, not copied whole into the log.
 	buf.Reset()
-	req = verifytest.TamperedBody(secret, "evt_logged", testNow, "/", nil)
+	req = verifytest.TamperedBody(secret, "evt_logged", mwNow, "/", nil)
 	req.Header.Set("X-Staircase-Id", strings.Repeat("i", 10_000))
 	h.ServeHTTP(httptest.NewRecorder(), req)
 	assert.Less(t, buf.Len(), 2000)

@@ -16,19 +16,19 @@ import (
 	"github.com/stairhook/stairhook/verify"
 )
 
-// clock is a settable time source for stores.
-type clock struct {
+// fakeClock is a settable time source for stores.
+type fakeClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
-func (c *clock) Now() time.Time {
+func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
-func (c *clock) Add(d time.Duration) {
+func (c *fakeClock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
@@ -36,7 +36,7 @@ func (c *clock) Add(d time.Duration) {
 
 func TestMemoryStoreStates(t *testing.T) {
 	ctx := t.Context()
-	clk := &clock{now: testNow}
+	clk := &fakeClock{now: mwNow}
 	s := verify.NewMemoryStore(verify.MemoryStoreOptions{Now: clk.Now})
 
 	r, st, err := s.Reserve(ctx, "evt_1", time.Minute)
@@ -64,7 +64,7 @@ func TestMemoryStoreStates(t *testing.T) {
 
 func TestMemoryStoreExpiry(t *testing.T) {
 	ctx := t.Context()
-	clk := &clock{now: testNow}
+	clk := &fakeClock{now: mwNow}
 	s := verify.NewMemoryStore(verify.MemoryStoreOptions{Now: clk.Now})
 
 	r, _, err := s.Reserve(ctx, "evt_1", time.Minute)
@@ -117,7 +117,7 @@ func TestMemoryStoreTokens(t *testing.T) {
 
 func TestMemoryStoreBounded(t *testing.T) {
 	ctx := t.Context()
-	clk := &clock{now: testNow}
+	clk := &fakeClock{now: mwNow}
 	const maxEntries = 100
 	s := verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: maxEntries, Now: clk.Now})
 
@@ -151,7 +151,7 @@ func TestMemoryStoreBounded(t *testing.T) {
 
 func TestMemoryStoreDropsExpired(t *testing.T) {
 	ctx := t.Context()
-	clk := &clock{now: testNow}
+	clk := &fakeClock{now: mwNow}
 	s := verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: 1_000_000, Now: clk.Now})
 	// Short-lived entries in a roomy store must not pile up for ever.
 	for i := range 50_000 {
@@ -167,7 +167,7 @@ func TestMemoryStoreDropsExpired(t *testing.T) {
 func TestMemoryStoreModel(t *testing.T) {
 	ctx := t.Context()
 	rng := mathrand.New(mathrand.NewPCG(1, 2))
-	clk := &clock{now: testNow}
+	clk := &fakeClock{now: mwNow}
 	const maxEntries = 12
 	s := verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: maxEntries, Now: clk.Now})
 	type entry struct {
@@ -260,7 +260,7 @@ func TestMemoryStoreConcurrentReserve(t *testing.T) {
 }
 
 func TestMiddlewareFullMemoryStore(t *testing.T) {
-	store := verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: 2, Now: func() time.Time { return testNow }})
+	store := verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: 2, Now: func() time.Time { return mwNow }})
 	var rejected []error
 	f := newFixture(t, func(o *verify.Options) {
 		o.Store = store
