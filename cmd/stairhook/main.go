@@ -60,6 +60,7 @@ var commands = map[string]command{
 	"sign":       {"sign a body and print the headers (or a curl command)", runSign},
 	"verify":     {"verify a captured request and explain a failure", runVerify},
 	"send":       {"sign and POST a sample signal or a body: a test notification", runSend},
+	"serve":      {"run the reference receiver (dry-run sinks without a config)", runServe},
 	"deadletter": {"list or replay the receiver's dead letters", runDeadLetter},
 }
 
