@@ -141,7 +141,11 @@ func (v *Verifier) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		v.reject(w, r, withHint(ErrBodyTooLarge, fmt.Sprintf("Content-Length %d over the %d-byte cap", r.ContentLength, m.maxBody)))
 		return
 	}
-	body, err := readBody(http.MaxBytesReader(w, r.Body, m.maxBody), r.ContentLength)
+	src := r.Body
+	if src == nil { // a hand-built request; servers always set Body
+		src = http.NoBody
+	}
+	body, err := readBody(http.MaxBytesReader(w, src, m.maxBody), r.ContentLength)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -295,23 +299,28 @@ func (v *Verifier) reject(w http.ResponseWriter, r *http.Request, err error) {
 	_, _ = io.WriteString(w, f.body)
 }
 
-// maxLoggedID bounds the id header copied into the default log line; the
-// header is unauthenticated input.
+// maxLoggedID bounds each request value (id, request id, path) copied into
+// the default log line: they are unauthenticated input.
 const maxLoggedID = 256
 
 // logRejection is the default Options.OnError.
 func logRejection(r *http.Request, err error) {
-	attrs := []any{"reason", err.Error(), "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr}
+	attrs := []slog.Attr{
+		slog.String("reason", err.Error()),
+		slog.String("method", r.Method),
+		slog.String("path", truncate(r.URL.Path, maxLoggedID)),
+		slog.String("remote", r.RemoteAddr),
+	}
 	for _, name := range [...]string{"X-Staircase-Id", "Webhook-Id"} {
 		if id := r.Header.Get(name); id != "" {
-			attrs = append(attrs, "id", truncate(id, maxLoggedID))
+			attrs = append(attrs, slog.String("id", truncate(id, maxLoggedID)))
 			break
 		}
 	}
 	if rid := r.Header.Get("X-Request-Id"); rid != "" {
-		attrs = append(attrs, "request_id", truncate(rid, maxLoggedID))
+		attrs = append(attrs, slog.String("request_id", truncate(rid, maxLoggedID)))
 	}
-	slog.Warn("stairhook: webhook request rejected", attrs...)
+	slog.Default().LogAttrs(r.Context(), slog.LevelWarn, "stairhook: webhook request rejected", attrs...)
 }
 
 func truncate(s string, n int) string {

@@ -189,6 +189,17 @@ func TestMiddleware(t *testing.T) {
 			wantStore: true,
 		},
 		{
+			name: "hand-built request without a Body",
+			req: func(f *fixture) *http.Request {
+				r := f.request("evt_1", nil)
+				r.Body = nil
+				return r
+			},
+			status:    http.StatusOK,
+			wantBody:  []byte{},
+			wantStore: true,
+		},
+		{
 			name: "GET is not allowed",
 			req: func(f *fixture) *http.Request {
 				r := f.request("evt_1", body)

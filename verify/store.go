@@ -45,6 +45,9 @@ type Reservation struct {
 // after a 2xx answer and releases it otherwise, so the sender's retry is
 // processed again. Implementations must be safe for concurrent use and
 // atomic: of concurrent Reserve calls for one key, exactly one gets StateNew.
+// The Middleware waits for every call, so a store on the network must bound
+// them in time (as the read and write timeouts of a Redis client do); an
+// error is answered 503, never taken for StateNew.
 type Store interface {
 	// Reserve claims key for ttl. It returns StateNew and a Reservation when
 	// the key was free; StateInFlight or StateDone (and a zero Reservation)
