@@ -73,9 +73,19 @@ function runFunction(t) {
   }
 }
 
-// cliOK reports whether a vector's headers survive -H 'name: value' unchanged.
-const cliOK = (t) => Object.entries(t.headers).every(([name, val]) =>
-  val === val.replace(/^[ \t]+|[ \t]+$/g, '') && !/[\r\n\0]/.test(val) && !name.includes(':'));
+// cliOK reports whether the command line can express a vector: its headers survive
+// -H 'name: value' unchanged, and no expired key holds an unusable secret (only active keys are passed).
+function cliOK(t) {
+  const { keys, active } = keyring(t);
+  try {
+    keys.forEach((k, i) => active.includes(i) || v.parseSecret(k.secret));
+  } catch (e) {
+    if (!(e instanceof v.VerificationError)) throw e;
+    return false;
+  }
+  return Object.entries(t.headers).every(([name, val]) =>
+    val === val.replace(/^[ \t]+|[ \t]+$/g, '') && !/[\r\n\0]/.test(val) && !name.includes(':'));
+}
 
 function runCLI(t) {
   const { keys, active } = keyring(t);

@@ -73,7 +73,15 @@ def run_function(t):
 
 
 def cli_ok(t):
-    """Whether a vector survives being passed through -H 'name: value' unchanged."""
+    """Whether the command line can express a vector: its headers survive -H 'name: value'
+    unchanged, and no expired key holds an unusable secret (only active keys are passed)."""
+    keys, active = keyring(t)
+    try:
+        for i, (_, secret) in enumerate(keys):
+            if i not in active:
+                v.parse_secret(secret)
+    except v.VerificationError:
+        return False
     return all(val == val.strip(" \t") and not any(c in val for c in "\r\n\0") and ":" not in name
                for name, val in t["headers"].items())
 
