@@ -72,7 +72,7 @@ outbox folder. Logs are JSON lines on standard error.`)
 	defer srv.Close()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return failf(e, "serve", "%v", err)
+		return failf(e, "serve", "%v (choose another address with --addr)", err)
 	}
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(e.stdout, "stairhook serve: listening on %s\n", ln.Addr())
