@@ -833,7 +833,7 @@ func BenchmarkServerDelivery(b *testing.B) {
 
 type nopSink string
 
-func (n nopSink) Name() string                         { return string(n) }
+func (n nopSink) Name() string                          { return string(n) }
 func (n nopSink) Deliver(context.Context, *Event) error { return nil }
 
 // TestServerClientGone checks that a sender hanging up (its request
