@@ -44,7 +44,7 @@ type secretFlags struct {
 }
 
 func (s *secretFlags) register(fs *flag.FlagSet) {
-	fs.Var(&s.values, "secret", "the webhook `secret` (whsec_…); repeat it to use several during a rotation")
+	fs.Var(&s.values, "secret", "the webhook `secret` (whsec_…); repeat it to use several during a rotation.\nOther local users can see it in the process list: prefer --secret-env or --secret-file")
 	fs.StringVar(&s.env, "secret-env", defaultSecretEnv, "read the secret from the environment variable `NAME` when neither --secret nor --secret-file is given")
 	fs.StringVar(&s.file, "secret-file", "", "read the secret from `PATH` (surrounding white space ignored)")
 }
