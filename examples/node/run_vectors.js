@@ -135,7 +135,7 @@ function cliSample(tests) {
   return [...picked.values()];
 }
 
-// usageErrors lists command lines that must exit 2.
+// usageErrors lists command lines that must exit 2 without echoing a secret.
 function usageErrors() {
   const s = 'whsec_' + Buffer.alloc(32, 'k').toString('base64');
   return [
@@ -145,6 +145,7 @@ function usageErrors() {
     ['an unknown option', ['--secret', s, '--bogus']],
     ['a secret that is not base64', ['--secret', 'whsec_not base64!']],
     ['a secret shorter than 16 bytes', ['--secret', 'whsec_' + Buffer.alloc(15, 'k').toString('base64')]],
+    ['a stray argument', ['--secret', s, 'whsec_' + Buffer.from('stray'.repeat(4)).toString('base64')]],
   ];
 }
 
@@ -182,8 +183,9 @@ function main() {
   }
   for (const [what, args] of usageErrors()) {
     const p = spawnSync(process.execPath, [CLI, ...args], { input: '', timeout: 60000 });
-    if (p.status === 2) passed++;
-    else { failed++; console.error(`FAIL node-cli usage: ${what}: exit ${p.status}, want 2`); }
+    const echoed = args.filter((x) => x.startsWith('whsec_') && (String(p.stdout) + String(p.stderr)).includes(x));
+    if (p.status === 2 && !echoed.length) passed++;
+    else { failed++; console.error(`FAIL node-cli usage: ${what}: exit ${p.status} (want 2), ${echoed.length} secrets echoed (want none)`); }
   }
   const secs = Number(process.hrtime.bigint() - start) / 1e9;
   console.error(`node: ${runnable.length} vectors in process, ${cli.length} through the CLI + ${usageErrors().length} usage errors in ${secs.toFixed(1)} s`);

@@ -71,7 +71,7 @@ B64]... [-H 'name: value']... [--now UNIX] [--tolerance SECONDS] < body`); proce
     const i = verify(secrets, headers, require('node:fs').readFileSync(0), now, tolerance);
     console.log('valid: signed with secret', i + 1);
   } catch (e) {
-    if (String(e.code).startsWith('ERR_PARSE_ARGS')) usage(e.message);
+    if (String(e.code).startsWith('ERR_PARSE_ARGS')) usage('unknown option or stray argument'); // echo no value
     if (!(e instanceof VerificationError)) throw e;
     console.error(`invalid: ${e.message}`);
     process.exit(e.reason === 'invalid secret' ? 2 : 1);

@@ -129,14 +129,15 @@ def cli_sample(tests):
 
 
 def usage_errors():
-    """Command lines that must exit 2, as (description, arguments)."""
+    """Command lines that must exit 2 without echoing a secret, as (description, arguments)."""
     s = "whsec_" + base64.b64encode(b"k" * 32).decode()
     return [("no --secret", ["-H", "x-staircase-signature: v1,x"]),
             ("an -H without a colon", ["--secret", s, "-H", "x-staircase-id"]),
             ("a --now that is not a number", ["--secret", s, "--now", "soon"]),
             ("an unknown option", ["--secret", s, "--bogus"]),
             ("a secret that is not base64", ["--secret", "whsec_not base64!"]),
-            ("a secret shorter than 16 bytes", ["--secret", "whsec_" + base64.b64encode(b"k" * 15).decode()])]
+            ("a secret shorter than 16 bytes", ["--secret", "whsec_" + base64.b64encode(b"k" * 15).decode()]),
+            ("a stray argument", ["--secret", s, "whsec_" + base64.b64encode(b"stray" * 4).decode()])]
 
 
 def main():
@@ -177,11 +178,13 @@ def main():
     for what, args in usage_errors():
         p = subprocess.run([sys.executable, os.path.join(HERE, "verify.py")] + args, input=b"",
                            capture_output=True, timeout=60)
-        if p.returncode == 2:
+        echoed = [x for x in args if x.startswith("whsec_") and x.encode() in p.stdout + p.stderr]
+        if p.returncode == 2 and not echoed:
             passed += 1
         else:
             failed += 1
-            print(f"FAIL python-cli usage: {what}: exit {p.returncode}, want 2", file=sys.stderr)
+            print(f"FAIL python-cli usage: {what}: exit {p.returncode} (want 2), "
+                  f"{len(echoed)} secrets echoed (want none)", file=sys.stderr)
     print(f"python: {len(runnable)} vectors in process, {len(cli)} through the CLI "
           f"+ {len(usage_errors())} usage errors in {time.monotonic() - start:.1f} s", file=sys.stderr)
     print(f"python: {passed} passed, {failed} failed, {skipped} skipped")

@@ -66,9 +66,9 @@ if __name__ == "__main__":
     p.add_argument("-H", dest="headers", action="append", default=[], metavar="'NAME: VALUE'")
     p.add_argument("--now", type=int, help="Unix seconds (default: the clock)")
     p.add_argument("--tolerance", type=int, default=300, help="seconds each way (default 300)")
-    a, headers = p.parse_args(), {}  # a.secrets: str (whsec_) or bytes (raw) in command-line order
-    if not a.secrets or a.tolerance < 0 or not all(re.match(r"[^:\s]+:", h) for h in a.headers):
-        p.error("need --secret, a tolerance >= 0 and -H 'name: value'")  # never echo a value
+    (a, stray), headers = p.parse_known_args(), {}  # a.secrets: str or bytes, in command-line order
+    if stray or not a.secrets or a.tolerance < 0 or not all(re.match(r"[^:\s]+:", h) for h in a.headers):
+        p.error("need --secret, a tolerance >= 0, -H 'name: value' and nothing else")  # echo no value
     for name, _, value in (h.partition(":") for h in a.headers):
         headers.setdefault(name.lower(), []).append(value.strip(" \t"))
     try:
