@@ -134,7 +134,7 @@ func (v *Verifier) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	m := &v.mw
 	if r.Method != http.MethodPost && (r.Method != http.MethodPut || m.allow == http.MethodPost) {
 		w.Header().Set("Allow", m.allow)
-		v.reject(w, r, withHint(ErrMethodNotAllowed, "method "+r.Method))
+		v.reject(w, r, withHint(ErrMethodNotAllowed, "method "+truncate(r.Method, 32)))
 		return
 	}
 	if r.ContentLength > m.maxBody {

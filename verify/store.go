@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -95,32 +96,37 @@ type MemoryStoreOptions struct {
 // AWS Lambda, need a shared store such as verify/redisstore.
 //
 // Keys are kept in a min-heap by expiry, so expired keys are dropped as new
-// ones arrive at O(log n) each, with no full sweeps.
+// ones arrive, at O(log n) each, with no full sweeps. Entries live in one
+// slice of slots, reused through a free list, so that a large store costs
+// the garbage collector a few big objects rather than one per key.
 type MemoryStore struct {
 	mu        sync.Mutex
 	max       int
 	now       func() time.Time
-	entries   map[string]*memEntry
-	byExpiry  []*memEntry // min-heap on expires
+	index     map[string]int32 // key → slot
+	slots     []memEntry
+	free      []int32 // unused slots
+	byExpiry  []int32 // min-heap of slots on expires
 	nextToken uint64
 }
 
 type memEntry struct {
 	key     string
-	state   State
 	token   string
 	expires time.Time
-	index   int // in byExpiry
+	state   State
+	pos     int32 // in byExpiry
 }
 
 var _ Store = (*MemoryStore)(nil)
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore(opts MemoryStoreOptions) *MemoryStore {
-	s := &MemoryStore{max: opts.MaxEntries, now: opts.Now, entries: make(map[string]*memEntry)}
+	s := &MemoryStore{max: opts.MaxEntries, now: opts.Now, index: make(map[string]int32)}
 	if s.max <= 0 {
 		s.max = DefaultMemoryStoreEntries
 	}
+	s.max = min(s.max, math.MaxInt32)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -133,17 +139,25 @@ func (s *MemoryStore) Reserve(_ context.Context, key string, ttl time.Duration) 
 	defer s.mu.Unlock()
 	now := s.now()
 	s.expire(now)
-	if e, ok := s.entries[key]; ok {
-		return Reservation{}, e.state, nil
+	if i, ok := s.index[key]; ok {
+		return Reservation{}, s.slots[i].state, nil
 	}
-	if len(s.entries) >= s.max {
+	if len(s.index) >= s.max {
 		return Reservation{}, StateNew, ErrStoreFull
 	}
 	s.nextToken++
 	r := Reservation{Key: key, Token: strconv.FormatUint(s.nextToken, 36)}
-	e := &memEntry{key: key, state: StateInFlight, token: r.Token, expires: now.Add(ttl)}
-	s.entries[key] = e
-	s.push(e)
+	var i int32
+	if n := len(s.free); n > 0 {
+		i = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		i = int32(len(s.slots))
+		s.slots = append(s.slots, memEntry{})
+	}
+	s.slots[i] = memEntry{key: key, token: r.Token, expires: now.Add(ttl), state: StateInFlight}
+	s.index[key] = i
+	s.push(i)
 	return r, StateNew, nil
 }
 
@@ -153,13 +167,17 @@ func (s *MemoryStore) Done(_ context.Context, r Reservation, ttl time.Duration) 
 	defer s.mu.Unlock()
 	now := s.now()
 	s.expire(now)
-	e, ok := s.entries[r.Key]
-	if !ok || e.token != r.Token || e.state != StateInFlight {
+	i, ok := s.index[r.Key]
+	if !ok {
+		return ErrReservationLost
+	}
+	e := &s.slots[i]
+	if e.token != r.Token || e.state != StateInFlight {
 		return ErrReservationLost
 	}
 	e.state = StateDone
 	e.expires = now.Add(ttl)
-	s.fix(e.index)
+	s.fix(int(e.pos))
 	return nil
 }
 
@@ -167,8 +185,10 @@ func (s *MemoryStore) Done(_ context.Context, r Reservation, ttl time.Duration) 
 func (s *MemoryStore) Release(_ context.Context, r Reservation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.entries[r.Key]; ok && e.token == r.Token && e.state == StateInFlight {
-		s.remove(e)
+	if i, ok := s.index[r.Key]; ok {
+		if e := &s.slots[i]; e.token == r.Token && e.state == StateInFlight {
+			s.remove(i)
+		}
 	}
 	return nil
 }
@@ -178,55 +198,56 @@ func (s *MemoryStore) Release(_ context.Context, r Reservation) error {
 func (s *MemoryStore) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.entries)
+	return len(s.index)
 }
 
 // expire drops every key whose time is up.
 func (s *MemoryStore) expire(now time.Time) {
-	for len(s.byExpiry) > 0 && !now.Before(s.byExpiry[0].expires) {
+	for len(s.byExpiry) > 0 && !now.Before(s.slots[s.byExpiry[0]].expires) {
 		s.remove(s.byExpiry[0])
 	}
 }
 
-func (s *MemoryStore) remove(e *memEntry) {
-	delete(s.entries, e.key)
-	h := s.byExpiry
-	last := len(h) - 1
-	i := e.index
-	if i != last {
-		s.swap(i, last)
+// remove frees slot i, taking it out of the index and the heap.
+func (s *MemoryStore) remove(i int32) {
+	e := &s.slots[i]
+	delete(s.index, e.key)
+	pos, last := int(e.pos), len(s.byExpiry)-1
+	if pos != last {
+		s.swap(pos, last)
 	}
-	h[last] = nil
-	s.byExpiry = h[:last]
-	if i != last {
-		s.fix(i)
+	s.byExpiry = s.byExpiry[:last]
+	if pos != last {
+		s.fix(pos)
 	}
+	*e = memEntry{} // drop the strings for the collector
+	s.free = append(s.free, i)
 }
 
 // The heap code is container/heap's, on the concrete type so that it
 // neither boxes entries nor calls through an interface.
 
-func (s *MemoryStore) push(e *memEntry) {
-	e.index = len(s.byExpiry)
-	s.byExpiry = append(s.byExpiry, e)
-	s.up(e.index)
+func (s *MemoryStore) push(i int32) {
+	s.slots[i].pos = int32(len(s.byExpiry))
+	s.byExpiry = append(s.byExpiry, i)
+	s.up(len(s.byExpiry) - 1)
 }
 
-func (s *MemoryStore) fix(i int) {
-	if !s.down(i) {
-		s.up(i)
+func (s *MemoryStore) fix(pos int) {
+	if !s.down(pos) {
+		s.up(pos)
 	}
 }
 
-func (s *MemoryStore) less(i, j int) bool {
-	return s.byExpiry[i].expires.Before(s.byExpiry[j].expires)
+func (s *MemoryStore) less(a, b int) bool {
+	return s.slots[s.byExpiry[a]].expires.Before(s.slots[s.byExpiry[b]].expires)
 }
 
-func (s *MemoryStore) swap(i, j int) {
+func (s *MemoryStore) swap(a, b int) {
 	h := s.byExpiry
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
+	h[a], h[b] = h[b], h[a]
+	s.slots[h[a]].pos = int32(a)
+	s.slots[h[b]].pos = int32(b)
 }
 
 func (s *MemoryStore) up(j int) {
