@@ -387,9 +387,11 @@ func classifySMTP(err error) error {
 	}
 	var ue x509.UnknownAuthorityError
 	var he x509.HostnameError
-	if errors.As(err, &ue) || errors.As(err, &he) || strings.Contains(err.Error(), "does not support STARTTLS") {
-		// The server cannot be trusted as configured; the operator must
-		// act. Retrying would fail the same way.
+	if errors.As(err, &ue) || errors.As(err, &he) || errors.Is(err, gomail.ErrNoSupportedAuthDiscovered) ||
+		strings.Contains(err.Error(), "does not support STARTTLS") {
+		// The server cannot be trusted, or offers no way to authenticate
+		// safely, as configured: the operator must act, and retrying
+		// would fail the same way.
 		return Permanent(err)
 	}
 	return err

@@ -1,0 +1,279 @@
+package receiver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/mail"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stairhook/stairhook/internal/smtptest"
+)
+
+// newTestEmailSink makes an email sink for srv that trusts its test CA.
+func newTestEmailSink(t *testing.T, srv *smtptest.Server, cfg SMTPConfig, route EmailRoute) *emailSink {
+	t.Helper()
+	cfg.Host, cfg.Port = srv.Host, srv.Port
+	if cfg.From == "" {
+		cfg.From = "Staircase alerts <alerts@example.com>"
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if len(route.To) == 0 {
+		route.To = []string{"csm@example.com"}
+	}
+	s, err := newEmailSink("email:test", cfg, route, nil)
+	require.NoError(t, err)
+	es := s.(*emailSink)
+	es.rootCAs = srv.RootCAs
+	return es
+}
+
+// parsedMail is a received message split into what the tests check.
+type parsedMail struct {
+	header mail.Header
+	text   string
+	html   string
+}
+
+func parseMail(t *testing.T, data []byte) parsedMail {
+	t.Helper()
+	m, err := mail.ReadMessage(bytes.NewReader(data))
+	require.NoError(t, err)
+	pm := parsedMail{header: m.Header}
+	mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	require.NoError(t, err)
+	require.Equal(t, "multipart/alternative", mt)
+	r := multipart.NewReader(m.Body, params["boundary"])
+	for {
+		p, err := r.NextPart()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		body, err := io.ReadAll(p) // NextPart decodes quoted-printable
+		require.NoError(t, err)
+		ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
+		switch ct {
+		case "text/plain":
+			pm.text = string(body)
+		case "text/html":
+			pm.html = string(body)
+		default:
+			t.Fatalf("unexpected part %s", ct)
+		}
+	}
+	return pm
+}
+
+func TestEmailSendsOverSTARTTLS(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: srv.Password},
+		EmailRoute{To: []string{"csm@example.com"}, Cc: []string{"Lead <lead@example.com>"}})
+	ev := hostileEvent()
+	require.NoError(t, s.Deliver(deliverCtx(t), ev))
+
+	msgs := srv.Messages()
+	require.Len(t, msgs, 1)
+	m := msgs[0]
+	assert.True(t, m.TLS, "STARTTLS is mandatory by default")
+	assert.Equal(t, "user", m.User)
+	assert.Equal(t, "alerts@example.com", m.From)
+	assert.ElementsMatch(t, []string{"csm@example.com", "lead@example.com"}, m.To)
+
+	pm := parseMail(t, m.Data)
+	subject, err := new(mime.WordDecoder).DecodeHeader(pm.header.Get("Subject"))
+	require.NoError(t, err)
+	assert.Equal(t, "[TEST] Churn X-Injected: yes (Acme <script>alert(1)</script> Bcc: victim@example.com)", subject)
+	assert.Regexp(t, `^<stairhook\.[0-9a-f]{32}@example\.com>$`, pm.header.Get("Message-Id"))
+	assert.Equal(t, "<"+messageID(ev.ID, "example.com")+">", pm.header.Get("Message-Id"))
+
+	// Payload line breaks added no header.
+	for _, h := range []string{"X-Injected", "Bcc"} {
+		assert.Empty(t, pm.header.Get(h), h)
+	}
+	assert.Contains(t, pm.text, "Acme <script>alert(1)</script>")
+	assert.Contains(t, pm.text, "[TEST] This is a test notification")
+	assert.NotContains(t, pm.html, "<script>")
+	assert.Contains(t, pm.html, "&lt;script&gt;alert(1)&lt;/script&gt;")
+	assert.Contains(t, pm.html, "Ann &lt;b&gt;Lee&lt;/b&gt;")
+	assert.Contains(t, pm.html, `href="https://app.staircase.ai/accounts/1?a=b&amp;c=%3cd%3e"`)
+}
+
+func TestEmailTLSPolicies(t *testing.T) {
+	t.Run("implicit TLS", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{ImplicitTLS: true})
+		s := newTestEmailSink(t, srv, SMTPConfig{TLS: "tls", Username: srv.Username, Password: srv.Password}, EmailRoute{})
+		require.NoError(t, s.Deliver(deliverCtx(t), hostileEvent()))
+		require.Len(t, srv.Messages(), 1)
+		assert.True(t, srv.Messages()[0].TLS)
+	})
+	t.Run("starttls is mandatory STARTTLS", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{NoTLS: true})
+		s := newTestEmailSink(t, srv, SMTPConfig{TLS: "starttls", Username: srv.Username, Password: srv.Password}, EmailRoute{})
+		err := s.Deliver(deliverCtx(t), hostileEvent())
+		require.ErrorIs(t, err, ErrPermanent)
+		assert.Contains(t, err.Error(), "STARTTLS")
+		assert.Equal(t, 0, srv.Attempts())
+	})
+	t.Run("untrusted certificate", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{})
+		s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: srv.Password}, EmailRoute{})
+		s.rootCAs = nil // the system roots do not know the test CA
+		err := s.Deliver(deliverCtx(t), hostileEvent())
+		require.ErrorIs(t, err, ErrPermanent)
+		assert.Empty(t, srv.Messages())
+	})
+	t.Run("opportunistic never sends the password in clear", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{NoTLS: true})
+		s := newTestEmailSink(t, srv, SMTPConfig{TLS: "opportunistic", Username: srv.Username, Password: srv.Password}, EmailRoute{})
+		err := s.Deliver(deliverCtx(t), hostileEvent())
+		require.ErrorIs(t, err, ErrPermanent)
+		assert.Equal(t, 0, srv.Attempts())
+	})
+	t.Run("opportunistic uses STARTTLS when offered", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{})
+		s := newTestEmailSink(t, srv, SMTPConfig{TLS: "opportunistic", Username: srv.Username, Password: srv.Password}, EmailRoute{})
+		require.NoError(t, s.Deliver(deliverCtx(t), hostileEvent()))
+		assert.True(t, srv.Messages()[0].TLS)
+	})
+	t.Run("none sends in clear with AUTH PLAIN", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{NoTLS: true})
+		s := newTestEmailSink(t, srv, SMTPConfig{TLS: "none", Username: srv.Username, Password: srv.Password}, EmailRoute{})
+		require.NoError(t, s.Deliver(deliverCtx(t), hostileEvent()))
+		m := srv.Messages()[0]
+		assert.False(t, m.TLS)
+		assert.Equal(t, "user", m.User)
+	})
+	t.Run("wrong password is permanent", func(t *testing.T) {
+		srv := smtptest.NewServer(t, smtptest.Options{})
+		s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: "not-the-password"}, EmailRoute{})
+		err := s.Deliver(deliverCtx(t), hostileEvent())
+		require.ErrorIs(t, err, ErrPermanent)
+		assert.NotContains(t, err.Error(), "not-the-password")
+	})
+}
+
+func TestEmailFaults(t *testing.T) {
+	cases := []struct {
+		name      string
+		fault     smtptest.Fault
+		permanent bool
+	}{
+		{"421 after data", smtptest.Fault{Code: 421}, false},
+		{"451 after data", smtptest.Fault{Code: 451}, false},
+		{"451 at MAIL FROM", smtptest.Fault{Stage: smtptest.AtMail, Code: 451}, false},
+		{"550 after data", smtptest.Fault{Code: 550}, true},
+		{"550 at RCPT TO", smtptest.Fault{Stage: smtptest.AtRcpt, Code: 550}, true},
+		{"dropped connection", smtptest.Fault{Drop: true}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := smtptest.NewServer(t, smtptest.Options{})
+			s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: srv.Password}, EmailRoute{})
+			srv.Inject(1, tc.fault)
+			ev := hostileEvent()
+			err := s.Deliver(deliverCtx(t), ev)
+			require.Error(t, err)
+			assert.Equal(t, tc.permanent, errors.Is(err, ErrPermanent), "%v", err)
+			assert.Empty(t, srv.Messages())
+			// Once the fault clears, the sender's retry delivers once.
+			require.NoError(t, s.Deliver(deliverCtx(t), ev))
+			assert.Len(t, srv.Messages(), 1)
+		})
+	}
+}
+
+func TestEmailTemplateOutputCap(t *testing.T) {
+	b, err := newEmailBuilder("a@example.com", EmailRoute{To: []string{"b@example.com"}, Text: "{{.Signal.Summary}}", HTML: "<p>{{.Signal.Title}}</p>"})
+	require.NoError(t, err)
+	ev := &Event{ID: "e", Account: Account{ID: "a"}}
+	ev.Signal.Summary = strings.Repeat("s", MaxTemplateOutput)
+	_, err = b.build(ev)
+	require.NoError(t, err, "exactly at the cap")
+	ev.Signal.Summary += "s"
+	_, err = b.build(ev)
+	require.ErrorIs(t, err, ErrTemplateOutputTooLarge)
+	require.ErrorIs(t, err, ErrPermanent)
+
+	// The HTML cap counts escaped output: 4 bytes per '<' after escaping.
+	ev.Signal.Summary = ""
+	ev.Signal.Title = strings.Repeat("<", MaxTemplateOutput/4)
+	_, err = b.build(ev)
+	require.ErrorIs(t, err, ErrTemplateOutputTooLarge)
+}
+
+func TestEmailSubjectOneLine(t *testing.T) {
+	b, err := newEmailBuilder("a@example.com", EmailRoute{To: []string{"b@example.com"}, Subject: "{{.Signal.Title}}\r\nBcc: x@example.com"})
+	require.NoError(t, err)
+	ev := &Event{ID: "e", Type: TypeRenewal, Account: Account{ID: "a"}, Signal: Signal{Title: "a\nb\rc"}}
+	m, err := b.build(ev)
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	_, err = m.WriteTo(&buf)
+	require.NoError(t, err)
+	pm := parseMail(t, buf.Bytes())
+	assert.Equal(t, "a b c Bcc: x@example.com", pm.header.Get("Subject"))
+	assert.Empty(t, pm.header.Get("Bcc"))
+
+	ev.Signal.Title = ""
+	m, err = b.build(&Event{ID: "e", Type: TypeRenewal, Test: true, Account: Account{ID: "a"}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"[TEST] Bcc: x@example.com"}, m.GetGenHeader("Subject"))
+}
+
+func TestSMTPConfigCheck(t *testing.T) {
+	ok := SMTPConfig{Host: "smtp.example.com", Port: 587, Username: "u", Password: "p", TLS: "starttls", From: "A <a@example.com>"}
+	assert.Empty(t, ok.check("smtp"))
+	bad := SMTPConfig{Host: "smtp.example.com:587", Port: 70000, Password: "p", TLS: "ssl", From: "nobody", Timeout: -1}
+	var msgs []string
+	for _, e := range bad.check("smtp") {
+		msgs = append(msgs, e.Error())
+	}
+	require.Len(t, msgs, 6, "%q", msgs)
+	for i, prefix := range []string{"smtp.host:", "smtp.port:", "smtp.tls: unknown policy \"ssl\"", "smtp.password: set without a username", "smtp.from: not an email address", "smtp.timeout:"} {
+		assert.True(t, strings.HasPrefix(msgs[i], prefix), "%q", msgs[i])
+	}
+	assert.Len(t, (&SMTPConfig{Host: "h", From: "a@example.com\r\nBcc: b@example.com"}).check(""), 1)
+}
+
+func TestEmailRouteCheck(t *testing.T) {
+	assert.Empty(t, (&EmailRoute{To: []string{"a@example.com"}}).check("r"))
+	bad := EmailRoute{Cc: []string{"not an address", "a@example.com\nBcc: b@example.com"}, Subject: "{{.Nope}}", HTML: "{{"}
+	var msgs []string
+	for _, e := range bad.check("webhooks[0].routes[0].email") {
+		msgs = append(msgs, e.Error())
+	}
+	require.Len(t, msgs, 5, "%q", msgs)
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`^webhooks\[0\]\.routes\[0\]\.email\.cc\[0\]: not an email address`),
+		regexp.MustCompile(`^webhooks\[0\]\.routes\[0\]\.email\.cc\[1\]: must be one line`),
+		regexp.MustCompile(`^webhooks\[0\]\.routes\[0\]\.email\.html: `),
+		regexp.MustCompile(`^webhooks\[0\]\.routes\[0\]\.email\.subject: .*Nope`),
+		regexp.MustCompile(`^webhooks\[0\]\.routes\[0\]\.email\.to: at least one recipient`),
+	}
+	for i, re := range want {
+		assert.Regexp(t, re, msgs[i])
+	}
+}
+
+func TestEmailDeliverHonoursContext(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: srv.Password}, EmailRoute{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.Deliver(ctx, hostileEvent())
+	require.Error(t, err)
+	assert.False(t, errors.Is(err, ErrPermanent))
+	assert.Empty(t, srv.Messages())
+}
