@@ -38,6 +38,10 @@ function load(file) {
 // expected returns the outcome as ['valid', label] or ['invalid', sentinel]; it rejects unknown values.
 function expected(t) {
   if (Object.keys(t).sort().join() !== FIELDS.join()) throw new Error(`fields ${Object.keys(t).sort()}, want ${FIELDS}`);
+  for (const k of t.keys) {
+    const f = Object.keys(k).sort().join();
+    if (f !== 'expires,label,secret' && f !== 'expires,label,rawBase64') throw new Error(`key fields ${f}: want label, expires and one of secret, rawBase64`);
+  }
   if (t.result === 'valid' && t.error === '') return ['valid', t.keyLabel];
   if (t.result === 'invalid' && Object.values(SENTINELS).includes(t.error)) return ['invalid', t.error];
   throw new Error(`unknown result ${JSON.stringify(t.result)} / error ${JSON.stringify(t.error)}`);

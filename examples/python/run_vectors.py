@@ -42,6 +42,9 @@ def expected(t):
     """The expected outcome as ("valid", label) or ("invalid", sentinel); rejects unknown values."""
     if set(t) != FIELDS:
         raise ValueError(f"unknown or missing fields {sorted(set(t) ^ FIELDS)}")
+    for k in t["keys"]:
+        if set(k) not in ({"label", "secret", "expires"}, {"label", "rawBase64", "expires"}):
+            raise ValueError(f"key fields {sorted(k)}: want label, expires and one of secret, rawBase64")
     if t["result"] == "valid" and t["error"] == "":
         return ("valid", t["keyLabel"])
     if t["result"] == "invalid" and t["error"] in SENTINELS.values():
