@@ -112,13 +112,21 @@ type MemoryStore struct {
 
 type memEntry struct {
 	key     string
-	token   string
+	token   uint64 // Reservation.Token is its base-36 text
 	expires time.Time
 	state   State
 	pos     int32 // in byExpiry
 }
 
 var _ Store = (*MemoryStore)(nil)
+
+// holds reports whether r is the reservation in flight on e. The token is
+// kept as a number, not a string, to spare the collector one object per
+// key; formatting it into a stack buffer allocates nothing.
+func (e *memEntry) holds(r Reservation) bool {
+	var buf [16]byte
+	return e.state == StateInFlight && string(strconv.AppendUint(buf[:0], e.token, 36)) == r.Token
+}
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore(opts MemoryStoreOptions) *MemoryStore {
@@ -155,7 +163,7 @@ func (s *MemoryStore) Reserve(_ context.Context, key string, ttl time.Duration) 
 		i = int32(len(s.slots))
 		s.slots = append(s.slots, memEntry{})
 	}
-	s.slots[i] = memEntry{key: key, token: r.Token, expires: now.Add(ttl), state: StateInFlight}
+	s.slots[i] = memEntry{key: key, token: s.nextToken, expires: now.Add(ttl), state: StateInFlight}
 	s.index[key] = i
 	s.push(i)
 	return r, StateNew, nil
@@ -172,7 +180,7 @@ func (s *MemoryStore) Done(_ context.Context, r Reservation, ttl time.Duration) 
 		return ErrReservationLost
 	}
 	e := &s.slots[i]
-	if e.token != r.Token || e.state != StateInFlight {
+	if !e.holds(r) {
 		return ErrReservationLost
 	}
 	e.state = StateDone
@@ -186,7 +194,7 @@ func (s *MemoryStore) Release(_ context.Context, r Reservation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if i, ok := s.index[r.Key]; ok {
-		if e := &s.slots[i]; e.token == r.Token && e.state == StateInFlight {
+		if s.slots[i].holds(r) {
 			s.remove(i)
 		}
 	}
