@@ -1,7 +1,10 @@
 package bench
 
 import (
+	"runtime"
+	"runtime/debug"
 	"testing"
+	"time"
 )
 
 // BenchmarkVerify measures one successful verification per operation, for
@@ -59,4 +62,87 @@ func TestLibsAcceptAndReject(t *testing.T) {
 			})
 		}
 	}
+}
+
+// interleaveSlice is roughly how long each library runs before the next one
+// takes over in BenchmarkInterleaved.
+const interleaveSlice = 200 * time.Microsecond
+
+// BenchmarkInterleaved runs every library on the same input in turns of
+// about 200 µs each, round after round, and reports each library's time
+// per verification as "<lib>-ns/op". On a machine shared with other jobs
+// the load changes from one second to the next; taking turns this often
+// lets every library see the same load, so the ratios between them (which
+// the targets are about) stay meaningful where separate benchmarks, run
+// seconds apart, are not comparable. One benchmark operation is one turn of
+// every library; the default ns/op is therefore not meaningful by itself.
+//
+// The garbage collector is off while the libraries take turns and runs,
+// untimed, after every round: otherwise a collection caused by one
+// library's garbage would be charged to whichever library runs next. The
+// allocating peers therefore do not pay for their garbage here (they do in
+// BenchmarkVerify), which can only flatter them against this module's
+// Verify, which allocates nothing.
+func BenchmarkInterleaved(b *testing.B) {
+	for _, s := range sizes {
+		b.Run("size="+s.name, func(b *testing.B) {
+			in := newInput(s.n)
+			checks := make([]func([]byte) error, len(libs))
+			batch := make([]int, len(libs))
+			for i, l := range libs {
+				check, err := l.prepare(in)
+				if err != nil {
+					b.Fatalf("%s: prepare: %v", l.name, err)
+				}
+				if err := check(in.body); err != nil {
+					b.Fatalf("%s rejects the input: %v", l.name, err)
+				}
+				checks[i] = check
+				batch[i] = turnSize(b, l.name, check, in.body)
+			}
+			defer debug.SetGCPercent(debug.SetGCPercent(-1))
+			runtime.GC()
+			elapsed := make([]time.Duration, len(libs))
+			ops := make([]int, len(libs))
+			turn := 0
+			b.ResetTimer()
+			for b.Loop() {
+				// Rotate who goes first, so no library always follows
+				// the same one.
+				for j := range libs {
+					i := (turn + j) % len(libs)
+					check := checks[i]
+					start := time.Now()
+					for range batch[i] {
+						if err := check(in.body); err != nil {
+							b.Fatalf("%s: %v", libs[i].name, err)
+						}
+					}
+					elapsed[i] += time.Since(start)
+					ops[i] += batch[i]
+				}
+				turn++
+				b.StopTimer()
+				runtime.GC()
+				b.StartTimer()
+			}
+			for i, l := range libs {
+				b.ReportMetric(float64(elapsed[i].Nanoseconds())/float64(ops[i]), l.name+"-ns/op")
+			}
+		})
+	}
+}
+
+// turnSize returns how many calls of check take about interleaveSlice.
+func turnSize(b *testing.B, name string, check func([]byte) error, body []byte) int {
+	calls := 0
+	start := time.Now()
+	for calls == 0 || time.Since(start) < interleaveSlice/4 {
+		if err := check(body); err != nil {
+			b.Fatalf("%s: %v", name, err)
+		}
+		calls++
+	}
+	per := time.Since(start) / time.Duration(calls)
+	return max(1, int(interleaveSlice/max(per, time.Nanosecond)))
 }

@@ -17,6 +17,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/perf/benchfmt"
@@ -41,8 +42,9 @@ var (
 )
 
 type options struct {
-	verifyRaw, httpRaw           string
+	verifyRaw, turnsRaw, httpRaw string
 	verifyStat, httpStat         string
+	turnsStat, turnsTime         string
 	profiles                     string
 	out, missedOut               string
 	goVersion, cpu, cores, when  string
@@ -54,9 +56,12 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.verifyRaw, "verify", "", "raw go test output of BenchmarkVerify, all rounds")
+	flag.StringVar(&o.turnsRaw, "interleaved", "", "raw go test output of BenchmarkInterleaved, all rounds")
 	flag.StringVar(&o.httpRaw, "http", "", "raw go test output of BenchmarkHTTP, all rounds")
 	flag.StringVar(&o.verifyStat, "verify-benchstat", "", "benchstat output for the Verify results")
 	flag.StringVar(&o.httpStat, "http-benchstat", "", "benchstat output for the HTTP results")
+	flag.StringVar(&o.turnsStat, "interleaved-benchstat", "", "benchstat output for the BenchmarkInterleaved results")
+	flag.StringVar(&o.turnsTime, "interleaved-benchtime", "", "-benchtime of BenchmarkInterleaved")
 	flag.StringVar(&o.profiles, "profiles", "", "folder of pprof -top summaries, <key>.txt, for missed targets")
 	flag.StringVar(&o.out, "o", "", "write the report here")
 	flag.StringVar(&o.missedOut, "missed", "", "only evaluate the targets; write the missed ones here as key<TAB>pattern lines")
@@ -127,11 +132,28 @@ func (s samples) stat(k, unit string) (stat, bool) {
 	if len(vals) == 0 {
 		return stat{}, false
 	}
-	sum := benchmath.AssumeNothing.Summary(benchmath.NewSample(vals, &benchmath.DefaultThresholds), 0.95)
+	// NewSample sorts its argument: copy, so the values keep their round
+	// order for ratio.
+	sum := benchmath.AssumeNothing.Summary(benchmath.NewSample(slices.Clone(vals), &benchmath.DefaultThresholds), 0.95)
 	return stat{median: sum.Center, lo: sum.Lo, hi: sum.Hi, n: len(vals)}, true
 }
 
+// verifyKey names a sub-benchmark of BenchmarkVerify: one library alone,
+// the source of the allocation figures and of benchstat's tables.
 func verifyKey(size, lib string) string { return key("Verify", "size="+size, "lib="+lib) }
+
+// turnsKey names a sub-benchmark of BenchmarkInterleaved, where every
+// library takes turns on one input: the source of the times and ratios, as
+// it is the one robust against a changing load. Each library's time is the
+// unit timeUnit(lib).
+func turnsKey(size string) string { return key("Interleaved", "size="+size) }
+
+func timeUnit(lib string) string { return lib + "-sec/op" }
+
+// timeStat is the median time per verification of lib at size.
+func (s samples) timeStat(size, lib string) (stat, bool) {
+	return s.stat(turnsKey(size), timeUnit(lib))
+}
 
 // target is one goal of the benchmark issue with what was measured.
 type target struct {
@@ -176,7 +198,7 @@ func verifyPattern(size, lib string) string {
 func fastestPeer(v samples, size string) (string, stat, bool) {
 	best, bestStat, found := "", stat{}, false
 	for _, p := range peers {
-		s, ok := v.stat(verifyKey(size, p), "sec/op")
+		s, ok := v.timeStat(size, p)
 		if ok && (!found || s.median < bestStat.median) {
 			best, bestStat, found = p, s, true
 		}
@@ -184,28 +206,45 @@ func fastestPeer(v samples, size string) (string, stat, bool) {
 	return best, bestStat, found
 }
 
-func ratio(v samples, size, a, b string) (float64, bool) {
-	sa, ok1 := v.stat(verifyKey(size, a), "sec/op")
-	sb, ok2 := v.stat(verifyKey(size, b), "sec/op")
-	if !ok1 || !ok2 || sb.median == 0 {
-		return 0, false
+// ratio is the time of library a over that of b at size, paired by run:
+// the median (and 95% CI) of the per-run ratios of BenchmarkInterleaved,
+// where both took turns under the same load.
+func ratio(v samples, size, a, b string) (stat, bool) {
+	ta := v[turnsKey(size)][timeUnit(a)]
+	tb := v[turnsKey(size)][timeUnit(b)]
+	if len(ta) == 0 || len(ta) != len(tb) {
+		return stat{}, false
 	}
-	return sa.median / sb.median, true
+	rs := make([]float64, len(ta))
+	for i := range ta {
+		if tb[i] == 0 {
+			return stat{}, false
+		}
+		rs[i] = ta[i] / tb[i]
+	}
+	sum := benchmath.AssumeNothing.Summary(benchmath.NewSample(rs, &benchmath.DefaultThresholds), 0.95)
+	return stat{median: sum.Center, lo: sum.Lo, hi: sum.Hi, n: len(rs)}, true
+}
+
+func (s stat) ci() string {
+	return fmt.Sprintf("95%% CI %.3f–%.3f over %d rounds", s.lo, s.hi, s.n)
 }
 
 func targets(v, h samples) []target {
 	var ts []target
 	t := target{key: "verify-1KiB-vs-peer", pattern: verifyPattern("1KiB", ourV1), what: "Verify (v1) at 1 KiB ≤ 0.35× the fastest peer", limit: 0.35, atMost: true, unit: "×"}
-	if p, ps, ok := fastestPeer(v, "1KiB"); ok {
-		if ours, ok := v.stat(verifyKey("1KiB", ourV1), "sec/op"); ok {
-			t.measured, t.known = ours.median/ps.median, true
-			t.note = "fastest peer: " + p
+	if p, _, ok := fastestPeer(v, "1KiB"); ok {
+		if r, ok := ratio(v, "1KiB", ourV1, p); ok {
+			t.measured, t.known = r.median, true
+			t.note = "fastest peer: " + p + "; " + r.ci()
 		}
 	}
 	ts = append(ts, t)
 
 	t = target{key: "verify-1KiB-vs-baseline", pattern: verifyPattern("1KiB", ourV1), what: "Verify (v1) at 1 KiB ≤ 1.25× the baseline", limit: 1.25, atMost: true, unit: "×"}
-	t.measured, t.known = ratio(v, "1KiB", ourV1, baseline)
+	if r, ok := ratio(v, "1KiB", ourV1, baseline); ok {
+		t.measured, t.known, t.note = r.median, true, r.ci()
+	}
 	ts = append(ts, t)
 
 	t = target{key: "verify-1KiB-allocs", pattern: verifyPattern("1KiB", ourV1), what: "Verify (v1) at 1 KiB: 0 allocs/op", limit: 0, atMost: true, unit: "allocs/op"}
@@ -215,7 +254,9 @@ func targets(v, h samples) []target {
 	ts = append(ts, t)
 
 	t = target{key: "verify-1MiB-vs-baseline", pattern: verifyPattern("1MiB", ourV1), what: "Verify (v1) at 1 MiB ≤ 1.05× the baseline", limit: 1.05, atMost: true, unit: "×"}
-	t.measured, t.known = ratio(v, "1MiB", ourV1, baseline)
+	if r, ok := ratio(v, "1MiB", ourV1, baseline); ok {
+		t.measured, t.known, t.note = r.median, true, r.ci()
+	}
 	ts = append(ts, t)
 
 	t = target{key: "http-throughput", pattern: "^BenchmarkHTTP$", what: "HTTP over loopback: middleware throughput ≥ 0.9× the bare handler's", limit: 0.9, unit: "×"}
@@ -228,12 +269,19 @@ func targets(v, h samples) []target {
 }
 
 func run(o options) error {
-	if o.verifyRaw == "" || o.httpRaw == "" {
-		return errors.New("-verify and -http are required")
+	if o.verifyRaw == "" || o.turnsRaw == "" || o.httpRaw == "" {
+		return errors.New("-verify, -interleaved and -http are required")
 	}
 	v, err := readRaw(o.verifyRaw)
 	if err != nil {
 		return err
+	}
+	turns, err := readRaw(o.turnsRaw)
+	if err != nil {
+		return err
+	}
+	for k, units := range turns {
+		v[k] = units
 	}
 	h, err := readRaw(o.httpRaw)
 	if err != nil {
@@ -291,8 +339,11 @@ func report(w io.Writer, o options, v, h samples, ts []target) error {
 	p("- Run: %s, %s in all.\n", o.when, o.elapsed)
 	p("- Machine: %s; CPU %s; %s cores (GOMAXPROCS %s).\n", o.goVersion, o.cpu, o.cores, o.cores)
 	p("- Reproduce: `bench/run` from the repository root (writes this file). `bench/run --smoke` only builds the module and runs each benchmark once, as `.ci/run` does.\n")
-	p("- Method: %s rounds; each round runs every `BenchmarkVerify` sub-benchmark (`-benchtime=%s`) and then `BenchmarkHTTP` (`-benchtime=%s`) from one compiled test binary, so every library is measured in every round, spread over the whole run, instead of one after the other. ", o.rounds, o.benchtime, o.httpTimes)
-	p("The machine's two cores are shared with other jobs while it runs, so single results are noisy: the figures below are medians over the rounds, and benchstat's tables at the end give each median's 95%% confidence interval. Ratios are ratios of medians.\n\n")
+	p("- Method: the machine's two cores are shared with other jobs while it runs, and their load changes from one second to the next, so results taken seconds apart are not comparable. Hence:\n")
+	p("  - %s rounds, each running, from one compiled test binary, `BenchmarkVerify` (every library and size on its own, `-benchtime=%s`), `BenchmarkInterleaved` (`-benchtime=%s` per size) and `BenchmarkHTTP` (`-benchtime=%s`), so every benchmark is sampled over the whole run rather than in one stretch;\n", o.rounds, o.benchtime, o.turnsTime, o.httpTimes)
+	p("  - the times and ratios of the Verify tables and targets come from `BenchmarkInterleaved`, where all libraries take turns of about 200 µs on one input, so each sees the same load; allocations come from `BenchmarkVerify`;\n")
+	p("  - `BenchmarkHTTP` alternates the two servers in chunks within each run;\n")
+	p("  - every figure is a median over the rounds, every ratio the median of the per-run ratios, with benchstat's 95%% confidence interval (the benchstat tables at the end give all of them).\n\n")
 
 	p("## Targets\n\n| target | measured | verdict | note |\n| --- | --- | --- | --- |\n")
 	for _, t := range ts {
@@ -307,7 +358,7 @@ func report(w io.Writer, o options, v, h samples, ts []target) error {
 		p("| %s | %s | %s | %s |\n", t.what, m, t.verdict(), t.note)
 	}
 	p("\n")
-	if vs, ok := v.stat(verifyKey("1KiB", baseline), "sec/op"); ok {
+	if vs, ok := v.timeStat("1KiB", baseline); ok {
 		if peer, ps, ok := fastestPeer(v, "1KiB"); ok {
 			p("At 1 KiB on this machine the fastest peer (%s) takes %s and SHA-256 of the signed bytes alone %s (the issue assumed 3.6–5.6 µs and about 0.85 µs). ", peer, ns(ps.median), ns(vs.median))
 			if limit := 0.35 * ps.median; limit < vs.median {
@@ -319,7 +370,8 @@ func report(w io.Writer, o options, v, h samples, ts []target) error {
 	}
 
 	p("## Verify: time per successful verification (median)\n\n")
-	p("Identical inputs for every library: the same 32 key bytes, id, timestamp (taken when each sub-benchmark starts, since most peers check it against `time.Now`) and JSON body; each library gets the signature in its own header format, computed independently of it, and each sub-benchmark first checks that the library accepts the input.\n\n")
+	p("Identical inputs for every library: the same 32 key bytes, id, timestamp (taken when each benchmark starts, since most peers check it against `time.Now`) and JSON body; each library gets the signature in its own header format, computed independently of it, and every benchmark first checks that the library accepts the input (and a test checks that each rejects a tampered body). ")
+	p("Times from `BenchmarkInterleaved`, allocations per verification from `BenchmarkVerify`.\n\n")
 	p("| library | role |")
 	for _, s := range sizes {
 		p(" %s |", s)
@@ -328,7 +380,7 @@ func report(w io.Writer, o options, v, h samples, ts []target) error {
 	for _, lib := range libOrder {
 		p("| %s | %s |", lib, libRole[lib])
 		for _, s := range sizes {
-			st, ok := v.stat(verifyKey(s, lib), "sec/op")
+			st, ok := v.timeStat(s, lib)
 			if !ok {
 				p(" – |")
 				continue
@@ -342,6 +394,7 @@ func report(w io.Writer, o options, v, h samples, ts []target) error {
 		p("\n")
 	}
 	p("\n### Ratios (lower is better)\n\n")
+	p("Each ratio is the median over the runs of `BenchmarkInterleaved` of the ratio within the run, with its 95%% confidence interval in parentheses.\n\n")
 	p("| size | fastest peer | v1 / fastest peer | v1 / baseline | v1 / hand-written | body mode / fastest peer | body mode / baseline |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, s := range sizes {
 		peer, ps, ok := fastestPeer(v, s)
@@ -349,20 +402,13 @@ func report(w io.Writer, o options, v, h samples, ts []target) error {
 			continue
 		}
 		cell := func(lib, other string) string {
-			var r float64
-			var ok bool
-			if other == "" {
-				ours, ok2 := v.stat(verifyKey(s, lib), "sec/op")
-				r, ok = ours.median/ps.median, ok2
-			} else {
-				r, ok = ratio(v, s, lib, other)
-			}
-			if !ok || math.IsNaN(r) {
+			r, ok := ratio(v, s, lib, other)
+			if !ok || math.IsNaN(r.median) {
 				return "–"
 			}
-			return fmt.Sprintf("%.2f×", r)
+			return fmt.Sprintf("%.2f× (%.2f–%.2f)", r.median, r.lo, r.hi)
 		}
-		p("| %s | %s (%s) | %s | %s | %s | %s | %s |\n", s, peer, ns(ps.median), cell(ourV1, ""), cell(ourV1, baseline), cell(ourV1, handwritten), cell(ourBody, ""), cell(ourBody, baseline))
+		p("| %s | %s (%s) | %s | %s | %s | %s | %s |\n", s, peer, ns(ps.median), cell(ourV1, peer), cell(ourV1, baseline), cell(ourV1, handwritten), cell(ourBody, peer), cell(ourBody, baseline))
 	}
 	p("\nThe baseline hashes the v1 signed bytes (id.timestamp.body); the body mode MACs the body alone, a few dozen bytes less, so its ratio to the baseline is slightly flattered at the small sizes.\n\n")
 
@@ -424,7 +470,8 @@ func report(w io.Writer, o options, v, h samples, ts []target) error {
 	p("- **stairhook-v1** / **stairhook-body**: `verify.Verifier.Verify` with `x-staircase-*` headers (clock fixed at the signed time), and with `AllowBodySignature` on a `sha256=<hex>` body signature.\n\n")
 
 	p("## benchstat\n\n`go tool benchstat` (pinned in `bench/go.mod`) over all rounds.\n\n")
-	p("### Verify\n\n```\n%s\n```\n\n", readOptional(o.verifyStat))
-	p("### HTTP\n\n```\n%s\n```\n", readOptional(o.httpStat))
+	p("### BenchmarkInterleaved\n\nOne column per library (`<lib>-sec/op`); `sec/op` is one turn of every library and means nothing by itself.\n\n```\n%s\n```\n\n", readOptional(o.turnsStat))
+	p("### BenchmarkVerify\n\nEach library and size alone, one after the other within each round: these times are more exposed to the machine's changing load than the interleaved ones.\n\n```\n%s\n```\n\n", readOptional(o.verifyStat))
+	p("### BenchmarkHTTP\n\n```\n%s\n```\n", readOptional(o.httpStat))
 	return nil
 }

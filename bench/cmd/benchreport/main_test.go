@@ -30,15 +30,21 @@ func verifyLine(size, lib string, ns float64, allocs int) string {
 	return fmt.Sprintf("BenchmarkVerify/size=%s/lib=%s-2 \t 1000\t %g ns/op\t 0 B/op\t %d allocs/op", size, lib, ns, allocs)
 }
 
+// turnsLine is a BenchmarkInterleaved result: lib, ns/op pairs.
+func turnsLine(size string, libNS ...any) string {
+	l := fmt.Sprintf("BenchmarkInterleaved/size=%s-2 \t 100\t 1000000 ns/op", size)
+	for i := 0; i < len(libNS); i += 2 {
+		l += fmt.Sprintf("\t %v %s-ns/op", libNS[i+1], libNS[i])
+	}
+	return l
+}
+
 func TestTargets(t *testing.T) {
 	verify := writeRaw(t, []string{
-		verifyLine("1KiB", ourV1, 700, 0),
-		verifyLine("1KiB", "svix", 2000, 20),
-		verifyLine("1KiB", "stripe", 1500, 17),
-		verifyLine("1KiB", baseline, 600, 0),
-		verifyLine("1MiB", ourV1, 800000, 1),
-		verifyLine("1MiB", "stripe", 790000, 17),
-		verifyLine("1MiB", baseline, 780000, 0),
+		verifyLine("1KiB", ourV1, 9999, 0),
+		verifyLine("1KiB", "svix", 1, 20),
+		turnsLine("1KiB", ourV1, 700, "svix", 2000, "stripe", 1500, baseline, 600),
+		turnsLine("1MiB", ourV1, 800000, "stripe", 790000, baseline, 780000),
 	})
 	http := writeRaw(t, []string{"BenchmarkHTTP-2 \t 100\t 5000 ns/op\t 20000 bare-req/s\t 17000 mw-req/s\t 0.85 mw/bare-throughput"})
 	v, err := readRaw(verify)
@@ -87,7 +93,7 @@ func TestTargets(t *testing.T) {
 	if err := report(&b, options{}, v, h, targets(v, h)); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| 1KiB | stripe (1.50 µs) | 0.47× | 1.17× |", "**0.850×**", "cannot be met by any implementation"} {
+	for _, want := range []string{"| 1KiB | stripe (1.50 µs) | 0.47× (0.47–0.47) | 1.17× (1.17–1.17) |", "**0.850×**", "cannot be met by any implementation"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -99,5 +105,25 @@ func TestTargetsUnmeasured(t *testing.T) {
 		if tg.known || tg.verdict() != "not measured" {
 			t.Errorf("%s: %v with no results", tg.key, tg.verdict())
 		}
+	}
+}
+
+// TestRatioPairsRounds checks that ratios are taken round by round: a load
+// spike that slows both benchmarks of one round must cancel out.
+func TestRatioPairsRounds(t *testing.T) {
+	v := samples{
+		turnsKey("1KiB"): {timeUnit(ourV1): {1, 3, 9, 2, 4, 6}, timeUnit(baseline): {2, 6, 18, 4, 8, 12}},
+		turnsKey("1MiB"): {timeUnit(ourV1): {1, 2}, timeUnit(baseline): {1}},
+	}
+	// Summaries of the single benchmarks must leave the round order alone.
+	if s, _ := v.timeStat("1KiB", ourV1); s.median != 3.5 {
+		t.Errorf("median = %v, want 3.5", s.median)
+	}
+	r, ok := ratio(v, "1KiB", ourV1, baseline)
+	if !ok || r.median != 0.5 || r.n != 6 {
+		t.Errorf("ratio = %+v, %v; want a median of exactly 0.5 over 6 rounds", r, ok)
+	}
+	if _, ok := ratio(v, "1MiB", ourV1, baseline); ok {
+		t.Error("ratio of samples with different round counts was accepted")
 	}
 }
