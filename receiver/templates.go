@@ -78,15 +78,15 @@ var templateFuncs = map[string]any{
 	"oneline": oneLine,
 }
 
-// parseText parses a text/template in the form the routes use and checks
-// that it runs against an empty event, so a misspelt field is a start-up
-// error, not a delivery failure.
+// parseText parses a text/template in the form the routes use and runs it
+// against a check event, so a misspelt field is a start-up error, not a
+// delivery failure.
 func parseText(name, src string) (*texttemplate.Template, error) {
 	t, err := texttemplate.New(name).Funcs(templateFuncs).Option("missingkey=zero").Parse(src)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := renderText(t, sampleEvent(), MaxTemplateOutput); err != nil {
+	if _, err := renderText(t, sampleEvent(), MaxTemplateOutput); isFieldTypo(err) {
 		return nil, unwrapPermanent(err)
 	}
 	return t, nil
@@ -98,10 +98,19 @@ func parseHTML(name, src string) (*htmltemplate.Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := renderHTML(t, sampleEvent(), MaxTemplateOutput); err != nil {
+	if _, err := renderHTML(t, sampleEvent(), MaxTemplateOutput); isFieldTypo(err) {
 		return nil, unwrapPermanent(err)
 	}
 	return t, nil
+}
+
+// isFieldTypo reports a template error that names a field the Event type
+// does not have. Other execution errors on the check event (an index out of
+// range, a missing key in .Fields) depend on the payload and are left to
+// delivery time. The template packages export no typed error for this, so
+// the check reads the message.
+func isFieldTypo(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "can't evaluate field")
 }
 
 // unwrapPermanent returns the error Permanent wrapped, for messages that
