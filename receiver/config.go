@@ -406,6 +406,11 @@ func yamlSyntax(err error) string {
 	return "YAML syntax: " + strings.TrimPrefix(err.Error(), "yaml: ")
 }
 
+// shownKey is the shape of a key that errors may quote: the snake_case of
+// configuration keys, or anything short. Longer keys of other shapes could
+// be a secret expanded in the wrong place.
+var shownKey = regexp.MustCompile(`^(?:[a-z0-9_-]{1,40}|[A-Za-z0-9_-]{1,16})$`)
+
 // envName is the shape of a ${NAME} reference.
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -654,8 +659,9 @@ func (d *nodeDecoder) mapping(n *yaml.Node, path string, each func(key string, v
 			continue
 		}
 		key := k.Value
-		if len(key) > 64 || !utf8.ValidString(key) {
-			key = key[:min(len(key), 64)] + "…"
+		if !shownKey.MatchString(key) {
+			// A long or odd key may be a misplaced secret: do not echo it.
+			key = "(key not shown)"
 		}
 		kp := key
 		if path != "" {

@@ -357,3 +357,10 @@ func TestConfigTestdata(t *testing.T) {
 		})
 	}
 }
+
+func TestParseConfigHidesOddKeys(t *testing.T) {
+	_, err := ParseConfig([]byte("${S}: 1\n"+minimalConfig), env(map[string]string{"S": testSecret}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "(key not shown): unknown key")
+	assert.NotContains(t, err.Error(), "MfKQ9r8G")
+}

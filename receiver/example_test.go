@@ -1,0 +1,90 @@
+package receiver_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/stairhook/stairhook/receiver"
+)
+
+func ExampleDecodeEvent() {
+	body, err := receiver.Sample(receiver.TypeChurnRisk)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ev, err := receiver.DecodeEvent(body)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(ev.Type, ev.Account.Name, ev.Signal.Severity)
+	for _, p := range ev.People {
+		fmt.Println(p.Name, p.Role)
+	}
+
+	_, err = receiver.DecodeEvent([]byte(`{"id":"evt_1","type":"churn_risk"}`))
+	fmt.Println(errors.Is(err, receiver.ErrInvalidEvent), err)
+	// Output:
+	// churn_risk Acme Corp high
+	// Luis Ortega champion
+	// Dana Whitfield decision_maker
+	// true receiver: invalid event: missing account.id
+}
+
+func ExampleParseConfig() {
+	data := []byte(`
+webhooks:
+  - name: staircase
+    secrets: [{label: current, secret: "${STAIRCASE_WEBHOOK_SECRET}"}]
+    routes:
+      - when: {types: [churn_risk]}
+        jira: {project: CS}
+      - email: {to: [not-an-address]}
+`)
+	env := map[string]string{"STAIRCASE_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+
+	_, err := receiver.ParseConfig(data, lookup)
+	fmt.Println(errors.Is(err, receiver.ErrInvalidConfig))
+
+	_, err = receiver.ParseConfig(data, func(string) (string, bool) { return "", false })
+	fmt.Println(err)
+	// Output:
+	// true
+	// line 4: environment variable STAIRCASE_WEBHOOK_SECRET is not set (referenced as ${STAIRCASE_WEBHOOK_SECRET})
+}
+
+// ExampleNewServer runs the receiver as `stairhook serve --config` does,
+// until SIGINT or SIGTERM, letting in-flight deliveries finish.
+func ExampleNewServer() {
+	cfg, err := receiver.LoadConfig("config.yaml")
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv, err := receiver.NewServer(cfg, receiver.ServerOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := srv.ListenAndServe(ctx); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func ExampleSample() {
+	for _, typ := range receiver.SampleTypes()[:3] {
+		body, _ := receiver.Sample(typ)
+		ev, _ := receiver.DecodeEvent(body)
+		fmt.Println(ev.ID, ev.Signal.Title)
+	}
+	// Output:
+	// evt_01JD3QX8M2A1B4C6D8E0F2G4H1 New decision-maker at Acme Corp
+	// evt_01JD3QX8M2A1B4C6D8E0F2G4H2 Reorganisation in Acme Corp support
+	// evt_01JD3QX8M2A1B4C6D8E0F2G4H3 Pricing discussed with Acme Corp
+}

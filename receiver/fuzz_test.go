@@ -1,0 +1,85 @@
+package receiver
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func FuzzDecodeEvent(f *testing.F) {
+	for _, typ := range SampleTypes() {
+		body, err := Sample(typ)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(body)
+	}
+	for _, s := range []string{minimalEvent, `{}`, `[]`, `null`, `{"id":"e","type":"t","account":{"id":"a"},"people":[{}]}`,
+		withField(`"deep":` + nested(maxDepth-1)), `{"id":"\u0000"}`, `{"a":"\"[[[["}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ev, err := DecodeEvent(body)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidEvent) {
+				t.Fatalf("error does not wrap ErrInvalidEvent: %v", err)
+			}
+			if ev != nil {
+				t.Fatal("event with an error")
+			}
+			return
+		}
+		// Whatever is accepted meets the documented bounds.
+		if ev.ID == "" || len(ev.ID) > maxIDLen || ev.Type == "" || len(ev.Type) > maxTypeLen || ev.Account.ID == "" || len(ev.People) > maxPeople {
+			t.Fatalf("accepted out of bounds: %q %q %q %d", ev.ID, ev.Type, ev.Account.ID, len(ev.People))
+		}
+		if string(ev.Raw) != string(body) || ev.Fields == nil {
+			t.Fatal("Raw or Fields not kept")
+		}
+		if !json.Valid(body) {
+			t.Fatal("accepted invalid JSON")
+		}
+	})
+}
+
+func FuzzParseConfig(f *testing.F) {
+	paths, _ := filepath.Glob("testdata/config/*.yaml")
+	paths = append(paths, "../examples/receiver/config.yaml")
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(minimalConfig))
+	f.Add([]byte("a: &a [*a]\n"))
+	f.Add([]byte(`v: "${X}" # ${Y}` + "\n$$ '${X}'"))
+	env := map[string]string{
+		"SECRET": testSecret, "STAIRCASE_WEBHOOK_SECRET": testSecret,
+		"JIRA_EMAIL": "bot@example.com", "JIRA_API_TOKEN": "t", "SMTP_USER": "u",
+		"SMTP_PASSWORD": "p\"'\\\n#: x", "X": "x: y\n- z",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ParseConfig(data, lookup)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("error does not wrap ErrInvalidConfig: %v", err)
+			}
+			if strings.Contains(err.Error(), strings.TrimPrefix(testSecret, "whsec_")) {
+				t.Fatal("error quotes the secret")
+			}
+			return
+		}
+		if len(cfg.Webhooks) == 0 || cfg.Listen == "" || cfg.Outbox == "" {
+			t.Fatal("accepted config without webhooks or defaults")
+		}
+		if errs := cfg.validate(); len(errs) > 0 {
+			t.Fatalf("accepted config fails validation: %v", errs)
+		}
+	})
+}
