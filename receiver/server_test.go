@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stairhook/stairhook/internal/testenv"
 	"github.com/stairhook/stairhook/verify"
 	"github.com/stairhook/stairhook/verify/verifytest"
 )
@@ -864,4 +866,62 @@ func TestServerClientGone(t *testing.T) {
 	assert.Equal(t, http.StatusOK, rec.Code)
 	assert.Equal(t, "true", rec.Header().Get(verify.DuplicateHeader))
 	assert.Len(t, h.sink(riskJira).ids(), 1)
+}
+
+// TestServerRedis runs the server on a real redis-server: ids and done
+// sinks live there, a second server sharing it sees them, and with Redis
+// down the server fails closed (503) until it is back.
+func TestServerRedis(t *testing.T) {
+	bin := testenv.Binary(t, "redis-server", "apt-get install -y redis-server")
+	addr := testenv.Addr(testenv.FreePort(t))
+	dir := t.TempDir()
+	var cmd *exec.Cmd
+	start := func() {
+		_, port, _ := strings.Cut(addr, ":")
+		cmd = exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+		testenv.Start(t, cmd)
+		testenv.WaitTCP(t, addr, 10*time.Second)
+	}
+	start()
+
+	cfg := testConfig(t.TempDir())
+	cfg.Store.Redis = "redis://" + addr + "/0"
+	h := newHarness(t, cfg, ServerOptions{})
+	health := func() int {
+		rec := httptest.NewRecorder()
+		h.srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+		return rec.Code
+	}
+	assert.Equal(t, http.StatusOK, health())
+
+	body := event(t, TypeChurnRisk, "evt_redis", nil)
+	h.sink(riskEmail).fail(errors.New("451"))
+	rec := h.post("evt_redis", body)
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+
+	// A second instance on the same Redis (behind a load balancer) takes
+	// the retry and runs only the sink that failed.
+	h2 := newHarness(t, cfg, ServerOptions{})
+	h2.now = h.now.Add(5 * time.Second)
+	rec = h2.post("evt_redis", body)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Equal(t, map[string]string{riskJira: "skipped", riskEmail: "delivered", peopleEmail: "skipped"}, outcomes(decodeResponse(t, rec)))
+	h.now = h2.now.Add(time.Second)
+	rec = h.post("evt_redis", body)
+	assert.Equal(t, "true", rec.Header().Get(verify.DuplicateHeader), "the first instance sees the event done")
+
+	// Redis stops: fail closed.
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+	assert.Equal(t, http.StatusServiceUnavailable, health())
+	rec = h.post("evt_redis2", event(t, TypeChurnRisk, "evt_redis2", nil))
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.Empty(t, h.sink(riskJira).ids()[1:], "no sink ran without the store")
+
+	// Redis is back (empty): the retry is delivered once.
+	start()
+	require.Eventually(t, func() bool { return health() == http.StatusOK }, 10*time.Second, 50*time.Millisecond)
+	rec = h.post("evt_redis2", event(t, TypeChurnRisk, "evt_redis2", nil))
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Equal(t, []string{"evt_redis", "evt_redis2"}, h.sink(riskJira).ids())
 }
