@@ -1,0 +1,388 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"net/mail"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stairhook/stairhook/internal/smtptest"
+	"github.com/stairhook/stairhook/internal/testenv"
+	"github.com/stairhook/stairhook/receiver"
+	"github.com/stairhook/stairhook/receiver/jiratest"
+	"github.com/stairhook/stairhook/sender"
+	"github.com/stairhook/stairhook/verify"
+	"github.com/stairhook/stairhook/verify/verifytest"
+)
+
+// Credentials of the test destinations. They are distinctive so that the
+// leak tests can look for them in everything the receiver says.
+const (
+	jiraEmail    = "bot@example.com"
+	jiraToken    = "jira-token-Q7xV9pLm2Kd4"
+	smtpUser     = "mailer"
+	smtpPassword = "smtp-pass-Zr8Wn3Tq6Yb1"
+	webhookName  = "staircase"
+	sinkJira     = webhookName + ".main.jira"
+	sinkEmail    = webhookName + ".main.email"
+)
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// rigOptions chooses how a rig's receiver is set up.
+type rigOptions struct {
+	// Redis is the store URL; empty for the memory store.
+	Redis string
+	// JiraTimeout is the per-request Jira timeout (default 1 s).
+	JiraTimeout time.Duration
+	// DeliveryTimeout bounds one delivery (default 3 s).
+	DeliveryTimeout time.Duration
+	// SMTP configures the SMTP test server (default: plain text, AUTH).
+	SMTP smtptest.Options
+	// SMTPPassword overrides the password the receiver uses.
+	SMTPPassword string
+	// Jira configures the Jira test server.
+	Jira jiratest.Options
+	// EmailRoute and JiraRoute are extra YAML for the routes.
+	JiraRoute, EmailRoute string
+	// NoLedgerCheck disables the wrapping store that checks each recorded
+	// sink against the destination (it cannot wrap a Redis store).
+	NoLedgerCheck bool
+}
+
+// rig is a receiver server in this process, with a Jira test server and an
+// SMTP test server behind it, and a sender with immediate retries.
+type rig struct {
+	t      *testing.T
+	jira   *jiratest.Server
+	smtp   *smtptest.Server
+	srv    *receiver.Server
+	http   *httptest.Server
+	url    string
+	secret verify.Secret
+	outbox string
+	logs   *syncBuffer
+	ledger *checkedStore
+}
+
+// writeConfig renders the receiver's YAML configuration.
+func rigConfig(secret verify.Secret, listen, outbox, redisURL, jiraURL string, jiraTimeout time.Duration, smtpPort int, smtpPass, jiraRoute, emailRoute string) string {
+	return fmt.Sprintf(`listen: %s
+store: {redis: %q}
+outbox: %q
+jira: {base_url: %q, email: %q, api_token: %q, timeout: %s}
+smtp: {host: 127.0.0.1, port: %d, username: %q, password: %q, tls: none, from: "Staircase alerts <alerts@example.com>", timeout: 5s}
+webhooks:
+  - name: %s
+    secrets: [{label: current, secret: %q}]
+    tolerance: 5m
+    routes:
+      - name: main
+        jira: {project: CS, labels: [staircase]%s}
+        email: {to: [csm@example.com]%s}
+`, listen, redisURL, outbox, jiraURL, jiraEmail, jiraToken, jiraTimeout, smtpPort, smtpUser, smtpPass,
+		webhookName, secret.Encode(), jiraRoute, emailRoute)
+}
+
+func newRig(t *testing.T, o rigOptions) *rig {
+	t.Helper()
+	if o.JiraTimeout == 0 {
+		o.JiraTimeout = time.Second
+	}
+	if o.DeliveryTimeout == 0 {
+		o.DeliveryTimeout = 3 * time.Second
+	}
+	if o.SMTP.Username == "" {
+		o.SMTP.Username, o.SMTP.Password = smtpUser, smtpPassword
+	}
+	o.SMTP.NoTLS = true
+	if o.SMTPPassword == "" {
+		o.SMTPPassword = smtpPassword
+	}
+	if o.Jira.Email == "" {
+		o.Jira.Email, o.Jira.APIToken = jiraEmail, jiraToken
+	}
+	secret, err := verify.NewSecret()
+	require.NoError(t, err)
+	r := &rig{t: t, secret: secret, outbox: t.TempDir(), logs: &syncBuffer{}}
+	r.jira = jiratest.NewServer(o.Jira)
+	t.Cleanup(r.jira.Close)
+	r.smtp = smtptest.NewServer(t, o.SMTP)
+
+	yaml := rigConfig(secret, "127.0.0.1:0", r.outbox, o.Redis, r.jira.URL, o.JiraTimeout, r.smtp.Port, o.SMTPPassword, o.JiraRoute, o.EmailRoute)
+	cfg, err := receiver.ParseConfig([]byte(yaml), func(string) (string, bool) { return "", false })
+	require.NoError(t, err)
+	opts := receiver.ServerOptions{
+		Logger:          slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		DeliveryTimeout: o.DeliveryTimeout,
+	}
+	if o.Redis == "" && !o.NoLedgerCheck {
+		r.ledger = &checkedStore{Store: verify.NewMemoryStore(verify.MemoryStoreOptions{}), r: r}
+		opts.Store = r.ledger
+	}
+	r.srv, err = receiver.NewServer(cfg, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { r.srv.Close() })
+	r.http = httptest.NewServer(r.srv.Handler())
+	t.Cleanup(r.http.Close)
+	r.url = r.http.URL + "/webhooks/" + webhookName
+	return r
+}
+
+// endpoint is the rig's webhook as the sender sees it.
+func (r *rig) endpoint() sender.Endpoint {
+	return sender.Endpoint{URL: r.url, Secrets: []verify.Secret{r.secret}, Enabled: true}
+}
+
+// noSleep skips the sender's waits: retries are immediate.
+func noSleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+
+// newSender returns a sender with attempts immediate retries.
+func newSender(attempts int) *sender.Sender {
+	return sender.New(sender.Options{
+		Schedule: make([]time.Duration, attempts),
+		Sleep:    noSleep,
+		Timeout:  30 * time.Second,
+	})
+}
+
+// event returns the sample of typ with the given id, its signal title made
+// "<title> [<id>]" so that the Jira summary and the mail subject name the
+// event.
+func event(t testing.TB, typ, id string, edit func(map[string]any)) []byte {
+	t.Helper()
+	b, err := receiver.Sample(typ)
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(b, &m))
+	m["id"] = id
+	sig := m["signal"].(map[string]any)
+	sig["title"] = fmt.Sprintf("%v [%s]", sig["title"], id)
+	if edit != nil {
+		edit(m)
+	}
+	out, err := json.Marshal(m)
+	require.NoError(t, err)
+	return out
+}
+
+// issuesFor counts the Jira issues created for the event id.
+func issuesFor(j *jiratest.Server, id string) int {
+	n := 0
+	for _, is := range j.Issues() {
+		if strings.Contains(is.Summary, "["+id+"]") {
+			n++
+		}
+	}
+	return n
+}
+
+// subjectOf returns the decoded Subject of a raw message.
+func subjectOf(data []byte) string {
+	m, err := mail.ReadMessage(bytes.NewReader(data))
+	if err != nil {
+		return ""
+	}
+	s, err := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
+	if err != nil {
+		return ""
+	}
+	return s
+}
+
+// mailsFor counts the messages the SMTP server accepted for the event id.
+func mailsFor(s *smtptest.Server, id string) int {
+	n := 0
+	for _, m := range s.Messages() {
+		if strings.Contains(subjectOf(m.Data), "["+id+"]") {
+			n++
+		}
+	}
+	return n
+}
+
+// deadLetters reads the rig's dead-letter file (none when it does not exist).
+func readDeadLetters(t testing.TB, outbox string) []receiver.DeadLetter {
+	t.Helper()
+	f, err := os.Open(filepath.Join(outbox, receiver.DeadLetterFile))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	require.NoError(t, err)
+	defer f.Close()
+	dl, err := receiver.ReadDeadLetters(f)
+	require.NoError(t, err)
+	return dl
+}
+
+// checkedStore wraps the receiver's store and checks, each time a sink is
+// recorded as done, that the destination really holds what the sink sends:
+// the ledger must never record a sink that did not succeed.
+type checkedStore struct {
+	verify.Store
+	r          *rig
+	mu         sync.Mutex
+	violations []string
+	done       map[string]int
+}
+
+func (s *checkedStore) Done(ctx context.Context, res verify.Reservation, ttl time.Duration) error {
+	if rest, ok := strings.CutPrefix(res.Key, "sink/"); ok {
+		id, sink, _ := strings.Cut(rest, "/")
+		var have int
+		switch {
+		case strings.HasSuffix(sink, ".jira"):
+			have = issuesFor(s.r.jira, id)
+		case strings.HasSuffix(sink, ".email"):
+			have = mailsFor(s.r.smtp, id)
+		}
+		s.mu.Lock()
+		if s.done == nil {
+			s.done = map[string]int{}
+		}
+		s.done[res.Key]++
+		if have != 1 {
+			s.violations = append(s.violations, fmt.Sprintf("%s recorded done while the destination holds %d for it", res.Key, have))
+		}
+		s.mu.Unlock()
+	}
+	return s.Store.Done(ctx, res, ttl)
+}
+
+// check fails the test for any sink recorded done without its effect, and
+// returns how many times each sink key was recorded.
+func (s *checkedStore) check(t testing.TB) map[string]int {
+	t.Helper()
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range s.violations {
+		t.Errorf("ledger: %s", v)
+	}
+	out := map[string]int{}
+	for k, v := range s.done {
+		out[k] = v
+	}
+	return out
+}
+
+// statuses lists the status of each attempt of a report.
+func statuses(rep *sender.Report) []int {
+	var out []int
+	for _, a := range rep.Attempts {
+		out = append(out, a.Status)
+	}
+	return out
+}
+
+// readAllString reads r to a string, for test output.
+func readAllString(r io.Reader) string {
+	b, _ := io.ReadAll(r)
+	return string(b)
+}
+
+// post sends one signed request for body, signed now, and returns the
+// response with its body read into RespBody.
+func (r *rig) post(t testing.TB, id string, body []byte) *response {
+	t.Helper()
+	return postSigned(t, r.url, r.secret, id, body)
+}
+
+// response is an HTTP answer with its body read.
+type response struct {
+	StatusCode int
+	Header     http.Header
+	Body       string
+}
+
+func postSigned(t testing.TB, url string, secret verify.Secret, id string, body []byte) *response {
+	t.Helper()
+	h := verifytest.SignedHeaders(secret, id, time.Now(), body)
+	return postRaw(t, url, h, body)
+}
+
+func postRaw(t testing.TB, url string, h http.Header, body []byte) *response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	require.NoError(t, err)
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	return &response{StatusCode: resp.StatusCode, Header: resp.Header, Body: readAllString(resp.Body)}
+}
+
+// redisServer is a redis-server of this test on a free loopback port. Its
+// append-only file is fsynced on every write, so what it acknowledged
+// survives a SIGKILL and a restart.
+type redisServer struct {
+	t    *testing.T
+	bin  string
+	dir  string
+	addr string
+	cmd  *exec.Cmd
+}
+
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	s := &redisServer{
+		t:    t,
+		bin:  testenv.Binary(t, "redis-server", "apt-get install -y redis-server"),
+		dir:  t.TempDir(),
+		addr: testenv.Addr(testenv.FreePort(t)),
+	}
+	s.start()
+	return s
+}
+
+func (s *redisServer) start() {
+	s.t.Helper()
+	_, port, _ := strings.Cut(s.addr, ":")
+	s.cmd = exec.Command(s.bin, "--port", port, "--bind", "127.0.0.1", "--save", "",
+		"--appendonly", "yes", "--appendfsync", "always", "--dir", s.dir)
+	testenv.Start(s.t, s.cmd)
+	testenv.WaitTCP(s.t, s.addr, 10*time.Second)
+}
+
+// stop kills the server by its process id.
+func (s *redisServer) stop() {
+	s.t.Helper()
+	require.NoError(s.t, s.cmd.Process.Kill())
+	_ = s.cmd.Wait()
+}
