@@ -1,7 +1,7 @@
 package e2e
 
 import (
-		"net/http"
+	"net/http"
 	"testing"
 	"time"
 
@@ -257,4 +257,3 @@ func TestRedisRestart(t *testing.T) {
 		assert.Equal(t, 1, mailsFor(r.smtp, id), id)
 	}
 }
-
