@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io/fs"
 	"log/slog"
@@ -148,4 +149,23 @@ func outboxFiles(t *testing.T, dir string) []string {
 		return nil
 	}))
 	return files
+}
+
+func BenchmarkDryRunDeliver(b *testing.B) {
+	outbox := b.TempDir()
+	jira, err := newDryRunJiraSink("jira:CS", outbox, JiraRoute{Project: "CS"}, nil)
+	require.NoError(b, err)
+	email, err := newDryRunEmailSink("email:0", outbox, "", EmailRoute{To: []string{"a@example.com"}}, nil)
+	require.NoError(b, err)
+	ev := hostileEvent()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := jira.Deliver(ctx, ev); err != nil {
+			b.Fatal(err)
+		}
+		if err := email.Deliver(ctx, ev); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

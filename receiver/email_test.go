@@ -267,6 +267,18 @@ func TestEmailRouteCheck(t *testing.T) {
 	}
 }
 
+func TestEmailServerHangsPastTimeout(t *testing.T) {
+	srv := smtptest.NewServer(t, smtptest.Options{})
+	s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: srv.Password, Timeout: 300 * time.Millisecond}, EmailRoute{})
+	srv.HangNext(1)
+	ev := hostileEvent()
+	err := s.Deliver(deliverCtx(t), ev)
+	require.Error(t, err)
+	assert.False(t, errors.Is(err, ErrPermanent), "%v", err)
+	require.NoError(t, s.Deliver(deliverCtx(t), ev))
+	assert.Len(t, srv.Messages(), 1)
+}
+
 func TestEmailDeliverHonoursContext(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: srv.Password}, EmailRoute{})
@@ -276,4 +288,20 @@ func TestEmailDeliverHonoursContext(t *testing.T) {
 	require.Error(t, err)
 	assert.False(t, errors.Is(err, ErrPermanent))
 	assert.Empty(t, srv.Messages())
+}
+
+func BenchmarkEmailBuild(b *testing.B) {
+	builder, err := newEmailBuilder("a@example.com", EmailRoute{To: []string{"b@example.com"}})
+	require.NoError(b, err)
+	ev := hostileEvent()
+	b.ReportAllocs()
+	for b.Loop() {
+		m, err := builder.build(ev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := m.WriteTo(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

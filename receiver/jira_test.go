@@ -402,3 +402,15 @@ func TestJiraBaseURLJoin(t *testing.T) {
 		assert.Equal(t, strings.TrimSuffix(want, "issue")+"search/jql", s.(*jiraSink).search)
 	}
 }
+
+func BenchmarkJiraBuild(b *testing.B) {
+	builder, err := newJiraIssueBuilder(JiraRoute{Project: "CS", Labels: []string{"staircase"}})
+	require.NoError(b, err)
+	ev := hostileEvent()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := builder.build(ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

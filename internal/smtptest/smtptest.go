@@ -69,6 +69,9 @@ type Fault struct {
 	Code int
 	// Drop closes the connection without a reply instead.
 	Drop bool
+	// Hang sends no reply until the server stops (or 30 s pass), for
+	// client timeouts.
+	Hang bool
 }
 
 // Server is a running SMTP server; it stops when the test ends.
@@ -85,6 +88,7 @@ type Server struct {
 	opts Options
 	srv  *smtp.Server
 
+	stop     chan struct{}
 	mu       sync.Mutex
 	messages []Message
 	faults   []Fault
@@ -104,7 +108,8 @@ func NewServer(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatalf("smtptest: certificate: %v", err)
 	}
-	s := &Server{opts: opts, Host: "127.0.0.1", RootCAs: pool, Username: opts.Username, Password: opts.Password}
+	s := &Server{opts: opts, Host: "127.0.0.1", RootCAs: pool, Username: opts.Username, Password: opts.Password,
+		stop: make(chan struct{})}
 
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &session{s: s, conn: c}, nil
@@ -136,6 +141,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 		_ = srv.Serve(l)
 	}()
 	t.Cleanup(func() {
+		close(s.stop)
 		// Close the listener too: Server.Close misses one that Serve has
 		// not registered yet.
 		_ = l.Close()
@@ -177,6 +183,9 @@ func (s *Server) Inject(n int, f Fault) {
 
 // FailNext answers the next n messages with code after their body.
 func (s *Server) FailNext(n, code int) { s.Inject(n, Fault{Stage: AtData, Code: code}) }
+
+// HangNext leaves the next n messages without a reply after their body.
+func (s *Server) HangNext(n int) { s.Inject(n, Fault{Stage: AtData, Hang: true}) }
 
 // DropNext closes the connection after the body of the next n messages,
 // without a reply.
@@ -263,6 +272,13 @@ func (ss *session) hit(stage Stage) error {
 	if f.Drop {
 		_ = ss.conn.Conn().Close()
 		return errors.New("connection dropped")
+	}
+	if f.Hang {
+		select {
+		case <-ss.s.stop:
+		case <-time.After(30 * time.Second):
+		}
+		return errors.New("hung")
 	}
 	return &smtp.SMTPError{Code: f.Code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: "injected fault"}
 }
