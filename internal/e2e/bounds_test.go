@@ -54,9 +54,9 @@ func signatureWith(t testing.TB, secret verify.Secret, id string, body []byte, l
 		parts = append(parts, "v9,AA")
 	}
 	v := strings.Join(parts, " ")
-	require.LessOrEqual(t, len(v), length)
 	// Grow the last entry to the exact length.
 	if length > 0 {
+		require.LessOrEqual(t, len(v), length)
 		v += strings.Repeat("A", length-len(v))
 		require.Len(t, v, length)
 	}
