@@ -382,6 +382,8 @@ func TestRetryDelay(t *testing.T) {
 	assert.Equal(t, 7*time.Second, retryDelay(h("Retry-After", "7"), now))
 	assert.Equal(t, 30*time.Second, retryDelay(h("Retry-After", now.Add(30*time.Second).Format(http.TimeFormat)), now))
 	assert.Equal(t, 90*time.Second, retryDelay(h("X-RateLimit-Reset", "2026-11-26T10:01:30Z"), now))
+	// The documented form, yyyy-MM-ddTHH:mmZ.
+	assert.Equal(t, 2*time.Minute, retryDelay(h("X-RateLimit-Reset", "2026-11-26T10:02Z"), now))
 	assert.Equal(t, 1500*time.Millisecond, retryDelay(h("X-RateLimit-Reset", "2026-11-26T10:00:01.500Z"), now))
 	assert.Equal(t, time.Duration(0), retryDelay(h("X-RateLimit-Reset", "2026-11-26T09:00:00Z"), now), "past")
 	assert.Equal(t, time.Duration(0), retryDelay(h("Retry-After", "soon"), now))
