@@ -76,9 +76,7 @@ type sigSummary struct {
 	v1        int
 	versioned int    // entries of the form <version>,<value>
 	only      string // the entry, when there is exactly one
-	// v1s holds the first maxEntries v1 entries, "v1," prefix included;
-	// a header with more entries is rejected before they are read.
-	v1s [maxEntries]string
+	firstV1   string // the first v1 entry, "v1," prefix included
 }
 
 // summarize fills s from the values of a signature header.
@@ -97,8 +95,8 @@ func summarize(s *sigSummary, values []string) {
 			s.entries++
 			s.only = e
 			if strings.HasPrefix(e, "v1,") {
-				if s.v1 < maxEntries {
-					s.v1s[s.v1] = e
+				if s.v1 == 0 {
+					s.firstV1 = e
 				}
 				s.v1++
 			}
@@ -168,14 +166,17 @@ func decodeBase64MAC(dst *[32]byte, s string) bool {
 	if len(s) != maxEncodedSig || s[maxEncodedSig-1] != '=' {
 		return false
 	}
+	// A fixed-size copy lets the compiler drop the bounds checks below.
+	var src [maxEncodedSig]byte
+	copy(src[:], s)
 	var bad byte
-	for i, j := 0, 0; i < 40; i, j = i+4, j+3 {
-		a, b, c, d := b64Index[s[i]], b64Index[s[i+1]], b64Index[s[i+2]], b64Index[s[i+3]]
+	for i := 0; i < 10; i++ {
+		a, b, c, d := b64Index[src[4*i]], b64Index[src[4*i+1]], b64Index[src[4*i+2]], b64Index[src[4*i+3]]
 		bad |= a | b | c | d
 		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d)
-		dst[j], dst[j+1], dst[j+2] = byte(v>>16), byte(v>>8), byte(v)
+		dst[3*i], dst[3*i+1], dst[3*i+2] = byte(v>>16), byte(v>>8), byte(v)
 	}
-	a, b, c := b64Index[s[40]], b64Index[s[41]], b64Index[s[42]]
+	a, b, c := b64Index[src[40]], b64Index[src[41]], b64Index[src[42]]
 	bad |= a | b | c
 	// Characters outside the alphabet map to 0xff; a canonical encoding
 	// leaves the two low bits of the last character zero.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -206,7 +207,7 @@ func (v *Verifier) Verify(h http.Header, body []byte) (Result, error) {
 		return Result{}, withHint(ErrMalformedHeader, "more than 16 signature entries")
 	}
 	if sum.v1 > 0 {
-		return v.verifyV1(h, fam, &sum, body)
+		return v.verifyV1(h, fam, values, &sum, body)
 	}
 	if sum.versioned > 0 {
 		return Result{}, withHint(ErrNoMatchingSignature, "no v1 entry; entries of other versions are ignored")
@@ -228,7 +229,35 @@ func legacyHint(only string) string {
 	return "no versioned entry such as v1,<base64>"
 }
 
-func (v *Verifier) verifyV1(h http.Header, fam family, sum *sigSummary, body []byte) (Result, error) {
+// bigSigsPool holds room for the decoded entries of headers with more than
+// two v1 entries.
+var bigSigsPool = sync.Pool{New: func() any { return new([maxEntries][32]byte) }}
+
+// decodeV1 decodes the v1 entries of values into sigs, len(sigs) == sum.v1.
+func decodeV1(sigs [][32]byte, sum *sigSummary, values []string) bool {
+	if len(sigs) == 1 {
+		return decodeBase64MAC(&sigs[0], sum.firstV1[len("v1,"):])
+	}
+	n := 0
+	for _, val := range values {
+		for rest := val; ; {
+			var e string
+			e, rest = nextEntry(rest)
+			if e == "" {
+				break
+			}
+			if strings.HasPrefix(e, "v1,") {
+				if n == len(sigs) || !decodeBase64MAC(&sigs[n], e[len("v1,"):]) {
+					return false
+				}
+				n++
+			}
+		}
+	}
+	return n == len(sigs)
+}
+
+func (v *Verifier) verifyV1(h http.Header, fam family, values []string, sum *sigSummary, body []byte) (Result, error) {
 	id, ok := single(h, fam.id)
 	if !ok {
 		return Result{}, withHint(ErrMalformedHeader, "missing or repeated "+strings.ToLower(fam.id)+" header")
@@ -261,13 +290,18 @@ func (v *Verifier) verifyV1(h http.Header, fam family, sum *sigSummary, body []b
 		return Result{}, withHint(ErrTimestampTooNew, fmt.Sprintf("signed %d s in the future, tolerance %d s", ts-now.Unix(), int64(v.tolerance/time.Second)))
 	}
 
-	// Every v1 entry must be well formed, whichever one matches.
-	var decoded [maxEntries][32]byte
-	sigs := decoded[:sum.v1]
-	for i := range sigs {
-		if !decodeBase64MAC(&sigs[i], sum.v1s[i][len("v1,"):]) {
-			return Result{}, withHint(ErrMalformedHeader, "a v1 entry is not standard base64 of 32 bytes")
-		}
+	// Every v1 entry must be well formed, whichever one matches. One or two
+	// entries, the usual case, fit on the stack; more come from a pool.
+	var small [2][32]byte
+	sigs := small[:]
+	if sum.v1 > len(small) {
+		big := bigSigsPool.Get().(*[maxEntries][32]byte)
+		defer bigSigsPool.Put(big)
+		sigs = big[:]
+	}
+	sigs = sigs[:sum.v1]
+	if !decodeV1(sigs, sum, values) {
+		return Result{}, withHint(ErrMalformedHeader, "a v1 entry is not standard base64 of 32 bytes")
 	}
 
 	active := 0
