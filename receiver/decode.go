@@ -103,6 +103,8 @@ func jsonProblem(err error) string {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "unexpected end of JSON"
 	}
+	// time.Time's own errors quote the offending text; name the fields
+	// instead.
 	var terr *time.ParseError
 	if errors.As(err, &terr) {
 		return "created_at or signal.detected_at is not an RFC 3339 date-time"

@@ -8,7 +8,9 @@ import (
 )
 
 // storeTimeout bounds each ledger call, so a store that hangs turns into a
-// 503 rather than a stuck request.
+// 503 rather than a stuck request. The calls are detached from the
+// delivery's deadline: a sink that used the whole budget and succeeded must
+// still be recorded.
 const storeTimeout = 5 * time.Second
 
 // ledger records, per event id and sink, that the sink succeeded, in the
@@ -29,21 +31,21 @@ func ledgerKey(eventID, sink string) string { return "sink/" + eventID + "/" + s
 // reserve claims the sink for the event. StateDone means the sink succeeded
 // before; StateInFlight that another delivery of the event is running it.
 func (l *ledger) reserve(ctx context.Context, eventID, sink string) (verify.Reservation, verify.State, error) {
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	return l.store.Reserve(ctx, ledgerKey(eventID, sink), l.hold)
 }
 
 // done records that the reserved sink succeeded.
 func (l *ledger) done(ctx context.Context, r verify.Reservation) error {
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	return l.store.Done(ctx, r, l.retention)
 }
 
 // release forgets the reservation of a sink that failed, so a retry runs it.
 func (l *ledger) release(ctx context.Context, r verify.Reservation) error {
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	return l.store.Release(ctx, r)
 }
