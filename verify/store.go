@@ -37,7 +37,10 @@ func (s State) String() string {
 // StateNew. Its Token lets a store refuse Done or Release from anyone but
 // the holder.
 type Reservation struct {
-	Key   string
+	// Key is the key given to Reserve.
+	Key string
+	// Token identifies this reservation among all of Key's: it is
+	// unguessable for a shared store, and never reused.
 	Token string
 }
 
