@@ -72,6 +72,8 @@ type rigOptions struct {
 	SMTP smtptest.Options
 	// SMTPPassword overrides the password the receiver uses.
 	SMTPPassword string
+	// JiraURL, when set, replaces the Jira test server in the config.
+	JiraURL string
 	// Jira configures the Jira test server.
 	Jira jiratest.Options
 	// EmailRoute and JiraRoute are extra YAML for the routes.
@@ -140,7 +142,11 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	t.Cleanup(r.jira.Close)
 	r.smtp = smtptest.NewServer(t, o.SMTP)
 
-	yaml := rigConfig(secret, "127.0.0.1:0", r.outbox, o.Redis, r.jira.URL, o.JiraTimeout, r.smtp.Port, o.SMTPPassword, o.JiraRoute, o.EmailRoute)
+	jiraURL := r.jira.URL
+	if o.JiraURL != "" {
+		jiraURL = o.JiraURL
+	}
+	yaml := rigConfig(secret, "127.0.0.1:0", r.outbox, o.Redis, jiraURL, o.JiraTimeout, r.smtp.Port, o.SMTPPassword, o.JiraRoute, o.EmailRoute)
 	cfg, err := receiver.ParseConfig([]byte(yaml), func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
 	opts := receiver.ServerOptions{
@@ -385,4 +391,40 @@ func (s *redisServer) stop() {
 	s.t.Helper()
 	require.NoError(s.t, s.cmd.Process.Kill())
 	_ = s.cmd.Wait()
+}
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binPath string
+	binErr  error
+)
+
+// TestMain removes the binary built by stairhookBinary.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// stairhookBinary builds cmd/stairhook once per test run and returns its
+// path.
+func stairhookBinary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "stairhook-e2e-")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "stairhook")
+		cmd := exec.Command("go", "build", "-o", binPath, "github.com/stairhook/stairhook/cmd/stairhook")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build ./cmd/stairhook: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, binErr)
+	return binPath
 }
