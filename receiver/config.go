@@ -416,12 +416,12 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // expandEnv replaces ${NAME} references outside comments, line by line. A
 // value goes into the YAML text escaped for where the reference stands: in
-// a double-quoted scalar with YAML escapes, in a single-quoted one with
-// each quote doubled, and outside quotes only when it holds no character YAML would
-// read as structure (otherwise the error asks for double quotes). So a
-// secret can never add a key or end a string early. The scan of quotes is
-// per line; a reference on the continuation line of a multi-line quoted
-// scalar is treated as unquoted, which is only stricter.
+// a double-quoted scalar with YAML escapes, in a single-quoted one with each
+// quote doubled, and outside quotes only when it holds no character YAML
+// would read as structure (otherwise the error asks for double quotes). So
+// a secret can never add a key or end a string early. Quotes are tracked
+// per line: a reference on the continuation line of a multi-line quoted
+// scalar is treated as unquoted, the strictest case.
 func expandEnv(data []byte, lookup func(string) (string, bool)) ([]byte, []error) {
 	if !bytes.Contains(data, []byte("$")) {
 		return data, nil

@@ -101,7 +101,7 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 	c := *cfg
 	c.applyDefaults()
 	if errs := c.validate(); len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, joinErrors(errs)
 	}
 	s := &Server{
 		listen:          c.Listen,

@@ -938,3 +938,25 @@ func TestServerRedis(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	assert.Equal(t, []string{"evt_redis", "evt_redis2"}, h.sink(riskJira).ids())
 }
+
+func TestServerListenAndServe(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Listen = testenv.Addr(testenv.FreePort(t))
+	h := newHarness(t, cfg, ServerOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.srv.ListenAndServe(ctx) }()
+	testenv.WaitTCP(t, cfg.Listen, 10*time.Second)
+	resp, err := http.Get("http://" + cfg.Listen + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	cancel()
+	require.NoError(t, <-done)
+
+	// The address is taken: the error comes back at once.
+	l, err := net.Listen("tcp", cfg.Listen)
+	require.NoError(t, err)
+	defer l.Close()
+	assert.Error(t, h.srv.ListenAndServe(context.Background()))
+}
