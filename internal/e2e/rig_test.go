@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/mail"
@@ -427,4 +428,14 @@ func stairhookBinary(t testing.TB) string {
 	})
 	require.NoError(t, binErr)
 	return binPath
+}
+
+// testenvDialable reports whether addr accepts a TCP connection now.
+func testenvDialable(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }

@@ -1,0 +1,289 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stairhook/stairhook/internal/mailpit"
+	"github.com/stairhook/stairhook/internal/testenv"
+	"github.com/stairhook/stairhook/receiver"
+	"github.com/stairhook/stairhook/receiver/jiratest"
+	"github.com/stairhook/stairhook/sender"
+	"github.com/stairhook/stairhook/verify"
+)
+
+// serveProc is a `stairhook serve` child process.
+type serveProc struct {
+	cmd    *exec.Cmd
+	addr   string
+	stdout *syncBuffer
+	stderr *syncBuffer
+	exited chan struct{}
+	err    error // from Wait, once exited is closed
+}
+
+// startServe runs `stairhook serve --config config` with env added to the
+// environment, waits until it accepts connections on addr, and kills it by
+// process id when the test ends if it is still running.
+func startServe(t testing.TB, bin, config, addr string, env ...string) *serveProc {
+	t.Helper()
+	p := &serveProc{addr: addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, "serve", "--config", config)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	require.NoError(t, p.cmd.Start())
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !testenvDialable(addr) {
+		select {
+		case <-p.exited:
+			t.Fatalf("stairhook serve exited at start: %v\nstdout: %s\nstderr: %s", p.err, p.stdout, p.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stairhook serve did not listen on %s\nstderr: %s", addr, p.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return p
+}
+
+// stop sends SIGTERM and waits for the exit, returning its error (nil for
+// exit code 0).
+func (p *serveProc) stop(t testing.TB, timeout time.Duration) error {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(timeout):
+		t.Fatalf("stairhook serve did not exit within %v of SIGTERM\nstderr: %s", timeout, p.stderr)
+		return nil
+	}
+}
+
+// serveConfig is a stairhook serve config: every type routed to Jira and
+// email; the secret comes from ${E2E_WEBHOOK_SECRET}.
+func serveConfig(t testing.TB, addr, outbox, redisURL, jiraURL, smtpHost string, smtpPort int) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`listen: %s
+store: {redis: %q}
+outbox: %q
+jira: {base_url: %q, email: %q, api_token: "${E2E_JIRA_TOKEN}", timeout: 5s}
+smtp: {host: %s, port: %d, username: %q, password: "${E2E_SMTP_PASSWORD}", tls: none, from: "Staircase alerts <alerts@example.com>", timeout: 10s}
+webhooks:
+  - name: %s
+    secrets: [{label: current, secret: "${E2E_WEBHOOK_SECRET}"}]
+    routes:
+      - name: main
+        jira: {project: CS, labels: [staircase], priorities: {high: High, critical: Highest}}
+        email: {to: [csm@example.com], cc: [team@example.com]}
+`, addr, redisURL, outbox, jiraURL, jiraEmail, smtpHost, smtpPort, smtpUser, webhookName)
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+	return path
+}
+
+func serveEnv(secret verify.Secret) []string {
+	return []string{
+		"E2E_WEBHOOK_SECRET=" + secret.Encode(),
+		"E2E_JIRA_TOKEN=" + jiraToken,
+		"E2E_SMTP_PASSWORD=" + smtpPassword,
+		"STAIRHOOK_CONFIG=",
+	}
+}
+
+// adfSchema returns the ADF schema file named by STAIRHOOK_ADF_SCHEMA, or
+// skips (fails under STAIRHOOK_E2E) when it is not there.
+func adfSchema(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv("STAIRHOOK_ADF_SCHEMA")
+	if p == "" {
+		testenv.Missing(t, "the ADF JSON Schema (STAIRHOOK_ADF_SCHEMA)", "npm pack @atlaskit/adf-schema@57.7.22 and set STAIRHOOK_ADF_SCHEMA to package/json-schema/v1/full.json")
+	}
+	if _, err := os.Stat(p); err != nil {
+		testenv.Missing(t, "the ADF JSON Schema at "+p, "npm pack @atlaskit/adf-schema@57.7.22")
+	}
+	return p
+}
+
+// mailpitFor finds the message of the event id by its subject.
+func mailpitFor(t testing.TB, mp *mailpit.Mailpit, id string) []mailpit.Summary {
+	t.Helper()
+	msgs, err := mp.Messages(context.Background())
+	require.NoError(t, err)
+	var out []mailpit.Summary
+	for _, m := range msgs {
+		if strings.Contains(m.Subject, "["+id+"]") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// waitMailpit waits until the number of messages for id is want.
+func waitMailpit(t testing.TB, mp *mailpit.Mailpit, id string, want int) []mailpit.Summary {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := mailpitFor(t, mp, id)
+		if len(got) >= want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestServeEndToEnd runs the real stairhook binary with a config for the
+// Jira test server (validating every description against the ADF schema)
+// and a real Mailpit, and checks what reaches them for every sample type,
+// a redelivery, a Jira 503, and a hostile payload; then SIGTERM ends it
+// cleanly.
+func TestServeEndToEnd(t *testing.T) {
+	t.Parallel()
+	schema := adfSchema(t)
+	mp := mailpit.Start(t)
+	bin := stairhookBinary(t)
+	jira := jiratest.NewServer(jiratest.Options{Email: jiraEmail, APIToken: jiraToken, SchemaPath: schema})
+	t.Cleanup(jira.Close)
+	require.True(t, jira.SchemaLoaded())
+
+	secret, err := verify.NewSecret()
+	require.NoError(t, err)
+	addr := testenv.Addr(testenv.FreePort(t))
+	cfg := serveConfig(t, addr, t.TempDir(), "", jira.URL, mp.SMTPHost, mp.SMTPPort)
+	proc := startServe(t, bin, cfg, addr, serveEnv(secret)...)
+	ep := sender.Endpoint{URL: "http://" + addr + "/webhooks/" + webhookName, Secrets: []verify.Secret{secret}, Enabled: true}
+	snd := sender.New(sender.Options{Schedule: make([]time.Duration, 6), Sleep: noSleep, Timeout: 30 * time.Second})
+	ctx := t.Context()
+
+	// Every sample type, each with a fresh id.
+	run := time.Now().UnixNano()
+	ids := map[string]string{}
+	bodies := map[string][]byte{}
+	for _, typ := range receiver.SampleTypes() {
+		id := fmt.Sprintf("evt_e2e_%d_%s", run, typ)
+		ids[typ] = id
+		bodies[typ] = event(t, typ, id, nil)
+		rep, err := snd.Send(ctx, ep, id, bodies[typ])
+		require.NoError(t, err, "%s: statuses %v", typ, statuses(rep))
+		assert.Equal(t, http.StatusOK, rep.Attempts[len(rep.Attempts)-1].Status)
+	}
+	for _, typ := range receiver.SampleTypes() {
+		id := ids[typ]
+		assert.Equal(t, 1, issuesFor(jira, id), "%s: one Jira issue", typ)
+		msgs := waitMailpit(t, mp, id, 1)
+		require.Len(t, msgs, 1, "%s: one email", typ)
+		m, err := mp.Message(ctx, msgs[0].ID)
+		require.NoError(t, err)
+		require.Len(t, m.To, 1)
+		assert.Equal(t, "csm@example.com", m.To[0].Address)
+		require.Len(t, m.Cc, 1)
+		assert.Equal(t, "team@example.com", m.Cc[0].Address)
+		assert.Equal(t, "alerts@example.com", m.From.Address)
+		assert.Contains(t, m.Text, id, "%s: text part", typ)
+		assert.Contains(t, m.HTML, id, "%s: HTML part", typ)
+		assert.Contains(t, m.Text, "Acme Corp")
+	}
+	for _, is := range jira.Issues() {
+		assert.Equal(t, "CS", is.Project)
+		assert.Contains(t, is.Labels, "staircase")
+	}
+
+	// A redelivered event creates nothing new.
+	typ := receiver.SampleTypes()[0]
+	creates := jira.Requests(jiraIssuePath)
+	rep, err := snd.Send(ctx, ep, ids[typ], bodies[typ])
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, rep.Attempts[0].Status)
+	resp := postSigned(t, ep.URL, secret, ids[typ], bodies[typ])
+	assert.Equal(t, "true", resp.Header.Get(verify.DuplicateHeader))
+	assert.Equal(t, creates, jira.Requests(jiraIssuePath), "no create for a redelivery")
+	assert.Equal(t, 1, issuesFor(jira, ids[typ]))
+	time.Sleep(500 * time.Millisecond) // a stray mail would have arrived
+	assert.Len(t, mailpitFor(t, mp, ids[typ]), 1)
+
+	// Jira answers 503 to each of the sink's attempts: the sender gets 503
+	// (the email went out and is recorded), then its retry creates exactly
+	// one issue and sends no second email.
+	id503 := fmt.Sprintf("evt_e2e_%d_jira503", run)
+	body := event(t, receiver.TypeChurnRisk, id503, nil)
+	jira.FailNext(3, http.StatusServiceUnavailable, "")
+	rep, err = snd.Send(ctx, ep, id503, body)
+	require.NoError(t, err, "statuses %v", statuses(rep))
+	assert.Equal(t, http.StatusServiceUnavailable, rep.Attempts[0].Status, "%s", rep.Attempts[0].Body)
+	assert.Equal(t, 1, issuesFor(jira, id503))
+	assert.Len(t, waitMailpit(t, mp, id503, 1), 1)
+	time.Sleep(500 * time.Millisecond)
+	assert.Len(t, mailpitFor(t, mp, id503), 1)
+
+	// A hostile payload: markup and CR/LF in names and titles.
+	idx := fmt.Sprintf("evt_e2e_%d_hostile", run)
+	body = event(t, receiver.TypeAccountPersonnelChange, idx, func(m map[string]any) {
+		m["account"].(map[string]any)["name"] = "Evil <script>alert(1)</script> Corp\r\nBcc: victim@evil.example"
+		sig := m["signal"].(map[string]any)
+		sig["title"] = fmt.Sprintf("New <b>boss</b>\r\nX-Injected: yes [%s]", idx)
+		m["people"] = []any{map[string]any{
+			"name": "Mallory <script>steal()</script>\r\nX-Person-Injected: 1", "title": "CEO\r\nReply-To: evil@evil.example",
+			"role": "decision_maker", "change": "joined",
+		}}
+	})
+	rep, err = snd.Send(ctx, ep, idx, body)
+	require.NoError(t, err, "statuses %v", statuses(rep))
+	msgs := waitMailpit(t, mp, idx, 1)
+	require.Len(t, msgs, 1)
+	m, err := mp.Message(ctx, msgs[0].ID)
+	require.NoError(t, err)
+	assert.Empty(t, m.Bcc, "no Bcc from the payload")
+	require.Len(t, m.To, 1)
+	assert.Equal(t, "csm@example.com", m.To[0].Address)
+	assert.NotContains(t, m.HTML, "<script>", "HTML escapes markup")
+	assert.NotContains(t, m.HTML, "<b>boss</b>")
+	assert.Contains(t, m.HTML, "&lt;script&gt;")
+	assert.NotContains(t, m.Subject, "\n")
+	hdrs, err := mp.Headers(ctx, msgs[0].ID)
+	require.NoError(t, err)
+	for name := range hdrs {
+		switch strings.ToLower(name) {
+		case "bcc", "x-injected", "x-person-injected", "reply-to":
+			t.Errorf("header %s injected from the payload", name)
+		}
+	}
+	assert.Len(t, hdrs["Subject"], 1)
+	issues := 0
+	for _, is := range jira.Issues() {
+		if strings.Contains(is.Summary, idx) {
+			issues++
+			assert.NotContains(t, is.Summary, "\n")
+			assert.NotContains(t, is.Summary, "\r")
+		}
+	}
+	assert.Equal(t, 1, issues)
+
+	// SIGTERM: a clean exit.
+	require.NoError(t, proc.stop(t, 30*time.Second), "exit code; stderr: %s", proc.stderr)
+	assert.Contains(t, proc.stdout.String(), "stopped")
+	assert.NotContains(t, proc.stderr.String(), secret.Encode())
+}
