@@ -1,0 +1,384 @@
+//go:build soak
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stairhook/stairhook/internal/smtptest"
+	"github.com/stairhook/stairhook/internal/testenv"
+	"github.com/stairhook/stairhook/receiver"
+	"github.com/stairhook/stairhook/receiver/jiratest"
+	"github.com/stairhook/stairhook/sender"
+	"github.com/stairhook/stairhook/verify"
+)
+
+// soakN is the number of events: STAIRHOOK_SOAK_N, else 300 with -short,
+// else 10 000.
+func soakN(t *testing.T) int {
+	if v := os.Getenv("STAIRHOOK_SOAK_N"); v != "" {
+		n, err := strconv.Atoi(v)
+		require.NoError(t, err, "STAIRHOOK_SOAK_N")
+		require.Positive(t, n)
+		return n
+	}
+	if testing.Short() {
+		return 300
+	}
+	return 10_000
+}
+
+// peakRSS reads the peak resident set size (VmHWM) of a live process.
+func peakRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// recorder is a RoundTripper that counts the answers by status, and the
+// duplicates (X-Stairhook-Duplicate: true).
+type recorder struct {
+	next       http.RoundTripper
+	mu         sync.Mutex
+	byStatus   map[int]int
+	transport  int
+	duplicates atomic.Int64
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.next.RoundTrip(req)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.transport++
+		return resp, err
+	}
+	r.byStatus[resp.StatusCode]++
+	if resp.Header.Get(verify.DuplicateHeader) == "true" {
+		r.duplicates.Add(1)
+	}
+	return resp, err
+}
+
+// countByID counts the "[id]" markers in each string.
+func countByID(ss []string) map[string]int {
+	out := map[string]int{}
+	for _, s := range ss {
+		i := strings.LastIndex(s, "[")
+		j := strings.LastIndex(s, "]")
+		if i >= 0 && j > i {
+			out[s[i+1:j]]++
+		}
+	}
+	return out
+}
+
+// TestSoak drives a `stairhook serve` child process (Redis store, Jira test
+// server, SMTP test server) with the module's Sender: N events at
+// concurrency 32, of which 5% tampered (must be 401), 5% replayed within
+// the window as the exact same request (must be a duplicate or 409, never a
+// second delivery), 10% redelivered after success (a duplicate, nothing
+// new), sink faults injected at random, and the server stopped with SIGTERM
+// half-way and restarted. At the end every genuine event produced exactly
+// one Jira issue and one email, the server exited 0 on SIGTERM, and its
+// peak RSS stayed bounded.
+func TestSoak(t *testing.T) {
+	n := soakN(t)
+	const concurrency = 32
+	const maxRSS = 512 << 20
+
+	rs := startRedis(t)
+	bin := stairhookBinary(t)
+	jira := jiratest.NewServer(jiratest.Options{Email: jiraEmail, APIToken: jiraToken})
+	t.Cleanup(jira.Close)
+	smtp := smtptest.NewServer(t, smtptest.Options{Username: smtpUser, Password: smtpPassword, NoTLS: true})
+	secret, err := verify.NewSecret()
+	require.NoError(t, err)
+	addr := testenv.Addr(testenv.FreePort(t))
+	cfg := serveConfig(t, addr, t.TempDir(), "redis://"+rs.addr+"/0", jira.URL, "127.0.0.1", smtp.Port)
+	env := serveEnv(secret)
+	proc := startServe(t, bin, cfg, addr, env...)
+
+	rec := &recorder{next: http.DefaultTransport, byStatus: map[int]int{}}
+	client := &http.Client{
+		Transport:     rec,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	// Short real waits: 0, 50 ms, 100 ms, … then 500 ms, 40 attempts in
+	// all; a Retry-After from the receiver is cut to 500 ms.
+	schedule := []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}
+	for len(schedule) < 40 {
+		schedule = append(schedule, 500*time.Millisecond)
+	}
+	sleep := func(ctx context.Context, d time.Duration) error {
+		tm := time.NewTimer(min(d, 500*time.Millisecond))
+		defer tm.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tm.C:
+			return nil
+		}
+	}
+	var attempts atomic.Int64
+	snd := sender.New(sender.Options{
+		Client: client, Schedule: schedule, Sleep: sleep, Timeout: 30 * time.Second,
+		OnAttempt: func(sender.Attempt) { attempts.Add(1) },
+	})
+	signer, err := verify.NewSigner(secret)
+	require.NoError(t, err)
+	ep := sender.Endpoint{URL: "http://" + addr + "/webhooks/" + webhookName, Secrets: []verify.Secret{secret}, Enabled: true}
+
+	type kind int
+	const (
+		genuine kind = iota
+		tampered
+		replayed
+		redelivered
+	)
+	rng := rand.New(rand.NewPCG(1, uint64(n)))
+	kinds := make([]kind, n)
+	faultAt := make([]int, n) // 0 none, 1 jira 503, 2 jira 429, 3 smtp 451, 4 smtp 421
+	var counts [4]int
+	for i := range kinds {
+		switch p := rng.IntN(100); {
+		case p < 5:
+			kinds[i] = tampered
+		case p < 10:
+			kinds[i] = replayed
+		case p < 20:
+			kinds[i] = redelivered
+		}
+		counts[kinds[i]]++
+		if kinds[i] != tampered && rng.IntN(100) < 5 {
+			faultAt[i] = 1 + rng.IntN(4)
+		}
+	}
+	types := receiver.SampleTypes()
+	run := time.Now().UnixNano()
+	idOf := func(i int) string { return fmt.Sprintf("evt_soak_%d_%06d", run, i) }
+
+	var (
+		mu              sync.Mutex
+		failures        []string
+		tamperRejected  int
+		replayRejected  int
+		redeliveredDups int
+		faults          [5]int
+	)
+	fail := func(format string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(failures) < 50 {
+			failures = append(failures, fmt.Sprintf(format, a...))
+		}
+	}
+	// postExact sends the exact same request (headers and body) until it
+	// gets an answer that is not a transport error, 503 or 409.
+	postExact := func(ctx context.Context, h http.Header, body []byte) (int, http.Header) {
+		for try := 0; ; try++ {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
+			req.Header = h.Clone()
+			resp, err := client.Do(req)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusConflict || try > 80 {
+					return resp.StatusCode, resp.Header
+				}
+			} else if try > 80 || ctx.Err() != nil {
+				return 0, nil
+			}
+			_ = sleep(ctx, 250*time.Millisecond)
+		}
+	}
+
+	work := make(chan int)
+	var completed atomic.Int64
+	var wg sync.WaitGroup
+	ctx := t.Context()
+	start := time.Now()
+	for range concurrency {
+		wg.Go(func() {
+			for i := range work {
+				id := idOf(i)
+				body := event(t, types[i%len(types)], id, nil)
+				switch faultAt[i] {
+				case 1:
+					jira.FailNext(3, http.StatusServiceUnavailable, "")
+				case 2:
+					jira.FailNext(1, http.StatusTooManyRequests, "1")
+				case 3:
+					smtp.FailNext(1, 451)
+				case 4:
+					smtp.FailNext(1, 421)
+				}
+				mu.Lock()
+				faults[faultAt[i]]++
+				mu.Unlock()
+				switch kinds[i] {
+				case tampered:
+					h, err := signer.Sign(id, time.Now(), body)
+					if err != nil {
+						fail("%s: sign: %v", id, err)
+						break
+					}
+					bad := bytes.Replace(body, []byte(`"Acme Corp"`), []byte(`"Acme Corq"`), 1)
+					status, _ := postExact(ctx, h, bad)
+					if status != http.StatusUnauthorized {
+						fail("%s: tampered request answered %d", id, status)
+					} else {
+						mu.Lock()
+						tamperRejected++
+						mu.Unlock()
+					}
+				case replayed:
+					h, err := signer.Sign(id, time.Now(), body)
+					if err != nil {
+						fail("%s: sign: %v", id, err)
+						break
+					}
+					if status, _ := postExact(ctx, h, body); status != http.StatusOK {
+						fail("%s: first delivery answered %d", id, status)
+						break
+					}
+					status, rh := postExact(ctx, h, body)
+					switch {
+					case status == http.StatusConflict,
+						status == http.StatusOK && rh.Get(verify.DuplicateHeader) == "true":
+						mu.Lock()
+						replayRejected++
+						mu.Unlock()
+					default:
+						fail("%s: exact replay answered %d without the duplicate header", id, status)
+					}
+				default:
+					rep, err := snd.Send(ctx, ep, id, body)
+					if err != nil {
+						fail("%s: %v (statuses %v)", id, err, statuses(rep))
+						break
+					}
+					if kinds[i] == redelivered {
+						// The duplicate header is counted by the
+						// recorder; the answer must be 200.
+						before := rec.duplicates.Load()
+						rep, err := snd.Send(ctx, ep, id, body)
+						if err != nil || rep.Attempts[len(rep.Attempts)-1].Status != http.StatusOK {
+							fail("%s: redelivery: %v", id, err)
+						} else if rec.duplicates.Load() > before {
+							mu.Lock()
+							redeliveredDups++
+							mu.Unlock()
+						}
+					}
+				}
+				completed.Add(1)
+			}
+		})
+	}
+
+	go func() {
+		for i := range n {
+			work <- i
+		}
+		close(work)
+	}()
+	// Restart half-way, with deliveries in flight: SIGTERM, expect exit 0,
+	// start again on the same address and store.
+	for completed.Load() < int64(n/2) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	rss1, _ := peakRSS(proc.cmd.Process.Pid)
+	t0 := time.Now()
+	if err := proc.stop(t, 60*time.Second); err != nil {
+		t.Errorf("first server: exit after SIGTERM: %v; stderr tail: %s", err, tail(proc.stderr.String(), 2000))
+	}
+	proc = startServe(t, bin, cfg, addr, env...)
+	restartGap := time.Since(t0)
+	wg.Wait()
+	elapsed := time.Since(start)
+	rss2, _ := peakRSS(proc.cmd.Process.Pid)
+	require.NoError(t, proc.stop(t, 60*time.Second), "second server: exit after SIGTERM; stderr tail: %s", tail(proc.stderr.String(), 2000))
+
+	for _, f := range failures {
+		t.Error(f)
+	}
+
+	// Every genuine event (everything but the tampered ones) produced
+	// exactly one issue and one email; tampered ones produced nothing.
+	var summaries, subjects []string
+	for _, is := range jira.Issues() {
+		summaries = append(summaries, is.Summary)
+	}
+	for _, m := range smtp.Messages() {
+		subjects = append(subjects, subjectOf(m.Data))
+	}
+	issues, mails := countByID(summaries), countByID(subjects)
+	bad := 0
+	for i := range n {
+		id := idOf(i)
+		want := 1
+		if kinds[i] == tampered {
+			want = 0
+		}
+		if issues[id] != want || mails[id] != want {
+			bad++
+			if bad <= 20 {
+				t.Errorf("%s (kind %d): %d issues, %d emails, want %d each", id, kinds[i], issues[id], mails[id], want)
+			}
+		}
+	}
+	assert.Zero(t, bad, "events without exactly-once delivery")
+	assert.Equal(t, counts[tampered], tamperRejected, "every tampered request rejected")
+	assert.Equal(t, counts[replayed], replayRejected, "every exact replay deduplicated")
+	assert.Equal(t, counts[redelivered], redeliveredDups, "every redelivery answered as a duplicate")
+	assert.Less(t, rss1, int64(maxRSS), "peak RSS of the first server")
+	assert.Less(t, rss2, int64(maxRSS), "peak RSS of the second server")
+
+	rec.mu.Lock()
+	byStatus := fmt.Sprint(rec.byStatus)
+	transportErrs := rec.transport
+	rec.mu.Unlock()
+	summary := fmt.Sprintf("soak: N=%d concurrency=%d genuine=%d (redelivered %d) tampered=%d rejected=%d replayed=%d deduplicated=%d "+
+		"faults jira503=%d jira429=%d smtp451=%d smtp421=%d; issues=%d emails=%d; sender attempts=%d answers=%s transport errors=%d; "+
+		"restart gap %v; peak RSS %.1f MiB then %.1f MiB; %v (%.0f events/s)",
+		n, concurrency, n-counts[tampered], counts[redelivered], counts[tampered], tamperRejected, counts[replayed], replayRejected,
+		faults[1], faults[2], faults[3], faults[4], len(summaries), len(subjects), attempts.Load(), byStatus, transportErrs,
+		restartGap.Round(time.Millisecond), float64(rss1)/(1<<20), float64(rss2)/(1<<20), elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
+	t.Log(summary)
+	fmt.Println(summary)
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
