@@ -208,7 +208,7 @@ func TestJiraTransientFailures(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newJiraFixture(t, JiraRoute{})
-			f.sink.timeout = 200 * time.Millisecond // the hang ends here
+			f.sink.timeout = 500 * time.Millisecond // the hang ends here
 			tc.inject(f.srv)
 			ev := hostileEvent()
 			err := f.sink.Deliver(deliverCtx(t), ev)
@@ -216,6 +216,7 @@ func TestJiraTransientFailures(t *testing.T) {
 			assert.False(t, errors.Is(err, ErrPermanent), "transient: %v", err)
 			assert.Empty(t, f.srv.Issues())
 			// The sender retries; the second delivery succeeds once.
+			f.sink.timeout = 10 * time.Second
 			require.NoError(t, f.sink.Deliver(deliverCtx(t), ev))
 			assert.Len(t, f.srv.Issues(), 1)
 		})
