@@ -400,10 +400,15 @@ func wrapConfig(errs []error) []error {
 	return errs
 }
 
-// yamlSyntax keeps the line of a YAML syntax error. libyaml's messages name
-// the problem and the line, not the text.
+// quoted matches the parts of a YAML parser message that quote the input
+// (an anchor name, a character), which could be a misplaced secret.
+var quoted = regexp.MustCompile("'[^']*'|\"[^\"]*\"|`[^`]*`")
+
+// yamlSyntax keeps the line and the kind of a YAML syntax error, without
+// the input text the parser may quote.
 func yamlSyntax(err error) string {
-	return "YAML syntax: " + strings.TrimPrefix(err.Error(), "yaml: ")
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	return "YAML syntax: " + quoted.ReplaceAllString(msg, "(not shown)")
 }
 
 // shownKey is the shape of a key that errors may quote: the snake_case of

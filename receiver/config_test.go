@@ -364,3 +364,10 @@ func TestParseConfigHidesOddKeys(t *testing.T) {
 	assert.Contains(t, err.Error(), "(key not shown): unknown key")
 	assert.NotContains(t, err.Error(), "MfKQ9r8G")
 }
+
+func TestParseConfigSyntaxErrorHidesText(t *testing.T) {
+	_, err := ParseConfig([]byte("listen: *${S}\n"), env(map[string]string{"S": testSecret}))
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "YAML syntax: unknown anchor (not shown) referenced")
+	assert.NotContains(t, err.Error(), "MfKQ9r8G")
+}
