@@ -62,7 +62,7 @@ func mac(key []byte, parts ...[]byte) []byte {
 // v1Signature is the Standard Webhooks style "v1,<base64>" entry over
 // id.timestamp.body.
 func v1Signature(in input) string {
-	return "v1," + base64.StdEncoding.EncodeToString(mac(in.key, in.signedBytes()))
+	return "v1," + base64.StdEncoding.EncodeToString(mac(in.key, in.signed))
 }
 
 // prepareStairhookV1 is verify.Verifier.Verify on scheme v1, with the clock
@@ -207,7 +207,7 @@ var baselineSum [sha256.Size]byte
 // (id.timestamp.body), built before the run. It verifies nothing: it is the
 // least work any v1 check must do. It ignores the body it is given.
 func prepareBaseline(in input) (func([]byte) error, error) {
-	signed := in.signedBytes()
+	signed := in.signed
 	return func([]byte) error {
 		baselineSum = sha256.Sum256(signed)
 		return nil

@@ -342,7 +342,7 @@ func report(w io.Writer, o options, v, h samples, ts []target) error {
 	p("- Method: the machine's two cores are shared with other jobs while it runs, and their load changes from one second to the next, so results taken seconds apart are not comparable. Hence:\n")
 	p("  - %s rounds, each running, from one compiled test binary, `BenchmarkVerify` (every library and size on its own, `-benchtime=%s`), `BenchmarkInterleaved` (`-benchtime=%s` per size) and `BenchmarkHTTP` (`-benchtime=%s`), so every benchmark is sampled over the whole run rather than in one stretch;\n", o.rounds, o.benchtime, o.turnsTime, o.httpTimes)
 	p("  - the times and ratios of the Verify tables and targets come from `BenchmarkInterleaved`, where all libraries take turns of about 200 µs on one input, so each sees the same load; allocations come from `BenchmarkVerify`;\n")
-	p("  - `BenchmarkHTTP` alternates the two servers in chunks within each run;\n")
+	p("  - `BenchmarkHTTP` has the two servers take turns of 500 requests within each run;\n")
 	p("  - every figure is a median over the rounds, every ratio the median of the per-run ratios, with benchstat's 95%% confidence interval (the benchstat tables at the end give all of them).\n\n")
 
 	p("## Targets\n\n| target | measured | verdict | note |\n| --- | --- | --- | --- |\n")
@@ -415,7 +415,7 @@ func report(w io.Writer, o options, v, h samples, ts []target) error {
 	p("## HTTP over loopback (1 KiB bodies)\n\n")
 	p("Two `net/http` servers on 127.0.0.1, real sockets: one with `verify`'s Middleware (memory store sized for every id) around a handler that reads the body, one with the same handler bare. ")
 	p("One load for both: vegeta's attacker as a library at maximum throughput with a fixed 8 workers and 8 keep-alive connections per server, every request with its own id and signature prepared before the run, client and servers in one process on the same two cores. ")
-	p("Within each run the two servers take turns in 10 alternating chunks; each run reports both, and the ratio is taken per run.\n\n")
+	p("Within each run the two servers take turns of 500 requests (tens of milliseconds each), so both see the same load from the rest of the machine; each run reports both, and the ratio is taken per run.\n\n")
 	p("| server | requests/s | p50 latency | p99 latency |\n| --- | ---: | ---: | ---: |\n")
 	for _, srv := range []struct{ name, prefix string }{{"bare handler", "bare"}, {"with Middleware", "mw"}} {
 		rps, ok1 := h.stat(key("HTTP"), srv.prefix+"-req/s")
