@@ -4,10 +4,12 @@
 //
 // Each id is one Redis key, prefix + id, whose value is "f:<token>" while a
 // request holds it (in flight) and "d:<token>" once processed (done), with
-// the expiry the Middleware asks for. Every call is one atomic server-side
-// step (SET NX, or a short Lua script that compares the token first), so of
-// concurrent reservations exactly one wins and no instance can finish or
-// release another instance's reservation.
+// the expiry the Middleware asks for. Every call is one short Lua script,
+// atomic on the server and one round trip: Reserve is SET NX PX, reading
+// the current value when the key is taken; Done and Release compare the
+// token before they write. So of concurrent reservations exactly one wins,
+// and no instance can finish or release another instance's reservation.
+// Tokens are 128-bit random (crypto/rand).
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 //	v, err := verify.NewVerifier(verify.Options{Keys: keys, Store: redisstore.New(rdb, redisstore.Options{})})
