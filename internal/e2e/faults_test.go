@@ -73,12 +73,12 @@ func TestSinkFaults(t *testing.T) {
 		{"jira 503 once on create absorbed → 200", func(r *rig) {
 			r.jira.Inject(1, jiratest.Fault{Path: jiraIssuePath, Status: http.StatusServiceUnavailable})
 		}, http.StatusOK, 0, 2},
-		// A create that hangs past the Jira timeout (1 s): 503, then one
+		// A create that hangs past the Jira timeout (2 s): 503, then one
 		// issue.
 		{"jira create hangs past timeout → 503 then one issue", func(r *rig) {
 			r.jira.Inject(1, jiratest.Fault{Path: jiraIssuePath, Hang: true})
 		}, http.StatusServiceUnavailable, 0, 2},
-		// Searches hanging past the whole delivery deadline (3 s).
+		// Searches hanging past the whole delivery deadline (5 s).
 		{"jira search hangs past delivery deadline → 503 then one issue", func(r *rig) {
 			r.jira.Inject(4, jiratest.Fault{Path: jiraSearchPath, Hang: true})
 		}, http.StatusServiceUnavailable, 0, 1},

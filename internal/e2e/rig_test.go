@@ -65,9 +65,9 @@ func (b *syncBuffer) String() string {
 type rigOptions struct {
 	// Redis is the store URL; empty for the memory store.
 	Redis string
-	// JiraTimeout is the per-request Jira timeout (default 1 s).
+	// JiraTimeout is the per-request Jira timeout (default 2 s).
 	JiraTimeout time.Duration
-	// DeliveryTimeout bounds one delivery (default 3 s).
+	// DeliveryTimeout bounds one delivery (default 5 s).
 	DeliveryTimeout time.Duration
 	// SMTP configures the SMTP test server (default: plain text, AUTH).
 	SMTP smtptest.Options
@@ -121,10 +121,10 @@ webhooks:
 func newRig(t *testing.T, o rigOptions) *rig {
 	t.Helper()
 	if o.JiraTimeout == 0 {
-		o.JiraTimeout = time.Second
+		o.JiraTimeout = 2 * time.Second
 	}
 	if o.DeliveryTimeout == 0 {
-		o.DeliveryTimeout = 3 * time.Second
+		o.DeliveryTimeout = 5 * time.Second
 	}
 	if o.SMTP.Username == "" {
 		o.SMTP.Username, o.SMTP.Password = smtpUser, smtpPassword
