@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/stairhook/stairhook/receiver"
 )
@@ -98,4 +99,52 @@ func TestInline(t *testing.T) {
 	} {
 		assert.Equalf(t, want, inline(src), "%q", src)
 	}
+}
+
+// TestSAMTemplateConfig checks that the configuration inlined in
+// examples/lambda/template.yaml loads and builds a server with the
+// environment the template gives the function.
+func TestSAMTemplateConfig(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "..", "examples", "lambda", "template.yaml"))
+	require.NoError(t, err)
+	var tmpl struct {
+		Resources map[string]struct {
+			Properties struct {
+				Environment struct {
+					Variables map[string]yaml.Node `yaml:"Variables"`
+				} `yaml:"Environment"`
+			} `yaml:"Properties"`
+		} `yaml:"Resources"`
+	}
+	require.NoError(t, yaml.Unmarshal(data, &tmpl))
+	vars := tmpl.Resources["StairhookFunction"].Properties.Environment.Variables
+	require.Contains(t, vars, "STAIRHOOK_CONFIG")
+	values := map[string]string{
+		"STAIRCASE_WEBHOOK_SECRET": testSecret,
+		"JIRA_BASE_URL":            "https://example.atlassian.net",
+		"JIRA_EMAIL":               "jira@example.com",
+		"JIRA_API_TOKEN":           "token",
+		"JIRA_PROJECT":             "CS",
+		"REDIS_URL":                "",
+	}
+	environment := map[string]string{}
+	for name, node := range vars {
+		if name == "STAIRHOOK_CONFIG" {
+			environment[name] = node.Value
+			continue
+		}
+		require.Equalf(t, "!Ref", node.Tag, "%s comes from a parameter", name)
+		v, ok := values[name]
+		require.Truef(t, ok, "no test value for %s", name)
+		environment[name] = v
+	}
+	require.True(t, inline(environment["STAIRHOOK_CONFIG"]))
+	cfg, err := loadConfig(env(environment), t.TempDir())
+	require.NoError(t, err)
+	assert.Equal(t, "staircase", cfg.Webhooks[0].Name)
+	assert.Empty(t, cfg.Store.Redis, "an empty RedisURL means the memory store")
+	cfg.Outbox = t.TempDir()
+	srv, err := receiver.NewServer(cfg, receiver.ServerOptions{})
+	require.NoError(t, err)
+	require.NoError(t, srv.Close())
 }
