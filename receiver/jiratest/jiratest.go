@@ -99,6 +99,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	issues   []Issue
+	byLabel  map[string][]int // label → indexes into issues, for search
 	faults   []Fault
 	lag      time.Duration
 	requests map[string]int
@@ -132,7 +133,7 @@ func NewServer(opts Options) *Server {
 		opts.SchemaPath = os.Getenv(SchemaEnv)
 	}
 	s := &Server{opts: opts, Email: opts.Email, APIToken: opts.APIToken,
-		requests: map[string]int{}, closing: make(chan struct{})}
+		requests: map[string]int{}, byLabel: map[string][]int{}, closing: make(chan struct{})}
 	if opts.SchemaPath != "" {
 		sch, err := LoadSchema(opts.SchemaPath)
 		if err != nil {
@@ -395,6 +396,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		is.Priority = f.Priority.Name
 	}
 	s.issues = append(s.issues, is)
+	for _, l := range slices.Compact(slices.Sorted(slices.Values(is.Labels))) {
+		s.byLabel[l] = append(s.byLabel[l], len(s.issues)-1)
+	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusCreated, map[string]string{
 		"id": is.ID, "key": is.Key, "self": s.URL + "/rest/api/3/issue/" + is.ID,
@@ -431,11 +435,11 @@ func (s *Server) searchJQL(w http.ResponseWriter, r *http.Request) {
 	}
 	hits := []hit{}
 	s.mu.Lock()
-	for _, is := range s.issues {
+	for _, i := range s.byLabel[m[1]] {
 		if len(hits) >= limit {
 			break
 		}
-		if slices.Contains(is.Labels, m[1]) && !now.Before(is.Created.Add(s.lag)) {
+		if is := s.issues[i]; !now.Before(is.Created.Add(s.lag)) {
 			hits = append(hits, hit{ID: is.ID, Key: is.Key})
 		}
 	}
