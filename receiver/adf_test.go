@@ -164,3 +164,20 @@ func TestADFTextNeverEmpty(t *testing.T) {
 		assert.False(t, strings.ContainsAny(n.Text, "\r\n"))
 	}
 }
+
+func BenchmarkADFSchemaValidate(b *testing.B) {
+	path := os.Getenv(jiratest.SchemaEnv)
+	if path == "" {
+		b.Skip("no ADF schema")
+	}
+	sch, err := jiratest.LoadSchema(path)
+	require.NoError(b, err)
+	doc, err := json.Marshal(buildDescription(hostileEvent()))
+	require.NoError(b, err)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := sch.Validate(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -160,4 +160,12 @@ func TestNoSchema(t *testing.T) {
 	srv := jiratest.NewServer(jiratest.Options{})
 	defer srv.Close()
 	assert.False(t, srv.SchemaLoaded())
+
+	t.Setenv(jiratest.SchemaEnv, "/nonexistent/full.json")
+	srv = jiratest.NewServer(jiratest.Options{SkipSchema: true})
+	defer srv.Close()
+	assert.False(t, srv.SchemaLoaded())
+	// The structural checks stay.
+	status, _, _ := post(t, srv, "/rest/api/3/issue", issueBody(`"s"`, `[]`, `{"type":"doc","version":1,"content":[{"type":"paragraph","content":[{"type":"text","text":""}]}]}`), true)
+	assert.Equal(t, http.StatusBadRequest, status)
 }
