@@ -79,13 +79,16 @@ func (c *leakCheck) request(what string, keys [][]byte, h http.Header, body []by
 		m.Write(body)
 		sum := m.Sum(nil)
 		c.add(fmt.Sprintf("%s: MAC with key %d (base64)", what, i), base64.StdEncoding.EncodeToString(sum))
+		c.add(fmt.Sprintf("%s: MAC with key %d (base64, first 12)", what, i), base64.StdEncoding.EncodeToString(sum)[:12])
 		c.add(fmt.Sprintf("%s: MAC with key %d (hex)", what, i), hex.EncodeToString(sum))
+		c.add(fmt.Sprintf("%s: MAC with key %d (hex, first 12)", what, i), hex.EncodeToString(sum)[:12])
 		c.add(fmt.Sprintf("%s: MAC with key %d (raw)", what, i), string(sum))
 	}
 	for _, v := range h.Values("X-Staircase-Signature") {
 		for _, e := range strings.Fields(v) {
-			if val, ok := strings.CutPrefix(e, "v1,"); ok && len(val) >= 8 {
+			if val, ok := strings.CutPrefix(e, "v1,"); ok && len(val) >= 12 {
 				c.add(what+": received v1 signature", val)
+				c.add(what+": received v1 signature (first 12)", val[:12])
 			}
 		}
 	}
@@ -503,6 +506,23 @@ func TestLeakCLI(t *testing.T) {
 	require.NoError(t, os.WriteFile(bf, []byte(`{"id":"evt_cli_bad"}`), 0o600))
 	out, rc = run("send invalid event", nil, []string{"RCV_SECRET=" + r.secret.Encode()}, "send", "--url", r.url, "--secret-env", "RCV_SECRET", "--body", bf)
 	assert.Equal(t, 1, rc, out)
+
+	// deadletter replay to a receiver that holds another secret: 401.
+	outbox := t.TempDir()
+	dlBody := event(t, receiver.TypeRenewal, "evt_cli_dl", nil)
+	dl, err := json.Marshal(receiver.DeadLetter{Time: time.Now(), Webhook: webhookName, EventID: "evt_cli_dl", Sink: sinkEmail, Error: "test", Body: dlBody})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(outbox, receiver.DeadLetterFile), append(dl, '\n'), 0o600))
+	rcfg := filepath.Join(t.TempDir(), "replay.yaml")
+	require.NoError(t, os.WriteFile(rcfg, []byte(fmt.Sprintf(`outbox: %q
+webhooks:
+  - name: %s
+    secrets: [{label: current, secret: "${LEAK_SECRET}"}]
+    routes: [{email: {to: [a@example.com]}}]
+`, outbox, webhookName)), 0o600))
+	out, rc = run("deadletter replay rejected", nil, senv, "deadletter", "replay", "--config", rcfg, "--url", strings.TrimSuffix(r.url, "/webhooks/"+webhookName))
+	assert.Equal(t, 1, rc, out)
+	assert.Contains(t, out, "401")
 
 	// serve with a config whose values are wrong: the errors name the
 	// fields, never the values.
