@@ -375,7 +375,7 @@ func (s *jiraSink) call(ctx context.Context, what, endpoint string, body []byte,
 			return &RetryAfterError{Err: err, After: wait}
 		}
 		s.log.DebugContext(ctx, "jira retry", "sink", s.name, "attempt", attempt, "wait", wait, "error", err)
-		if err := s.sleep(ctx, wait); err != nil {
+		if s.sleep(ctx, wait) != nil { // ctx ended first: report the API's failure
 			return &RetryAfterError{Err: err, After: wait}
 		}
 	}
