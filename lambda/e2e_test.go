@@ -179,6 +179,7 @@ func TestEmulator(t *testing.T) {
 		var e struct{ ErrorMessage, ErrorType string }
 		require.NoError(t, json.Unmarshal(out, &e))
 		assert.Contains(t, e.ErrorMessage, "not an HTTP event")
+		assert.Equal(t, "unknownEventError", e.ErrorType)
 	})
 
 	issues := jira.Issues()

@@ -97,7 +97,7 @@ func decodeEvent(payload []byte) (*event, error) {
 	}
 	t, ok := p.classify()
 	if !ok {
-		return nil, fmt.Errorf("%w: no httpMethod with an API Gateway requestContext, no version \"2.0\" and no requestContext.elb", ErrUnknownEvent)
+		return nil, unknownEvent("no httpMethod with an API Gateway requestContext, no version \"2.0\" and no requestContext.elb")
 	}
 	var (
 		ev  *event
@@ -130,10 +130,19 @@ func decodeEvent(payload []byte) (*event, error) {
 	}
 	ev.trigger = t
 	if ev.method == "" {
-		return nil, fmt.Errorf("%w: the event has no HTTP method", ErrUnknownEvent)
+		return nil, unknownEvent("the event has no HTTP method")
 	}
 	return ev, nil
 }
+
+// unknownEventError is ErrUnknownEvent with what was wrong. Its type name is
+// the errorType that Lambda reports for the failed invocation.
+type unknownEventError struct{ detail string }
+
+func (e *unknownEventError) Error() string { return ErrUnknownEvent.Error() + ": " + e.detail }
+func (e *unknownEventError) Unwrap() error { return ErrUnknownEvent }
+
+func unknownEvent(detail string) error { return &unknownEventError{detail} }
 
 // jsonError describes a decoding failure by position or field name only.
 func jsonError(err error) error {
@@ -141,11 +150,11 @@ func jsonError(err error) error {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syn):
-		return fmt.Errorf("%w: invalid JSON at offset %d", ErrUnknownEvent, syn.Offset)
+		return unknownEvent(fmt.Sprintf("invalid JSON at offset %d", syn.Offset))
 	case errors.As(err, &typ):
-		return fmt.Errorf("%w: field %q is a JSON %s, not %s", ErrUnknownEvent, typ.Field, typ.Value, typ.Type)
+		return unknownEvent(fmt.Sprintf("field %q is a JSON %s, not %s", typ.Field, typ.Value, typ.Type))
 	}
-	return fmt.Errorf("%w: invalid JSON", ErrUnknownEvent)
+	return unknownEvent("invalid JSON")
 }
 
 func fromRESTv1(in *events.APIGatewayProxyRequest) *event {

@@ -47,7 +47,12 @@
 //
 // Events and responses use the types of github.com/aws/aws-lambda-go/events.
 // The response is buffered (Function URLs in the default BUFFERED invoke
-// mode); response streaming is not supported.
+// mode); response streaming is not supported. Binary and non-UTF-8 response
+// bodies, and any body with a Content-Encoding, go back base64-encoded;
+// API Gateway REST APIs need the media type listed in the API's binary
+// media types to send them on as binary. An ALB target group without
+// multi-value headers can carry one value per header: repeated headers are
+// joined with commas, and only the first Set-Cookie is kept.
 package lambda
 
 import (
