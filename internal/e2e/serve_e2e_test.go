@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/internal/mailpit"
+	"github.com/stairhook/stairhook/internal/smtptest"
 	"github.com/stairhook/stairhook/internal/testenv"
 	"github.com/stairhook/stairhook/receiver"
 	"github.com/stairhook/stairhook/receiver/jiratest"
@@ -286,4 +287,62 @@ func TestServeEndToEnd(t *testing.T) {
 	require.NoError(t, proc.stop(t, 30*time.Second), "exit code; stderr: %s", proc.stderr)
 	assert.Contains(t, proc.stdout.String(), "stopped")
 	assert.NotContains(t, proc.stderr.String(), secret.Encode())
+}
+
+// TestServeSIGTERMInFlight stops `stairhook serve` (Redis store) with
+// SIGTERM while a delivery is in flight: its Jira create hangs until the
+// Jira timeout. The in-flight request must still get its answer (503: the
+// create failed, the email went out and is recorded), the process must exit
+// 0, and once restarted on the same store the sender's retry must create
+// exactly one issue and send no second email.
+func TestServeSIGTERMInFlight(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t)
+	bin := stairhookBinary(t)
+	jira := jiratest.NewServer(jiratest.Options{Email: jiraEmail, APIToken: jiraToken})
+	t.Cleanup(jira.Close)
+	smtp := smtptest.NewServer(t, smtptest.Options{Username: smtpUser, Password: smtpPassword, NoTLS: true})
+	secret, err := verify.NewSecret()
+	require.NoError(t, err)
+	addr := testenv.Addr(testenv.FreePort(t))
+	cfg := serveConfig(t, addr, t.TempDir(), "redis://"+rs.addr+"/0", jira.URL, "127.0.0.1", smtp.Port)
+	proc := startServe(t, bin, cfg, addr, serveEnv(secret)...)
+	ep := sender.Endpoint{URL: "http://" + addr + "/webhooks/" + webhookName, Secrets: []verify.Secret{secret}, Enabled: true}
+
+	id := fmt.Sprintf("evt_sigterm_%d", time.Now().UnixNano())
+	body := event(t, receiver.TypeChurnRisk, id, nil)
+	jira.Inject(1, jiratest.Fault{Path: jiraIssuePath, Hang: true})
+	type result struct {
+		rep *sender.Report
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		rep, err := newSender(1).Send(context.Background(), ep, id, body)
+		res <- result{rep, err}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for jira.Requests(jiraIssuePath) == 0 {
+		require.True(t, time.Now().Before(deadline), "the create never reached Jira")
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.NoError(t, proc.cmd.Process.Signal(syscall.SIGTERM))
+	got := <-res
+	require.Len(t, got.rep.Attempts, 1)
+	assert.Equal(t, http.StatusServiceUnavailable, got.rep.Attempts[0].Status, "the in-flight delivery is answered: %v %s", got.rep.Attempts[0].Err, got.rep.Attempts[0].Body)
+	select {
+	case <-proc.exited:
+		require.NoError(t, proc.err, "exit code after SIGTERM; stderr: %s", proc.stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	assert.Zero(t, issuesFor(jira, id))
+	assert.Equal(t, 1, mailsFor(smtp, id), "the email sink ran to completion")
+
+	proc = startServe(t, bin, cfg, addr, serveEnv(secret)...)
+	rep, err := newSender(5).Send(t.Context(), ep, id, body)
+	require.NoError(t, err, "statuses %v", statuses(rep))
+	assert.Equal(t, 1, issuesFor(jira, id))
+	assert.Equal(t, 1, mailsFor(smtp, id), "no second email after the restart")
+	require.NoError(t, proc.stop(t, 30*time.Second))
 }
