@@ -43,6 +43,14 @@
 // answered 431; an event payload larger than 16 MiB fails with
 // [ErrEventTooLarge]. AWS itself caps synchronous payloads at 6 MB.
 //
+// The adapter's own answers, given without calling the handler, use the JSON
+// form of verify's middleware, {"error":{"code":…,"message":…}}, with a
+// stable code: invalid_base64_body (400, a body marked isBase64Encoded that
+// is not standard base64), invalid_method, invalid_path and invalid_header
+// (400; a header value with a control character is refused as net/http's
+// server refuses it), body_too_large (413), headers_too_large (431), and
+// response_too_large (500, the handler wrote more than MaxBodyBytes).
+//
 // # Compatibility
 //
 // Events and responses use the types of github.com/aws/aws-lambda-go/events.
