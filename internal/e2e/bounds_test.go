@@ -19,7 +19,7 @@ import (
 // Limits under test, as documented: the signature header (SPEC.md and
 // verify's ErrMalformedHeader: 4096 bytes, 16 entries), the body cap
 // (verify.DefaultMaxBodyBytes), the event decoder (receiver.DecodeEvent:
-// nesting 32, strings 16 KiB, 200 people) and the template output
+// nesting 32, strings 16 KiB, 200 people, type 128 bytes) and the template output
 // (receiver.MaxTemplateOutput).
 const (
 	maxSignatureHeader = 4096
@@ -27,6 +27,7 @@ const (
 	maxDepth           = 32
 	maxString          = 16 << 10
 	maxPeople          = 200
+	maxType            = 128
 )
 
 // code returns the stable error code of a JSON error answer.
@@ -177,6 +178,26 @@ func TestBounds(t *testing.T) {
 		// An unknown field is bounded too.
 		id = nextID()
 		resp = r.post(t, id, event(t, receiver.TypeRenewal, id, func(m map[string]any) { m["extra"] = strings.Repeat("e", maxString+1) }))
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		assert.Equal(t, "invalid_event", code(t, resp.Body))
+	})
+	t.Run("type of 128 bytes passes, 129 is 400; a key of 16 KiB + 1 is 400", func(t *testing.T) {
+		typ := func(n int) func(map[string]any) {
+			return func(m map[string]any) { m["type"] = strings.Repeat("t", n) }
+		}
+		id := nextID()
+		resp := r.post(t, id, event(t, receiver.TypeRenewal, id, typ(maxType)))
+		assert.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
+		assert.Equal(t, 1, issuesFor(r.jira, id), "an unknown type is routed")
+		id = nextID()
+		resp = r.post(t, id, event(t, receiver.TypeRenewal, id, typ(maxType+1)))
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		assert.Equal(t, "invalid_event", code(t, resp.Body))
+		id = nextID()
+		resp = r.post(t, id, event(t, receiver.TypeRenewal, id, func(m map[string]any) { m[strings.Repeat("k", maxString)] = 1 }))
+		assert.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
+		id = nextID()
+		resp = r.post(t, id, event(t, receiver.TypeRenewal, id, func(m map[string]any) { m[strings.Repeat("k", maxString+1)] = 1 }))
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 		assert.Equal(t, "invalid_event", code(t, resp.Body))
 	})
