@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -424,7 +425,7 @@ func (s *jiraSink) once(ctx context.Context, what, endpoint string, body []byte,
 		}
 		return nil
 	}
-	se := &jiraStatusError{what: what, status: resp.StatusCode, messages: jiraErrorMessages(data)}
+	se := &jiraStatusError{what: what, status: resp.StatusCode, messages: jiraErrorMessages(data, s.redact)}
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
 		se.retryAfter = retryDelay(resp.Header, time.Now())
@@ -438,9 +439,30 @@ func (s *jiraSink) once(ctx context.Context, what, endpoint string, body []byte,
 	}
 }
 
+// redact removes the credentials from text the API sent back: Jira, or a
+// proxy or gateway in front of it, may echo the Authorization header (or the
+// token decoded from it) in an error body, and that text ends up in the
+// sink's error, which reaches logs, the dead-letter file and the sender.
+func (s *jiraSink) redact(text string) string {
+	basic := s.email + ":" + s.token
+	for _, secret := range []string{
+		base64.StdEncoding.EncodeToString([]byte(basic)),
+		base64.RawStdEncoding.EncodeToString([]byte(basic)),
+		base64.URLEncoding.EncodeToString([]byte(basic)),
+		base64.RawURLEncoding.EncodeToString([]byte(basic)),
+		s.token,
+	} {
+		if secret != "" {
+			text = strings.ReplaceAll(text, secret, "[redacted]")
+		}
+	}
+	return text
+}
+
 // jiraErrorMessages extracts errorMessages and errors ("field: message")
-// from a Jira error body, each bounded, in a stable order.
-func jiraErrorMessages(data []byte) []string {
+// from a Jira error body, each passed through redact and bounded, in a
+// stable order.
+func jiraErrorMessages(data []byte, redact func(string) string) []string {
 	var body struct {
 		ErrorMessages []string          `json:"errorMessages"`
 		Errors        map[string]string `json:"errors"`
@@ -450,10 +472,10 @@ func jiraErrorMessages(data []byte) []string {
 	}
 	var out []string
 	for _, m := range body.ErrorMessages {
-		out = append(out, clip(oneLine(m), 500))
+		out = append(out, clip(oneLine(redact(m)), 500))
 	}
 	for _, k := range sortedKeys(body.Errors) {
-		out = append(out, clip(oneLine(k+": "+body.Errors[k]), 500))
+		out = append(out, clip(oneLine(redact(k+": "+body.Errors[k])), 500))
 	}
 	if len(out) > 20 {
 		out = append(out[:20], fmt.Sprintf("(%d more)", len(out)-20))

@@ -3,10 +3,12 @@ package receiver
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -282,13 +284,42 @@ func TestJiraPermanentFailures(t *testing.T) {
 	})
 }
 
+// A Jira, proxy or gateway that echoes the credentials in its error body
+// must not get them into the sink's error (which reaches logs, the
+// dead-letter file and the sender).
+func TestJiraErrorRedactsEchoedCredentials(t *testing.T) {
+	const email, token = "bot@example.com", "ATATT3xFfGF0-very-secret-token"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		_, tok, _ := r.BasicAuth()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"errorMessages": []string{"Authorization " + auth + " is not valid", "token " + tok + " revoked"},
+			"errors":        map[string]string{"auth": strings.TrimPrefix(auth, "Basic ")},
+		})
+	}))
+	defer echo.Close()
+	s, err := newJiraSink("jira:CS", JiraConfig{BaseURL: echo.URL, Email: email, APIToken: token}, JiraRoute{Project: "CS"}, nil, nil)
+	require.NoError(t, err)
+	err = s.Deliver(deliverCtx(t), hostileEvent())
+	require.ErrorIs(t, err, ErrPermanent)
+	basic := base64.StdEncoding.EncodeToString([]byte(email + ":" + token))
+	for _, secret := range []string{token, basic, basic[:len(basic)-2], "very-secret"} {
+		assert.NotContains(t, err.Error(), secret)
+	}
+	assert.Contains(t, err.Error(), "Authorization Basic [redacted] is not valid")
+	assert.Contains(t, err.Error(), "token [redacted] revoked")
+}
+
 func TestJiraErrorBodyBounded(t *testing.T) {
 	huge := strings.Repeat("x", 1<<20)
 	body, _ := json.Marshal(map[string]any{"errorMessages": []string{huge}, "errors": map[string]string{"summary": "bad"}})
-	msgs := jiraErrorMessages(body[:jiraMaxErrorBody])
+	keep := func(s string) string { return s }
+	msgs := jiraErrorMessages(body[:jiraMaxErrorBody], keep)
 	assert.Nil(t, msgs, "a truncated body is not parsed")
 	small, _ := json.Marshal(map[string]any{"errorMessages": []string{strings.Repeat("y", 2000), "b\r\nX: y"}, "errors": map[string]string{"summary": "bad"}})
-	msgs = jiraErrorMessages(small)
+	msgs = jiraErrorMessages(small, keep)
 	require.Len(t, msgs, 3)
 	assert.LessOrEqual(t, len(msgs[0]), 504)
 	assert.Equal(t, "b X: y", msgs[1])
