@@ -52,7 +52,11 @@ type Config struct {
 	Outbox string `yaml:"outbox"`
 	// Retention is how long a sink that succeeded for an event stays
 	// recorded, so a redelivery or a dead-letter replay within it does not
-	// run the sink again. Default DefaultRetention (7 days).
+	// run the sink again. Default DefaultRetention (7 days). The in-memory
+	// store holds verify.DefaultMemoryStoreEntries keys (one per event and
+	// sink) and answers 503 when full, so above some ten thousand events a
+	// day use Redis or a shorter retention (at least the sender's retry
+	// span, about 3 hours).
 	Retention time.Duration `yaml:"retention"`
 	// Jira is the Jira Cloud site; nil makes every jira route a dry run.
 	Jira *JiraConfig `yaml:"jira"`
@@ -76,8 +80,8 @@ type WebhookConfig struct {
 	Name string `yaml:"name"`
 	// Secrets is the keyring, 1 to 16 entries; several during a rotation.
 	Secrets []SecretConfig `yaml:"secrets"`
-	// Tolerance is how far a signed timestamp may lie from now. Default
-	// verify.DefaultTolerance (5 minutes).
+	// Tolerance is how far a signed timestamp may lie from now, at most
+	// 1h. Default verify.DefaultTolerance (5 minutes).
 	Tolerance time.Duration `yaml:"tolerance"`
 	// Routes send matching events to sinks; at least one. An event runs
 	// the sinks of every route it matches, in order.
@@ -244,6 +248,11 @@ var urlSafeName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 // maxKeys is verify's limit on a keyring.
 const maxKeys = 16
 
+// maxTolerance bounds a webhook's tolerance: the sender signs every attempt
+// afresh, so the window only needs to cover clock skew and transit, and
+// the ids are remembered for twice the window.
+const maxTolerance = time.Hour
+
 // validate reports every problem of c, each with its path.
 func (c *Config) validate() []error {
 	var errs []error
@@ -312,8 +321,8 @@ func (w *WebhookConfig) validate(p string) []error {
 			bad(sp+".secret", "not a whsec_ secret ("+strings.TrimPrefix(err.Error(), "verify: ")+")")
 		}
 	}
-	if w.Tolerance < 0 {
-		bad(p+".tolerance", "must not be negative")
+	if w.Tolerance < 0 || w.Tolerance > maxTolerance {
+		bad(p+".tolerance", "must be from 0 (the default, 5m) to 1h: a longer window weakens replay protection")
 	}
 	if len(w.Routes) == 0 {
 		bad(p+".routes", "at least one route is required")

@@ -247,7 +247,7 @@ webhooks:
 		"webhooks[0].name: must be 1 to 64 of a-z",
 		"webhooks[0].secrets[0].secret: not a whsec_ secret",
 		`webhooks[0].secrets[1].label: "a" is used by another secret`,
-		"webhooks[0].tolerance: must not be negative",
+		"webhooks[0].tolerance: must be from 0 (the default, 5m) to 1h",
 		"webhooks[0].routes[0].when.types[0]: must not be empty",
 		"webhooks[0].routes[0].when.severities[1]: must not be empty",
 		"webhooks[0].routes[0]: needs at least one sink",
@@ -370,4 +370,15 @@ func TestParseConfigSyntaxErrorHidesText(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidConfig)
 	assert.Contains(t, err.Error(), "YAML syntax: unknown anchor (not shown) referenced")
 	assert.NotContains(t, err.Error(), "MfKQ9r8G")
+}
+
+func TestParseConfigToleranceBound(t *testing.T) {
+	for tol, ok := range map[string]bool{"1h": true, "61m": false, "0s": true} {
+		_, err := ParseConfig([]byte(strings.Replace(minimalConfig, "routes:", "tolerance: "+tol+"\n    routes:", 1)), nil)
+		if ok {
+			assert.NoError(t, err, tol)
+		} else {
+			assert.ErrorContains(t, err, "webhooks[0].tolerance: must be from 0", tol)
+		}
+	}
 }
