@@ -13,6 +13,5 @@
 //
 // Tests that need redis-server, mailpit or the ADF JSON Schema
 // (STAIRHOOK_ADF_SCHEMA) skip when it is missing, and fail instead when
-// STAIRHOOK_E2E is set. STAIRHOOK_KNOWN_BUGS=1 runs the cases skipped for a
-// known bug elsewhere.
+// STAIRHOOK_E2E is set.
 package e2e
