@@ -41,8 +41,8 @@
 // delivery share one deadline ([ServerOptions.DeliveryTimeout]). The store
 // fails closed: when it cannot be read or written the answer is 503, never
 // a delivery without its record. Secrets, signatures and computed MACs
-// never appear in responses, log lines or errors; configuration errors do
-// not quote values.
+// never appear in responses, log lines or errors; configuration errors name
+// the field, not its value (template parse errors quote the template).
 //
 // # Compatibility
 //
