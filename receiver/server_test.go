@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,7 +24,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stairhook/stairhook/internal/smtptest"
 	"github.com/stairhook/stairhook/internal/testenv"
+	"github.com/stairhook/stairhook/receiver/jiratest"
 	"github.com/stairhook/stairhook/verify"
 	"github.com/stairhook/stairhook/verify/verifytest"
 )
@@ -959,4 +962,102 @@ func TestServerListenAndServe(t *testing.T) {
 	require.NoError(t, err)
 	defer l.Close()
 	assert.Error(t, h.srv.ListenAndServe(context.Background()))
+}
+
+// TestServerRealSinks runs the server with the real Jira and email sinks
+// against the in-repo Jira test server and an in-process SMTP server with
+// STARTTLS: every sample becomes one issue and one email; redelivery,
+// a Jira outage and a rejected recipient never duplicate or lose one.
+func TestServerRealSinks(t *testing.T) {
+	js := jiratest.NewServer(jiratest.Options{})
+	defer js.Close()
+	ms := smtptest.NewServer(t, smtptest.Options{})
+	cfg := &Config{
+		Outbox: t.TempDir(),
+		Jira:   &JiraConfig{BaseURL: js.URL, Email: "jira@example.com", APIToken: "test-token"},
+		SMTP:   &SMTPConfig{Host: ms.Host, Port: ms.Port, Username: ms.Username, Password: ms.Password, From: "Staircase alerts <alerts@example.com>"},
+		Webhooks: []WebhookConfig{{
+			Name:    "staircase",
+			Secrets: []SecretConfig{{Label: "current", Secret: testSecret}},
+			Routes: []RouteConfig{{
+				Jira:  &JiraRoute{Project: "CS", Labels: []string{"staircase"}},
+				Email: &EmailRoute{To: []string{"csm@example.com"}},
+			}},
+		}},
+	}
+	logs := &syncBuffer{}
+	srv, err := NewServer(cfg, ServerOptions{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	require.NoError(t, err)
+	defer srv.Close()
+	for _, s := range srv.hooks["staircase"].routes[0].sinks {
+		if e, ok := s.(*emailSink); ok {
+			e.rootCAs = ms.RootCAs // trust the test server's certificate
+		}
+	}
+	secret, err := verify.ParseSecret(testSecret)
+	require.NoError(t, err)
+	now := time.Now()
+	post := func(id string, body []byte) response {
+		t.Helper()
+		now = now.Add(time.Second)
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, verifytest.NewRequest(secret, id, now, "/webhooks/staircase", body))
+		r := decodeResponse(t, rec)
+		r.Status = strconv.Itoa(rec.Code) + " " + r.Status
+		return r
+	}
+
+	for _, typ := range SampleTypes() {
+		body, err := Sample(typ)
+		require.NoError(t, err)
+		ev, err := DecodeEvent(body)
+		require.NoError(t, err)
+		require.Equal(t, "200 delivered", post(ev.ID, body).Status, typ)
+	}
+	require.Len(t, js.Issues(), len(SampleTypes()))
+	require.Len(t, ms.Messages(), len(SampleTypes()))
+
+	// Redelivered: nothing new.
+	body, err := Sample(TypeChurnRisk)
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, verifytest.NewRequest(secret, "evt_01JD3QX8M2A1B4C6D8E0F2G4H6", now.Add(time.Second), "/webhooks/staircase", body))
+	assert.Equal(t, "true", rec.Header().Get(verify.DuplicateHeader))
+	assert.Len(t, js.Issues(), len(SampleTypes()))
+	assert.Len(t, ms.Messages(), len(SampleTypes()))
+
+	// Jira is down for longer than the sink retries: 503, the email went
+	// out; the retry creates exactly one issue and sends nothing more.
+	body = event(t, TypeRenewal, "evt_outage", nil)
+	js.Inject(jiraMaxAttempts, jiratest.Fault{Status: http.StatusServiceUnavailable})
+	r := post("evt_outage", body)
+	require.Equal(t, "503 retry", r.Status, "%+v", r)
+	assert.Equal(t, map[string]string{"staircase.route1.jira": "failed", "staircase.route1.email": "delivered"}, outcomes(r))
+	r = post("evt_outage", body)
+	require.Equal(t, "200 delivered", r.Status, "%+v", r)
+	assert.Equal(t, map[string]string{"staircase.route1.jira": "delivered", "staircase.route1.email": "skipped"}, outcomes(r))
+	assert.Len(t, js.Issues(), len(SampleTypes())+1)
+	assert.Len(t, ms.Messages(), len(SampleTypes())+1)
+
+	// The mail server rejects the message for good: 422 and a dead
+	// letter; replayed once fixed, only the email is sent.
+	body = event(t, TypeNoReachOut, "evt_550", nil)
+	ms.FailNext(1, 550)
+	r = post("evt_550", body)
+	require.Equal(t, "422 rejected", r.Status, "%+v", r)
+	assert.Contains(t, r.Error.Message, "550")
+	f, err := os.Open(filepath.Join(cfg.Outbox, DeadLetterFile))
+	require.NoError(t, err)
+	recs, err := ReadDeadLetters(f)
+	f.Close()
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	assert.Equal(t, "staircase.route1.email", recs[0].Sink)
+	r = post("evt_550", recs[0].Body)
+	require.Equal(t, "200 delivered", r.Status, "%+v", r)
+	assert.Equal(t, map[string]string{"staircase.route1.jira": "skipped", "staircase.route1.email": "delivered"}, outcomes(r))
+	assert.Len(t, js.Issues(), len(SampleTypes())+2)
+	assert.Len(t, ms.Messages(), len(SampleTypes())+2)
+	assert.NotContains(t, logs.String(), "test-token")
+	assert.NotContains(t, logs.String(), ms.Password)
 }
