@@ -3,6 +3,7 @@ package bench
 import (
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"testing"
 	"time"
 )
@@ -77,6 +78,10 @@ const interleaveSlice = 200 * time.Microsecond
 // seconds apart, are not comparable. One benchmark operation is one turn of
 // every library; the default ns/op is therefore not meaningful by itself.
 //
+// A library's time is the median over its turns, so that a turn in which
+// the OS ran another job instead (a few milliseconds at a time on a shared
+// machine) is left out rather than averaged in.
+//
 // The garbage collector is off while the libraries take turns and runs,
 // untimed, after every round: otherwise a collection caused by one
 // library's garbage would be charged to whichever library runs next. The
@@ -102,8 +107,9 @@ func BenchmarkInterleaved(b *testing.B) {
 			}
 			defer debug.SetGCPercent(debug.SetGCPercent(-1))
 			runtime.GC()
-			elapsed := make([]time.Duration, len(libs))
-			ops := make([]int, len(libs))
+			// perOp[i] holds library i's time per verification in each of
+			// its turns.
+			perOp := make([][]float64, len(libs))
 			turn := 0
 			b.ResetTimer()
 			for b.Loop() {
@@ -112,14 +118,19 @@ func BenchmarkInterleaved(b *testing.B) {
 				for j := range libs {
 					i := (turn + j) % len(libs)
 					check := checks[i]
+					// One untimed call first: the library before may have
+					// pushed the body and this library's state out of the
+					// caches, which separate benchmarks never see.
+					if err := check(in.body); err != nil {
+						b.Fatalf("%s: %v", libs[i].name, err)
+					}
 					start := time.Now()
 					for range batch[i] {
 						if err := check(in.body); err != nil {
 							b.Fatalf("%s: %v", libs[i].name, err)
 						}
 					}
-					elapsed[i] += time.Since(start)
-					ops[i] += batch[i]
+					perOp[i] = append(perOp[i], float64(time.Since(start).Nanoseconds())/float64(batch[i]))
 				}
 				turn++
 				b.StopTimer()
@@ -127,7 +138,8 @@ func BenchmarkInterleaved(b *testing.B) {
 				b.StartTimer()
 			}
 			for i, l := range libs {
-				b.ReportMetric(float64(elapsed[i].Nanoseconds())/float64(ops[i]), l.name+"-ns/op")
+				slices.Sort(perOp[i])
+				b.ReportMetric(perOp[i][len(perOp[i])/2], l.name+"-ns/op")
 			}
 		})
 	}
