@@ -127,7 +127,7 @@ func (c *SMTPConfig) check(path string) []error {
 	switch c.TLS {
 	case "", tlsMandatory, tlsSTARTTLS, tlsImplicit, tlsOpportunistic, tlsNone:
 	default:
-		bad("tls", fmt.Sprintf("unknown policy %q (mandatory, starttls, tls, opportunistic or none)", c.TLS))
+		bad("tls", "unknown policy (want mandatory, starttls, tls, opportunistic or none)")
 	}
 	if c.Password != "" && c.Username == "" {
 		bad("password", "set without a username")

@@ -360,8 +360,10 @@ const (
 type sinkResult struct {
 	Name    string `json:"name"`
 	Outcome string `json:"outcome"`
-	Error   string `json:"error,omitempty"`
 
+	// err is the sink's error. It goes to the log and the dead-letter
+	// file, never to the sender: a destination's error text is internal
+	// detail and may echo what it was sent.
 	err        error
 	retryAfter time.Duration
 }
@@ -473,7 +475,6 @@ func (s *Server) runSink(ctx context.Context, ev *Event, sink Sink) sinkResult {
 		s.log.Warn("ledger release failed", "sink", out.Name, "id", ev.ID, "error", rerr.Error())
 	}
 	out.err = err
-	out.Error = clipText(err.Error(), 1024)
 	if errors.Is(err, ErrPermanent) {
 		out.Outcome = outcomeRejected
 		return out
@@ -511,7 +512,7 @@ func summarize(results []sinkResult) (status int, resp deliveryResponse, retryAf
 			after = max(after, r.retryAfter)
 		case outcomeRejected:
 			if !rejected {
-				reason = "sink " + r.Name + " rejected the event: " + r.Error
+				reason = "sink " + r.Name + " rejected the event; the reason is in the receiver's log and dead-letter file"
 			}
 			rejected = true
 		}
