@@ -1,6 +1,7 @@
 package lambda_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -532,3 +534,57 @@ func FuzzWrap(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkAdapter measures the adapter alone, in process: a 1 KiB signed
+// event in a Function URL event through Invoke to the verify middleware
+// and a handler that reads the body ("lambda"), beside the same request
+// served directly through httptest ("direct"). The store forgets every id,
+// so one signed request serves every iteration.
+func BenchmarkAdapter(b *testing.B) {
+	v, err := verify.NewVerifier(verify.Options{
+		Keys:    []verify.Key{{Label: "current", Secret: testSecret}},
+		Store:   forgetfulStore{},
+		OnError: func(*http.Request, error) {},
+	})
+	require.NoError(b, err)
+	h := v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	f := signedFill(b, testSecret, "evt_adapter", time.Now(), eventBody("evt_adapter", 1024))
+
+	b.Run("lambda", func(b *testing.B) {
+		a := lambda.Wrap(h)
+		payload := fixture(b, "function-url-base64", f)
+		b.ReportAllocs()
+		for b.Loop() {
+			out, err := a.Invoke(context.Background(), payload)
+			if err != nil || !bytes.Contains(out, []byte(`"statusCode":204`)) {
+				b.Fatalf("answer %s, error %v", out, err)
+			}
+		}
+	})
+	b.Run("direct", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r := httptest.NewRequest(http.MethodPost, "/webhooks/staircase", bytes.NewReader(f.body))
+			for k, v := range f.header {
+				r.Header[k] = v
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusNoContent {
+				b.Fatalf("status %d", w.Code)
+			}
+		}
+	})
+}
+
+// forgetfulStore is a verify.Store that remembers nothing: every id is new.
+type forgetfulStore struct{}
+
+func (forgetfulStore) Reserve(_ context.Context, key string, _ time.Duration) (verify.Reservation, verify.State, error) {
+	return verify.Reservation{Key: key}, verify.StateNew, nil
+}
+func (forgetfulStore) Done(context.Context, verify.Reservation, time.Duration) error { return nil }
+func (forgetfulStore) Release(context.Context, verify.Reservation) error             { return nil }
