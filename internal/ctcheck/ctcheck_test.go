@@ -160,7 +160,7 @@ func benign(name string) bool {
 			return true
 		}
 	}
-	for _, suffix := range []string{"label", "len", "count", "name", "header", "state", "kind", "scheme", "missing", "path", "env", "id", "ids", "file", "format"} {
+	for _, suffix := range []string{"label", "len", "count", "name", "header", "state", "kind", "scheme", "missing", "path", "env", "id", "ids", "file", "format", "summary"} {
 		if strings.HasSuffix(l, suffix) {
 			return true
 		}
