@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -889,20 +888,10 @@ func TestServerClientGone(t *testing.T) {
 // sinks live there, a second server sharing it sees them, and with Redis
 // down the server fails closed (503) until it is back.
 func TestServerRedis(t *testing.T) {
-	bin := testenv.Binary(t, "redis-server", "apt-get install -y redis-server")
-	addr := testenv.Addr(testenv.FreePort(t))
-	dir := t.TempDir()
-	var cmd *exec.Cmd
-	start := func() {
-		_, port, _ := strings.Cut(addr, ":")
-		cmd = exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-		testenv.Start(t, cmd)
-		testenv.WaitTCP(t, addr, 10*time.Second)
-	}
-	start()
+	rs := testenv.StartRedis(t)
 
 	cfg := testConfig(t.TempDir())
-	cfg.Store.Redis = "redis://" + addr + "/0"
+	cfg.Store.Redis = rs.URL()
 	h := newHarness(t, cfg, ServerOptions{})
 	health := func() int {
 		rec := httptest.NewRecorder()
@@ -928,15 +917,14 @@ func TestServerRedis(t *testing.T) {
 	assert.Equal(t, "true", rec.Header().Get(verify.DuplicateHeader), "the first instance sees the event done")
 
 	// Redis stops: fail closed.
-	require.NoError(t, cmd.Process.Kill())
-	_ = cmd.Wait()
+	rs.Stop()
 	assert.Equal(t, http.StatusServiceUnavailable, health())
 	rec = h.post("evt_redis2", event(t, TypeChurnRisk, "evt_redis2", nil))
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.Empty(t, h.sink(riskJira).ids()[1:], "no sink ran without the store")
 
-	// Redis is back (empty): the retry is delivered once.
-	start()
+	// Redis is back: the retry is delivered once.
+	rs.Start()
 	require.Eventually(t, func() bool { return health() == http.StatusOK }, 10*time.Second, 50*time.Millisecond)
 	rec = h.post("evt_redis2", event(t, TypeChurnRisk, "evt_redis2", nil))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stairhook/stairhook/internal/testenv"
 	"github.com/stairhook/stairhook/internal/smtptest"
 	"github.com/stairhook/stairhook/receiver"
 	"github.com/stairhook/stairhook/receiver/jiratest"
@@ -218,8 +219,8 @@ func TestSinkPermanentFaults(t *testing.T) {
 // delivered exactly once and the earlier one is a duplicate.
 func TestRedisRestart(t *testing.T) {
 	t.Parallel()
-	rs := startRedis(t)
-	r := newRig(t, rigOptions{Redis: "redis://" + rs.addr + "/0"})
+	rs := testenv.StartRedis(t)
+	r := newRig(t, rigOptions{Redis: rs.URL()})
 	ep := r.endpoint()
 
 	idA, idB := "evt_redis_a", "evt_redis_b"
@@ -228,7 +229,7 @@ func TestRedisRestart(t *testing.T) {
 	_, err := newSender(3).Send(t.Context(), ep, idA, bodyA)
 	require.NoError(t, err)
 
-	rs.stop()
+	rs.Stop()
 	for _, ev := range []struct {
 		id   string
 		body []byte
@@ -246,7 +247,7 @@ func TestRedisRestart(t *testing.T) {
 	assert.Zero(t, mailsFor(r.smtp, idB))
 	assert.Equal(t, 1, r.jira.Requests(jiraIssuePath))
 
-	rs.start()
+	rs.Start()
 	rep, err := newSender(10).Send(t.Context(), ep, idB, bodyB)
 	require.NoError(t, err, "statuses %v", statuses(rep))
 	resp := r.post(t, idA, bodyA)

@@ -23,7 +23,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/internal/smtptest"
-	"github.com/stairhook/stairhook/internal/testenv"
 	"github.com/stairhook/stairhook/receiver"
 	"github.com/stairhook/stairhook/receiver/jiratest"
 	"github.com/stairhook/stairhook/sender"
@@ -353,45 +352,6 @@ func postRaw(t testing.TB, url string, h http.Header, body []byte) *response {
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	return &response{StatusCode: resp.StatusCode, Header: resp.Header, Body: readAllString(resp.Body)}
-}
-
-// redisServer is a redis-server of this test on a free loopback port. Its
-// append-only file is fsynced on every write, so what it acknowledged
-// survives a SIGKILL and a restart.
-type redisServer struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	addr string
-	cmd  *exec.Cmd
-}
-
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	s := &redisServer{
-		t:    t,
-		bin:  testenv.Binary(t, "redis-server", "apt-get install -y redis-server"),
-		dir:  t.TempDir(),
-		addr: testenv.Addr(testenv.FreePort(t)),
-	}
-	s.start()
-	return s
-}
-
-func (s *redisServer) start() {
-	s.t.Helper()
-	_, port, _ := strings.Cut(s.addr, ":")
-	s.cmd = exec.Command(s.bin, "--port", port, "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "yes", "--appendfsync", "always", "--dir", s.dir)
-	testenv.Start(s.t, s.cmd)
-	testenv.WaitTCP(s.t, s.addr, 10*time.Second)
-}
-
-// stop kills the server by its process id.
-func (s *redisServer) stop() {
-	s.t.Helper()
-	require.NoError(s.t, s.cmd.Process.Kill())
-	_ = s.cmd.Wait()
 }
 
 var (

@@ -297,7 +297,7 @@ func TestServeEndToEnd(t *testing.T) {
 // exactly one issue and send no second email.
 func TestServeSIGTERMInFlight(t *testing.T) {
 	t.Parallel()
-	rs := startRedis(t)
+	rs := testenv.StartRedis(t)
 	bin := stairhookBinary(t)
 	jira := jiratest.NewServer(jiratest.Options{Email: jiraEmail, APIToken: jiraToken})
 	t.Cleanup(jira.Close)
@@ -305,7 +305,7 @@ func TestServeSIGTERMInFlight(t *testing.T) {
 	secret, err := verify.NewSecret()
 	require.NoError(t, err)
 	addr := testenv.Addr(testenv.FreePort(t))
-	cfg := serveConfig(t, addr, t.TempDir(), "redis://"+rs.addr+"/0", jira.URL, "127.0.0.1", smtp.Port)
+	cfg := serveConfig(t, addr, t.TempDir(), rs.URL(), jira.URL, "127.0.0.1", smtp.Port)
 	proc := startServe(t, bin, cfg, addr, serveEnv(secret)...)
 	ep := sender.Endpoint{URL: "http://" + addr + "/webhooks/" + webhookName, Secrets: []verify.Secret{secret}, Enabled: true}
 

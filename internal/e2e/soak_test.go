@@ -114,7 +114,7 @@ func TestSoak(t *testing.T) {
 	const concurrency = 32
 	const maxRSS = 512 << 20
 
-	rs := startRedis(t)
+	rs := testenv.StartRedis(t)
 	bin := stairhookBinary(t)
 	jira := jiratest.NewServer(jiratest.Options{Email: jiraEmail, APIToken: jiraToken})
 	t.Cleanup(jira.Close)
@@ -122,7 +122,7 @@ func TestSoak(t *testing.T) {
 	secret, err := verify.NewSecret()
 	require.NoError(t, err)
 	addr := testenv.Addr(testenv.FreePort(t))
-	cfg := serveConfig(t, addr, t.TempDir(), "redis://"+rs.addr+"/0", jira.URL, "127.0.0.1", smtp.Port)
+	cfg := serveConfig(t, addr, t.TempDir(), rs.URL(), jira.URL, "127.0.0.1", smtp.Port)
 	env := serveEnv(secret)
 	proc := startServe(t, bin, cfg, addr, env...)
 
