@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/stairhook/stairhook/testvectors"
 	"log"
 	"os"
 	"strconv"
@@ -42,41 +43,15 @@ func main() {
 	}
 }
 
-// The JSON schema; the same as package testvectors, declared again here so
-// that the generator builds even when vectors.json is missing or broken.
-type file struct {
-	Scheme        string   `json:"scheme"`
-	Version       int      `json:"version"`
-	NumberOfTests int      `json:"numberOfTests"`
-	Tests         []vector `json:"tests"`
-}
-
-type vector struct {
-	TcID       int               `json:"tcId"`
-	Comment    string            `json:"comment"`
-	Flags      []string          `json:"flags"`
-	Keys       []vkey            `json:"keys"`
-	Options    options           `json:"options"`
-	Now        int64             `json:"now"`
-	Headers    map[string]string `json:"headers"`
-	BodyBase64 string            `json:"bodyBase64"`
-	Result     string            `json:"result"`
-	Error      string            `json:"error"`
-	KeyLabel   string            `json:"keyLabel"`
-}
-
-type vkey struct {
-	Label     string `json:"label"`
-	Secret    string `json:"secret,omitempty"`
-	RawBase64 string `json:"rawBase64,omitempty"`
-	Expires   int64  `json:"expires"`
-}
-
-type options struct {
-	ToleranceSeconds   int64 `json:"toleranceSeconds"`
-	AllowBodySignature bool  `json:"allowBodySignature"`
-	AllowSecretDigest  bool  `json:"allowSecretDigest"`
-}
+// The JSON schema is package testvectors' own, so the generator cannot
+// drift from what the tests read. (The embedded vectors.json must exist for
+// that package to build; an empty file is enough to regenerate it.)
+type (
+	file    = testvectors.File
+	vector  = testvectors.Vector
+	vkey    = testvectors.VectorKey
+	options = testvectors.VectorOptions
+)
 
 // Sentinel names, as the verifier's Go package spells them.
 const (
