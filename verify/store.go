@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"math"
 	"strconv"
 	"sync"
@@ -99,24 +100,33 @@ type MemoryStoreOptions struct {
 // AWS Lambda, need a shared store such as verify/redisstore.
 //
 // Keys are kept in a min-heap by expiry, so expired keys are dropped as new
-// ones arrive, at O(log n) each, with no full sweeps. Entries live in one
-// slice of slots, reused through a free list, so that a large store costs
-// the garbage collector a few big objects rather than one per key.
+// ones arrive, at O(log n) each, with no full sweeps. The store holds no
+// pointers the garbage collector would have to trace, however many keys it
+// holds: entries live in one slice of slots, reused through a free list;
+// a key is held as a 128-bit hash under two random per-store seeds (two
+// distinct keys collide with a probability of about n²/2¹²⁹, and a sender
+// cannot aim for a collision without the seeds); and times are kept as
+// monotonic offsets from the store's creation, so a wall-clock step neither
+// expires ids early nor keeps them too long.
 type MemoryStore struct {
 	mu        sync.Mutex
 	max       int
 	now       func() time.Time
-	index     map[string]int32 // key → slot
+	epoch     time.Time
+	seeds     [2]maphash.Seed
+	index     map[keyHash]int32 // key → slot
 	slots     []memEntry
 	free      []int32 // unused slots
 	byExpiry  []int32 // min-heap of slots on expires
 	nextToken uint64
 }
 
+type keyHash [2]uint64
+
 type memEntry struct {
-	key     string
-	token   uint64 // Reservation.Token is its base-36 text
-	expires time.Time
+	key     keyHash
+	token   uint64        // Reservation.Token is its base-36 text
+	expires time.Duration // since epoch
 	state   State
 	pos     int32 // in byExpiry
 }
@@ -133,7 +143,12 @@ func (e *memEntry) holds(r Reservation) bool {
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore(opts MemoryStoreOptions) *MemoryStore {
-	s := &MemoryStore{max: opts.MaxEntries, now: opts.Now, index: make(map[string]int32)}
+	s := &MemoryStore{
+		max:   opts.MaxEntries,
+		now:   opts.Now,
+		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		index: make(map[keyHash]int32),
+	}
 	if s.max <= 0 {
 		s.max = DefaultMemoryStoreEntries
 	}
@@ -141,6 +156,7 @@ func NewMemoryStore(opts MemoryStoreOptions) *MemoryStore {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.epoch = s.now()
 	return s
 }
 
@@ -148,9 +164,10 @@ func NewMemoryStore(opts MemoryStoreOptions) *MemoryStore {
 func (s *MemoryStore) Reserve(_ context.Context, key string, ttl time.Duration) (Reservation, State, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
+	now := s.clock()
 	s.expire(now)
-	if i, ok := s.index[key]; ok {
+	h := s.hash(key)
+	if i, ok := s.index[h]; ok {
 		return Reservation{}, s.slots[i].state, nil
 	}
 	if len(s.index) >= s.max {
@@ -166,8 +183,8 @@ func (s *MemoryStore) Reserve(_ context.Context, key string, ttl time.Duration) 
 		i = int32(len(s.slots))
 		s.slots = append(s.slots, memEntry{})
 	}
-	s.slots[i] = memEntry{key: key, token: s.nextToken, expires: now.Add(ttl), state: StateInFlight}
-	s.index[key] = i
+	s.slots[i] = memEntry{key: h, token: s.nextToken, expires: until(now, ttl), state: StateInFlight}
+	s.index[h] = i
 	s.push(i)
 	return r, StateNew, nil
 }
@@ -176,9 +193,9 @@ func (s *MemoryStore) Reserve(_ context.Context, key string, ttl time.Duration) 
 func (s *MemoryStore) Done(_ context.Context, r Reservation, ttl time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
+	now := s.clock()
 	s.expire(now)
-	i, ok := s.index[r.Key]
+	i, ok := s.index[s.hash(r.Key)]
 	if !ok {
 		return ErrReservationLost
 	}
@@ -187,7 +204,7 @@ func (s *MemoryStore) Done(_ context.Context, r Reservation, ttl time.Duration) 
 		return ErrReservationLost
 	}
 	e.state = StateDone
-	e.expires = now.Add(ttl)
+	e.expires = until(now, ttl)
 	s.fix(int(e.pos))
 	return nil
 }
@@ -196,7 +213,7 @@ func (s *MemoryStore) Done(_ context.Context, r Reservation, ttl time.Duration) 
 func (s *MemoryStore) Release(_ context.Context, r Reservation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if i, ok := s.index[r.Key]; ok {
+	if i, ok := s.index[s.hash(r.Key)]; ok {
 		if s.slots[i].holds(r) {
 			s.remove(i)
 		}
@@ -212,9 +229,24 @@ func (s *MemoryStore) Len() int {
 	return len(s.index)
 }
 
+// until is now + ttl, saturated rather than wrapped for a huge ttl.
+func until(now, ttl time.Duration) time.Duration {
+	if ttl > 0 && now > math.MaxInt64-ttl {
+		return math.MaxInt64
+	}
+	return now + ttl
+}
+
+// clock returns the time since the store's creation.
+func (s *MemoryStore) clock() time.Duration { return s.now().Sub(s.epoch) }
+
+func (s *MemoryStore) hash(key string) keyHash {
+	return keyHash{maphash.String(s.seeds[0], key), maphash.String(s.seeds[1], key)}
+}
+
 // expire drops every key whose time is up.
-func (s *MemoryStore) expire(now time.Time) {
-	for len(s.byExpiry) > 0 && !now.Before(s.slots[s.byExpiry[0]].expires) {
+func (s *MemoryStore) expire(now time.Duration) {
+	for len(s.byExpiry) > 0 && now >= s.slots[s.byExpiry[0]].expires {
 		s.remove(s.byExpiry[0])
 	}
 }
@@ -231,7 +263,6 @@ func (s *MemoryStore) remove(i int32) {
 	if pos != last {
 		s.fix(pos)
 	}
-	*e = memEntry{} // drop the strings for the collector
 	s.free = append(s.free, i)
 }
 
@@ -251,7 +282,7 @@ func (s *MemoryStore) fix(pos int) {
 }
 
 func (s *MemoryStore) less(a, b int) bool {
-	return s.slots[s.byExpiry[a]].expires.Before(s.slots[s.byExpiry[b]].expires)
+	return s.slots[s.byExpiry[a]].expires < s.slots[s.byExpiry[b]].expires
 }
 
 func (s *MemoryStore) swap(a, b int) {

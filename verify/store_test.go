@@ -1,6 +1,7 @@
 package verify_test
 
 import (
+	"math"
 	mathrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -91,6 +92,22 @@ func TestMemoryStoreExpiry(t *testing.T) {
 	clk.Add(time.Second)
 	_, st, _ = s.Reserve(ctx, "evt_1", time.Minute)
 	assert.Equal(t, verify.StateNew, st, "and forgotten after it")
+}
+
+func TestMemoryStoreHugeTTL(t *testing.T) {
+	ctx := t.Context()
+	clk := &fakeClock{now: mwNow}
+	s := verify.NewMemoryStore(verify.MemoryStoreOptions{Now: clk.Now})
+	clk.Add(time.Hour)
+	r, _, err := s.Reserve(ctx, "evt_1", math.MaxInt64)
+	require.NoError(t, err)
+	clk.Add(time.Hour)
+	_, st, _ := s.Reserve(ctx, "evt_1", time.Minute)
+	assert.Equal(t, verify.StateInFlight, st, "a huge ttl saturates instead of wrapping into the past")
+	require.NoError(t, s.Done(ctx, r, math.MaxInt64))
+	clk.Add(time.Hour)
+	_, st, _ = s.Reserve(ctx, "evt_1", time.Minute)
+	assert.Equal(t, verify.StateDone, st)
 }
 
 func TestMemoryStoreTokens(t *testing.T) {
