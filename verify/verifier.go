@@ -84,7 +84,8 @@ type Options struct {
 	AllowSecretDigest bool
 
 	// MaxBodyBytes caps the body the Middleware reads. Default value is
-	// DefaultMaxBodyBytes (1 MiB). A larger body is answered 413.
+	// DefaultMaxBodyBytes (1 MiB). A larger body is answered 413. Negative
+	// is an error (ErrInvalidOptions).
 	MaxBodyBytes int64
 
 	// Store records the ids the Middleware has seen, for replay protection
@@ -95,15 +96,17 @@ type Options struct {
 
 	// Retention is how long the Middleware remembers an id. Default value,
 	// and the minimum, is twice the tolerance, so that a captured request
-	// cannot be replayed while its timestamp is still accepted.
+	// cannot be replayed while its timestamp is still accepted. Negative is
+	// an error (ErrInvalidOptions).
 	Retention time.Duration
 
 	// AllowPUT lets the Middleware accept PUT as well as POST. Default value
 	// is false: any method but POST is answered 405.
 	AllowPUT bool
 
-	// OnError is called by the Middleware for every request it rejects, with
-	// an error that wraps one of this package's sentinels. Default value logs
+	// OnError is called by the Middleware for every request it rejects, and
+	// when recording the outcome in the Store fails after the next handler
+	// answered, with an error that wraps one of this package's sentinels. Default value logs
 	// one line with log/slog at Warn level: the reason, the id header if any
 	// and the remote address, never a signature or secret.
 	OnError func(r *http.Request, err error)
