@@ -106,9 +106,10 @@ type Options struct {
 
 	// OnError is called by the Middleware for every request it rejects, and
 	// when recording the outcome in the Store fails after the next handler
-	// answered, with an error that wraps one of this package's sentinels. Default value logs
-	// one line with log/slog at Warn level: the reason, the id header if any
-	// and the remote address, never a signature or secret.
+	// answered, with an error that wraps one of this package's sentinels.
+	// Default value logs one line with log/slog at Warn level: the reason,
+	// the id header if any and the remote address, never a signature or
+	// secret.
 	OnError func(r *http.Request, err error)
 }
 
