@@ -3,9 +3,10 @@ package verify
 import "errors"
 
 // Sentinel errors returned by [Verifier.Verify], [ParseSecret], [RawSecret],
-// [NewSigner] and [NewVerifier]. Returned errors may wrap a sentinel with a
-// hint (for example "timestamp 312 s in the future"); test them with
-// [errors.Is]. No error ever carries a secret, a computed MAC or the
+// [NewSigner] and [NewVerifier], reported by the [Verifier.Middleware] to
+// Options.OnError, and returned by a [Store]. Returned errors may wrap a
+// sentinel with a hint (for example "timestamp 312 s in the future"); test
+// them with [errors.Is]. No error ever carries a secret, a computed MAC or the
 // signature value that was received.
 var (
 	// ErrMissingSignature means the request carries no signature header, or
@@ -35,6 +36,29 @@ var (
 	// ErrInvalidOptions means the Options given to NewVerifier are unusable,
 	// for example no key or a negative tolerance.
 	ErrInvalidOptions = errors.New("verify: invalid options")
+
+	// ErrMethodNotAllowed means the request method was not POST (or PUT with
+	// Options.AllowPUT); answered 405.
+	ErrMethodNotAllowed = errors.New("verify: method not allowed")
+	// ErrBodyTooLarge means the body exceeded Options.MaxBodyBytes; answered
+	// 413.
+	ErrBodyTooLarge = errors.New("verify: body too large")
+	// ErrBodyRead means the body could not be read, for example because the
+	// client went away mid-request; answered 400.
+	ErrBodyRead = errors.New("verify: body read failed")
+	// ErrInFlight means another request with the same id is being processed;
+	// answered 409 with Retry-After: 1.
+	ErrInFlight = errors.New("verify: request with this id in flight")
+
+	// ErrStoreFull means a bounded store has no room for a new key until
+	// entries expire; the Middleware answers 503 (fail closed).
+	ErrStoreFull = errors.New("verify: store full")
+	// ErrReservationLost means a reservation expired or was taken over before
+	// Done.
+	ErrReservationLost = errors.New("verify: reservation lost")
+	// ErrStoreUnavailable wraps store failures reported by the Middleware,
+	// answered 503 so the sender retries.
+	ErrStoreUnavailable = errors.New("verify: store unavailable")
 )
 
 // hintError wraps a sentinel with a human-readable hint that is safe to show:

@@ -143,8 +143,13 @@ func Example_errorHandling() {
 		Now:  func() time.Time { return time.Unix(1764115200, 0) },
 	})
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		if err != nil {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooLarge):
+			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+			return
+		case err != nil:
 			http.Error(w, "cannot read body", http.StatusBadRequest)
 			return
 		}

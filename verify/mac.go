@@ -13,26 +13,40 @@ import (
 const maxPrefix = maxIDLen + 1 + maxTimestampLen + 1
 
 // macState is one reusable HMAC-SHA256 with scratch space, so that computing
-// a MAC allocates nothing. crypto/hmac keeps the keyed inner and outer
-// states after the first use and restores them on Reset, so the key
-// schedule is paid once per pooled state, not once per request.
+// a MAC allocates nothing. crypto/hmac restores the keyed inner and outer
+// states on Reset instead of hashing the padded key again.
 type macState struct {
 	h      hash.Hash
 	prefix [maxPrefix]byte
 	sum    [sha256.Size]byte
 }
 
-// keyMAC hands out macStates for one key.
+// keyMAC hands out macStates for one key. The keyed inner and outer states
+// are computed once, in the template; the pool hands out clones of it, so a
+// pool emptied by the garbage collector costs a copy, never the key
+// schedule again.
 type keyMAC struct {
-	pool sync.Pool
+	template hash.Cloner
+	pool     sync.Pool
 }
 
 func newKeyMAC(key []byte) *keyMAC {
 	k := append([]byte(nil), key...)
+	h := hmac.New(sha256.New, k)
+	h.Reset() // the first Reset after New saves the keyed states
 	m := &keyMAC{}
+	if c, ok := h.(hash.Cloner); ok {
+		if _, err := c.Clone(); err == nil {
+			m.template = c
+		}
+	}
 	m.pool.New = func() any {
-		s := &macState{h: hmac.New(sha256.New, k)}
-		return s
+		if m.template != nil {
+			if c, err := m.template.Clone(); err == nil {
+				return &macState{h: c}
+			}
+		}
+		return &macState{h: hmac.New(sha256.New, k)}
 	}
 	return m
 }

@@ -20,23 +20,6 @@ const DefaultMaxBodyBytes = 1 << 20
 // processed successfully.
 const DuplicateHeader = "X-Stairhook-Duplicate"
 
-// Errors the Middleware reports to Options.OnError, besides the Verify
-// sentinels and ErrStoreUnavailable.
-var (
-	// ErrMethodNotAllowed means the request method was not POST (or PUT with
-	// Options.AllowPUT); answered 405.
-	ErrMethodNotAllowed = errors.New("verify: method not allowed")
-	// ErrBodyTooLarge means the body exceeded Options.MaxBodyBytes; answered
-	// 413.
-	ErrBodyTooLarge = errors.New("verify: body too large")
-	// ErrBodyRead means the body could not be read, for example because the
-	// client went away mid-request; answered 400.
-	ErrBodyRead = errors.New("verify: body read failed")
-	// ErrInFlight means another request with the same id is being processed;
-	// answered 409 with Retry-After: 1.
-	ErrInFlight = errors.New("verify: request with this id in flight")
-)
-
 // storeRetryAfter is the Retry-After, in seconds, of a 503 for a failed store.
 const storeRetryAfter = "5"
 

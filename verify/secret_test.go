@@ -186,6 +186,26 @@ func TestSecretNeverPrintsTheKey(t *testing.T) {
 			t.Errorf("%s = %q, want the redacted form", name, out)
 		}
 	}
+	// The verifier and the signer hold key material (and, for the legacy
+	// digest mode, a digest that is itself a valid signature): printing
+	// them must show neither.
+	v, err := verify.NewVerifier(verify.Options{Keys: []verify.Key{{Label: "k", Secret: s}}, AllowSecretDigest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := verify.NewSigner(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := s.Digest()
+	for _, out := range []string{
+		fmt.Sprintf("%v", v), fmt.Sprintf("%+v", v), fmt.Sprintf("%#v", v), fmt.Sprint(*v),
+		fmt.Sprintf("%v", signer), fmt.Sprintf("%+v", signer), fmt.Sprintf("%#v", signer),
+	} {
+		if leaks(out) || strings.Contains(out, fmt.Sprintf("%x", d)) || strings.Contains(out, strings.Trim(fmt.Sprintf("%v", d[:8]), "[]")) {
+			t.Errorf("a printed verifier or signer shows key material: %s", out)
+		}
+	}
 	var zero verify.Secret
 	if got := zero.String(); got != "verify.Secret(empty)" || zero.Encode() != "" {
 		t.Errorf("zero Secret: String %q, Encode %q", got, zero.Encode())

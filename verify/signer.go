@@ -33,6 +33,15 @@ func NewSigner(secrets ...Secret) (*Signer, error) {
 	return s, nil
 }
 
+// String describes the signer without key material, so a *Signer is safe
+// in %v, %+v and logs.
+func (s *Signer) String() string {
+	return "verify.Signer(" + strconv.Itoa(len(s.macs)) + " secrets, redacted)"
+}
+
+// GoString returns the same form as String, so %#v is safe too.
+func (s *Signer) GoString() string { return s.String() }
+
 // Sign returns the three headers X-Staircase-Id, X-Staircase-Timestamp and
 // X-Staircase-Signature for body, signed at ts. The id must be 1–256 visible
 // ASCII characters and stay the same across retries of one event; ts must

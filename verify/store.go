@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"errors"
 	"hash/maphash"
 	"math"
 	"strconv"
@@ -22,6 +21,7 @@ const (
 	StateDone
 )
 
+// String returns "new", "in-flight" or "done".
 func (s State) String() string {
 	switch s {
 	case StateNew:
@@ -65,19 +65,6 @@ type Store interface {
 	// does nothing when r no longer holds the key.
 	Release(ctx context.Context, r Reservation) error
 }
-
-// Store errors.
-var (
-	// ErrStoreFull means a bounded store has no room for a new key until
-	// entries expire; the Middleware answers 503 (fail closed).
-	ErrStoreFull = errors.New("verify: store full")
-	// ErrReservationLost means a reservation expired or was taken over before
-	// Done.
-	ErrReservationLost = errors.New("verify: reservation lost")
-	// ErrStoreUnavailable wraps store failures reported by the Middleware,
-	// answered 503 so the sender retries.
-	ErrStoreUnavailable = errors.New("verify: store unavailable")
-)
 
 // DefaultMemoryStoreEntries is the capacity of a MemoryStore when
 // MemoryStoreOptions.MaxEntries is zero.

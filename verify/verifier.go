@@ -164,8 +164,10 @@ func NewVerifier(opts Options) (*Verifier, error) {
 			label:   label,
 			expires: k.Expires,
 			mac:     newKeyMAC(k.Secret.key),
-			digest:  k.Secret.Digest(),
 		})
+		if opts.AllowSecretDigest {
+			v.keys[len(v.keys)-1].digest = k.Secret.Digest()
+		}
 	}
 	v.opts.Keys = nil
 	if err := v.initMiddleware(); err != nil {
@@ -173,6 +175,27 @@ func NewVerifier(opts Options) (*Verifier, error) {
 	}
 	return v, nil
 }
+
+// String describes the verifier by its key labels and tolerance. It never
+// shows key material, so a *Verifier is safe in %v, %+v and logs.
+func (v Verifier) String() string {
+	var b strings.Builder
+	b.WriteString("verify.Verifier(keys:")
+	for i, k := range v.keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte(' ')
+		b.WriteString(k.label)
+	}
+	b.WriteString("; tolerance ")
+	b.WriteString(v.tolerance.String())
+	b.WriteByte(')')
+	return b.String()
+}
+
+// GoString returns the same form as String, so %#v is safe too.
+func (v Verifier) GoString() string { return v.String() }
 
 // Tolerance returns the timestamp tolerance in force.
 func (v *Verifier) Tolerance() time.Duration { return v.tolerance }
