@@ -6,6 +6,7 @@
 package ctcheck
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -69,40 +70,9 @@ func TestSecretComparisonsAreConstantTime(t *testing.T) {
 		}
 		checked++
 		rel, _ := filepath.Rel(root, path)
-		ast.Inspect(f, func(n ast.Node) bool {
-			switch n := n.(type) {
-			case *ast.BinaryExpr:
-				if n.Op != token.EQL && n.Op != token.NEQ {
-					return true
-				}
-				for _, side := range []ast.Expr{n.X, n.Y} {
-					if name, ok := suspicious(side); ok && !isAllowed(rel, name) && !comparesToLiteral(n) {
-						t.Errorf("%s: %s compared with %s; use hmac.Equal or subtle.ConstantTimeCompare", fset.Position(n.Pos()), name, n.Op)
-					}
-				}
-			case *ast.CallExpr:
-				sel, ok := n.Fun.(*ast.SelectorExpr)
-				if !ok {
-					return true
-				}
-				pkg, ok := sel.X.(*ast.Ident)
-				if !ok {
-					return true
-				}
-				fn := pkg.Name + "." + sel.Sel.Name
-				switch fn {
-				case "bytes.Equal", "bytes.Compare", "strings.EqualFold", "strings.Compare":
-				default:
-					return true
-				}
-				for _, arg := range n.Args {
-					if name, ok := suspicious(arg); ok && !isAllowed(rel, name) {
-						t.Errorf("%s: %s passed to %s; use hmac.Equal or subtle.ConstantTimeCompare", fset.Position(n.Pos()), name, fn)
-					}
-				}
-			}
-			return true
-		})
+		for _, msg := range inspect(fset, f, rel) {
+			t.Error(msg)
+		}
 		return nil
 	})
 	if err != nil {
@@ -111,6 +81,62 @@ func TestSecretComparisonsAreConstantTime(t *testing.T) {
 	if checked < 10 {
 		t.Fatalf("only %d source files checked; the walk is broken", checked)
 	}
+}
+
+// inspect returns one message per variable-time comparison of what looks
+// like secret-derived bytes in f: ==, != or bytes.Equal-like calls on
+// identifiers named like MACs, signatures, digests or keys, and, in a file
+// that imports crypto/hmac or crypto/sha256, any bytes.Equal or
+// bytes.Compare at all (whatever the names: got, want, expected…).
+func inspect(fset *token.FileSet, f *ast.File, rel string) []string {
+	crypto := false
+	for _, imp := range f.Imports {
+		switch strings.Trim(imp.Path.Value, `"`) {
+		case "crypto/hmac", "crypto/sha256":
+			crypto = true
+		}
+	}
+	var out []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.BinaryExpr:
+			if n.Op != token.EQL && n.Op != token.NEQ {
+				return true
+			}
+			for _, side := range []ast.Expr{n.X, n.Y} {
+				if name, ok := suspicious(side); ok && !isAllowed(rel, name) && !comparesToLiteral(n) {
+					out = append(out, fmt.Sprintf("%s: %s compared with %s; use hmac.Equal or subtle.ConstantTimeCompare", fset.Position(n.Pos()), name, n.Op))
+				}
+			}
+		case *ast.CallExpr:
+			sel, ok := n.Fun.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			pkg, ok := sel.X.(*ast.Ident)
+			if !ok {
+				return true
+			}
+			fn := pkg.Name + "." + sel.Sel.Name
+			switch fn {
+			case "bytes.Equal", "bytes.Compare":
+				if crypto {
+					out = append(out, fmt.Sprintf("%s: %s in a file that computes MACs or digests; use hmac.Equal", fset.Position(n.Pos()), fn))
+					return true
+				}
+			case "strings.EqualFold", "strings.Compare":
+			default:
+				return true
+			}
+			for _, arg := range n.Args {
+				if name, ok := suspicious(arg); ok && !isAllowed(rel, name) {
+					out = append(out, fmt.Sprintf("%s: %s passed to %s; use hmac.Equal or subtle.ConstantTimeCompare", fset.Position(n.Pos()), name, fn))
+				}
+			}
+		}
+		return true
+	})
+	return out
 }
 
 // suspicious reports the identifier of e when its name suggests secret
@@ -189,45 +215,45 @@ func isAllowed(file, name string) bool {
 	return ok
 }
 
-// TestCheckerCatchesVariableTimeComparisons proves the check is not vacuous.
+// TestCheckerCatchesVariableTimeComparisons runs the same inspection on
+// samples, proving the check is not vacuous.
 func TestCheckerCatchesVariableTimeComparisons(t *testing.T) {
-	src := `package p
+	for _, tc := range []struct {
+		name string
+		src  string
+		want int
+	}{
+		{"names", `package p
 import "bytes"
 func f(mac, got []byte, sig string, want string) bool {
 	if bytes.Equal(mac, got) { return true }
 	if sig == want { return true }
-	return string(mac[:4]) != "abcd"
-}`
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "p.go", src, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found int
-	ast.Inspect(f, func(n ast.Node) bool {
-		switch n := n.(type) {
-		case *ast.BinaryExpr:
-			if n.Op == token.EQL || n.Op == token.NEQ {
-				for _, side := range []ast.Expr{n.X, n.Y} {
-					if _, ok := suspicious(side); ok && !comparesToLiteral(n) {
-						found++
-					}
-				}
+	return string(mac[:4]) != "abcd" // a shape check against a literal: not flagged
+}`, 2},
+		{"any bytes.Equal beside crypto", `package p
+import ("bytes"; "crypto/hmac"; "crypto/sha256")
+func f(key, body, got []byte) bool {
+	h := hmac.New(sha256.New, key)
+	h.Write(body)
+	want := h.Sum(nil)
+	return bytes.Equal(got, want)
+}`, 1},
+		{"constant time is fine", `package p
+import ("crypto/hmac"; "crypto/subtle")
+func f(mac, sig []byte) bool { return hmac.Equal(mac, sig) || subtle.ConstantTimeCompare(mac, sig) == 1 }`, 0},
+		{"lengths and labels are fine", `package p
+func f(sig []byte, keyLabel, label string, maxSigLen int) bool { return len(sig) == maxSigLen && keyLabel == label }`, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fset := token.NewFileSet()
+			f, err := parser.ParseFile(fset, "p.go", tc.src, 0)
+			if err != nil {
+				t.Fatal(err)
 			}
-		case *ast.CallExpr:
-			if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Equal" {
-				for _, a := range n.Args {
-					if _, ok := suspicious(a); ok {
-						found++
-					}
-				}
+			got := inspect(fset, f, "p.go")
+			if len(got) != tc.want {
+				t.Fatalf("found %d comparisons, want %d: %q", len(got), tc.want, got)
 			}
-		}
-		return true
-	})
-	// bytes.Equal(mac, got) flags mac; sig == want flags sig; the literal
-	// comparison is a shape check and is not flagged.
-	if found != 2 {
-		t.Fatalf("found %d suspicious comparisons in the sample, want 2", found)
+		})
 	}
 }
