@@ -41,15 +41,20 @@ var triggerFixtures = []string{
 	"apigw-v1-base64",
 	"apigw-v1-multivalue",
 	"http-api-v2",
+	"http-api-v2-base64",
+	"function-url",
 	"function-url-base64",
 	"alb",
+	"alb-base64",
 	"alb-multivalue",
 }
 
 // base64Fixtures are the fixtures whose body is marked isBase64Encoded.
 var base64Fixtures = map[string]bool{
 	"apigw-v1-base64":     true,
+	"http-api-v2-base64":  true,
 	"function-url-base64": true,
+	"alb-base64":          true,
 	"alb-multivalue":      true,
 }
 

@@ -127,6 +127,14 @@ var want = map[string]echo{
 		// An HTTP API joins repeated headers with commas: one value.
 		Accept: []string{"application/json,text/plain"},
 	},
+	"http-api-v2-base64": {
+		Query: "source=http%20api%20base64", Host: "xyz789.execute-api.eu-west-1.amazonaws.com",
+		RemoteAddr: "198.51.100.21:0", Accept: []string{"application/json,text/plain"},
+	},
+	"function-url": {
+		Query: "source=function%20url", Host: "a1b2c3d4e5f6g7h8.lambda-url.us-east-2.on.aws",
+		RemoteAddr: "192.0.2.45:0", Cookie: "session=xyz",
+	},
 	"function-url-base64": {
 		Host: "a1b2c3d4e5f6g7h8.lambda-url.us-east-2.on.aws", RemoteAddr: "192.0.2.44:0",
 	},
@@ -134,6 +142,10 @@ var want = map[string]echo{
 		Query: "source=alb%20plain", Host: "stairhook-alb-123456.us-east-1.elb.amazonaws.com",
 		// The ALB appended the last X-Forwarded-For entry itself.
 		RemoteAddr: "203.0.113.99:0",
+	},
+	"alb-base64": {
+		Query: "source=alb%20base64", Host: "stairhook-alb-123456.us-east-1.elb.amazonaws.com",
+		RemoteAddr: "203.0.113.98:0",
 	},
 	"alb-multivalue": {
 		Query: "source=alb%20multi&tag=a&tag=b", Host: "stairhook-alb-123456.us-east-1.elb.amazonaws.com",
@@ -188,12 +200,12 @@ func checkShape(t *testing.T, name string, out []byte, r *reply) {
 		assert.NotContains(t, r.Headers, "X-Echo", "single-value headers hold only the headers with one value")
 		assert.NotContains(t, keys, "cookies")
 		assert.NotContains(t, keys, "statusDescription")
-	case "http-api-v2", "function-url-base64":
+	case "http-api-v2", "http-api-v2-base64", "function-url", "function-url-base64":
 		assert.Equal(t, "one,two", r.Headers["X-Echo"])
 		assert.Equal(t, []string{"a=1", "b=2"}, r.Cookies)
 		assert.NotContains(t, r.Headers, "Set-Cookie", "cookies go in the cookies array")
 		assert.NotContains(t, keys, "statusDescription")
-	case "alb":
+	case "alb", "alb-base64":
 		assert.Equal(t, "200 OK", r.StatusDescription)
 		assert.Equal(t, "one,two", r.Headers["X-Echo"])
 		assert.Equal(t, "a=1", r.Headers["Set-Cookie"])
