@@ -323,10 +323,57 @@ func TestUnknownEvents(t *testing.T) {
 	}
 }
 
+// eventLimit is the documented bound on an event payload, 16 MiB.
+const eventLimit = 16 << 20
+
+// padEvent returns a valid event padded with trailing JSON white space to
+// exactly size bytes: the smallest construction of an event of that size,
+// since the padding costs the decoder nothing to hold.
+func padEvent(t testing.TB, ev []byte, size int) []byte {
+	t.Helper()
+	require.LessOrEqual(t, len(ev), size)
+	out := make([]byte, size)
+	copy(out, ev)
+	for i := len(ev); i < size; i++ {
+		out[i] = ' '
+	}
+	return out
+}
+
 func TestEventTooLarge(t *testing.T) {
-	payload := []byte(`{"version":"2.0","body":"` + strings.Repeat("a", 16<<20) + `"}`)
-	_, err := invoke(t, context.Background(), http.NotFoundHandler(), payload)
+	ev := v2Event(t, "POST", "/", nil, "hello", false)
+
+	// Exactly at the limit: parsed and handed to the handler.
+	var calls atomic.Int32
+	r := invokeOK(t, countingHandler(&calls), padEvent(t, ev, eventLimit))
+	assert.Equal(t, http.StatusOK, r.StatusCode)
+	assert.Equal(t, int32(1), calls.Load())
+
+	// One byte past: refused before parsing.
+	out, err := invoke(t, context.Background(), countingHandler(&calls), padEvent(t, ev, eventLimit+1))
 	require.ErrorIs(t, err, lambda.ErrEventTooLarge)
+	assert.Nil(t, out)
+	assert.Equal(t, int32(1), calls.Load(), "the handler must not be called")
+}
+
+// headerLimit is the documented bound on a request's header fields, 1 MiB,
+// counted as on the wire: each name, ": ", the value and CRLF. The
+// HTTP API's cookies array counts as one Cookie header.
+const headerLimit = 1 << 20
+
+// bigHeaderEvent is an HTTP API event whose only header, x-big, makes the
+// header fields exactly size bytes.
+func bigHeaderEvent(t testing.TB, size int) []byte {
+	t.Helper()
+	const name = "x-big"
+	return v2Event(t, "POST", "/", map[string]string{name: strings.Repeat("h", size-len(name)-len(": \r\n"))}, "", false)
+}
+
+func TestHeadersAtTheLimit(t *testing.T) {
+	var calls atomic.Int32
+	r := invokeOK(t, countingHandler(&calls), bigHeaderEvent(t, headerLimit))
+	assert.Equal(t, http.StatusOK, r.StatusCode)
+	assert.Equal(t, int32(1), calls.Load())
 }
 
 // v2Event is a minimal HTTP API event for the tests that do not need a
@@ -377,7 +424,7 @@ func TestRequestFailures(t *testing.T) {
 		{"header value with LF", v2Event(t, "POST", "/", map[string]string{"x-a": "1\nX-Injected: 2"}, "", false), 400, "invalid_header"},
 		{"header value with NUL", v2Event(t, "POST", "/", map[string]string{"x-a": "1\x00"}, "", false), 400, "invalid_header"},
 		{"header name with space", v2Event(t, "POST", "/", map[string]string{"x a": "1"}, "", false), 400, "invalid_header"},
-		{"header fields over 1 MiB", v2Event(t, "POST", "/", map[string]string{"x-big": strings.Repeat("h", 1<<20)}, "", false), 431, "headers_too_large"},
+		{"header fields one byte over 1 MiB", bigHeaderEvent(t, headerLimit+1), 431, "headers_too_large"},
 		{"path without slash", v2Event(t, "POST", "webhooks", nil, "", false), 400, "invalid_path"},
 		{"path with bad escape", v2Event(t, "POST", "/a%zz", nil, "", false), 400, "invalid_path"},
 	}
