@@ -5,11 +5,13 @@
 package testenv
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -27,21 +29,28 @@ func Missing(t testing.TB, what, install string) {
 	t.Skipf("%s not found; install it with: %s (set STAIRHOOK_E2E=1 to make this a failure)", what, install)
 }
 
-// LookBinary finds name on PATH, then in $(go env GOPATH)/bin, without
-// running the go command.
+// LookBinary finds name on PATH, then in $GOBIN, in the bin folder of each
+// $GOPATH entry and in $HOME/go/bin (where `go install` puts commands),
+// without running the go command.
 func LookBinary(name string) (string, bool) {
 	if p, err := exec.LookPath(name); err == nil {
 		return p, true
 	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			gopath = filepath.Join(home, "go")
+	var dirs []string
+	if gobin := os.Getenv("GOBIN"); gobin != "" {
+		dirs = append(dirs, gobin)
+	}
+	for _, dir := range filepath.SplitList(os.Getenv("GOPATH")) {
+		if dir != "" {
+			dirs = append(dirs, filepath.Join(dir, "bin"))
 		}
 	}
-	for _, dir := range filepath.SplitList(gopath) {
-		p := filepath.Join(dir, "bin", name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, "go", "bin"))
+	}
+	for _, dir := range dirs {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
 			return p, true
 		}
 	}
@@ -100,4 +109,58 @@ func Start(t testing.TB, cmd *exec.Cmd) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
+}
+
+// process is a child started by startProcess, waited for by its own
+// goroutine so a caller can see it exit early without calling Wait itself.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the child has exited
+	err  error         // Wait's result, set before done is closed
+}
+
+// startProcess runs cmd and registers a cleanup that kills it by process id
+// and waits for it, like Start, but reports a failure to start instead of
+// failing the test.
+func startProcess(t testing.TB, cmd *exec.Cmd) (*process, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.kill)
+	return p, nil
+}
+
+// kill sends SIGKILL by process id and waits until the child has exited.
+func (p *process) kill() {
+	_ = p.cmd.Process.Kill() // ErrProcessDone if it exited already
+	<-p.done
+}
+
+// tailBuffer keeps the last max bytes written to it, for a child's log in a
+// failure message.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (w *tailBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b = append(w.b, p...)
+	if over := len(w.b) - w.max; over > 0 {
+		w.b = append(w.b[:0], w.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (w *tailBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.b)
 }
