@@ -22,6 +22,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/lambda"
+	"github.com/stairhook/stairhook/receiver"
+	"github.com/stairhook/stairhook/testvectors"
 	"github.com/stairhook/stairhook/verify"
 )
 
@@ -559,10 +561,31 @@ func TestWrapDirectInvoke(t *testing.T) {
 // FuzzWrap feeds arbitrary payloads to the adapter: it never panics, every
 // error is one of its sentinels, and every answer is a response with a
 // valid status code.
+//
+// The seed corpus holds every sample payload of the receiver, signed, and
+// every signature vector's headers and body, each in every trigger shape
+// with a plain and a base64 body, and a few hand-written edge cases.
 func FuzzWrap(f *testing.F) {
-	body := eventBody("evt_fuzz", 0)
-	for _, name := range triggerFixtures {
-		f.Add(fixture(f, name, signedFill(f, testSecret, "evt_fuzz", fixedNow, body)))
+	for _, typ := range receiver.SampleTypes() {
+		body, err := receiver.Sample(typ)
+		require.NoError(f, err)
+		sf := signedFill(f, testSecret, "evt_fuzz_"+typ, fixedNow, body)
+		for _, name := range triggerFixtures {
+			addPlainAndBase64(f, fixture(f, name, sf), body)
+		}
+	}
+	vectors, err := testvectors.Load()
+	require.NoError(f, err)
+	for _, v := range vectors.Tests {
+		body, err := v.Body()
+		require.NoError(f, err)
+		vf := fill{header: make(http.Header), body: body}
+		for k, val := range v.Headers {
+			vf.header.Set(k, val)
+		}
+		for _, name := range triggerFixtures {
+			addPlainAndBase64(f, fixture(f, name, vf), body)
+		}
 	}
 	for _, seed := range []string{
 		`{}`, `null`, `{"version":"2.0"}`, `{"requestContext":{"elb":{}},"httpMethod":"GET"}`,
@@ -592,6 +615,13 @@ func FuzzWrap(f *testing.F) {
 			t.Fatalf("status %d", r.StatusCode)
 		}
 	})
+}
+
+// addPlainAndBase64 adds the event to the fuzz corpus twice, with body as
+// a plain string and in base64, whichever the fixture had.
+func addPlainAndBase64(f *testing.F, event, body []byte) {
+	f.Add(setField(f, setField(f, event, "body", string(body)), "isBase64Encoded", false))
+	f.Add(setField(f, setField(f, event, "body", base64.StdEncoding.EncodeToString(body)), "isBase64Encoded", true))
 }
 
 // BenchmarkAdapter measures the adapter alone, in process: a 1 KiB signed
