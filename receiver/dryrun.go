@@ -33,7 +33,7 @@ func newDryRunJiraSink(name, outbox string, route JiraRoute, log *slog.Logger) (
 	if outbox == "" {
 		return nil, errors.New("dry-run jira sink: outbox folder not set")
 	}
-	b, err := newJiraIssueBuilder(route)
+	b, err := newJiraIssueBuilder(name, route)
 	if err != nil {
 		return nil, err
 	}

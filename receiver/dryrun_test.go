@@ -34,7 +34,7 @@ func TestDryRunJiraWritesExactRequest(t *testing.T) {
 	require.NoError(t, err)
 
 	// The file holds exactly what the real sink would POST.
-	b, err := newJiraIssueBuilder(route)
+	b, err := newJiraIssueBuilder("jira:CS", route)
 	require.NoError(t, err)
 	want, _, err := b.build(ev)
 	require.NoError(t, err)

@@ -46,7 +46,8 @@ type JiraRoute struct {
 	// IssueType is the issue type name. Default "Task".
 	IssueType string `yaml:"issue_type"`
 	// Labels are added to every issue, beside the stairhook-<hash> label
-	// that makes creation idempotent.
+	// (a hash of the sink's name and the event id) that makes creation
+	// idempotent per route.
 	Labels []string `yaml:"labels"`
 	// Summary is a text/template over the Event. Default
 	// DefaultJiraSummary. The result is made one line and cut to 255
@@ -163,11 +164,15 @@ func sortedKeys(m map[string]string) []string {
 // dry-run Jira sinks share it, so the dry run writes exactly what would be
 // sent.
 type jiraIssueBuilder struct {
+	sink    string // the sink's name, part of the idempotency label
 	route   JiraRoute
 	summary *template.Template
 }
 
-func newJiraIssueBuilder(route JiraRoute) (*jiraIssueBuilder, error) {
+// newJiraIssueBuilder returns the builder of the sink named sink: the name
+// goes into each issue's idempotency label, so two routes (or two webhooks)
+// that receive the same event each get their own issue.
+func newJiraIssueBuilder(sink string, route JiraRoute) (*jiraIssueBuilder, error) {
 	if errs := route.check(""); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -178,7 +183,7 @@ func newJiraIssueBuilder(route JiraRoute) (*jiraIssueBuilder, error) {
 	if route.IssueType == "" {
 		route.IssueType = defaultIssueType
 	}
-	return &jiraIssueBuilder{route: route, summary: t}, nil
+	return &jiraIssueBuilder{sink: sink, route: route, summary: t}, nil
 }
 
 // jiraCreateRequest is the body of POST /rest/api/3/issue.
@@ -203,10 +208,23 @@ type jiraName struct {
 	Name string `json:"name"`
 }
 
-// idempotencyLabel is the label that marks the issue made for event id.
-func idempotencyLabel(id string) string {
-	sum := sha256.Sum256([]byte(id))
+// idempotencyLabel is the label that marks the issue the sink named sink
+// made for event id: stairhook- and 16 hex digits of SHA-256 over the sink
+// name, a zero byte and the id. The sink name keeps the issues of two
+// routes or webhooks that receive one event apart.
+func idempotencyLabel(sink, id string) string {
+	sum := sha256.Sum256([]byte(sink + "\x00" + id))
 	return jiraIdempotencyLabel + hex.EncodeToString(sum[:8])
+}
+
+// searchJQL is the query for the issue carrying label in project.
+func searchJQL(project, label string) string {
+	return "project = " + jqlString(project) + " AND labels = " + jqlString(label)
+}
+
+// jqlString quotes s as a JQL string literal.
+func jqlString(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
 
 // build returns the JSON body of the create request for ev and its
@@ -222,7 +240,7 @@ func (b *jiraIssueBuilder) build(ev *Event) ([]byte, string, error) {
 	}
 	summary = strings.TrimSpace(truncateUTF16(summary, jiraMaxSummary))
 
-	label := idempotencyLabel(ev.ID)
+	label := idempotencyLabel(b.sink, ev.ID)
 	labels := append(append([]string(nil), b.route.Labels...), label)
 	req := jiraCreateRequest{Fields: jiraFields{
 		Project:     jiraKey{Key: b.route.Project},
@@ -268,7 +286,7 @@ func newJiraSink(name string, cfg JiraConfig, route JiraRoute, client *http.Clie
 	if errs := cfg.check("jira"); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	b, err := newJiraIssueBuilder(route)
+	b, err := newJiraIssueBuilder(name, route)
 	if err != nil {
 		return nil, err
 	}
@@ -316,7 +334,7 @@ func (s *jiraSink) Deliver(ctx context.Context, ev *Event) error {
 	}
 
 	query, _ := json.Marshal(map[string]any{
-		"jql":        fmt.Sprintf("labels = %q", label),
+		"jql":        searchJQL(s.builder.route.Project, label),
 		"maxResults": 1,
 		"fields":     []string{"key"},
 	})

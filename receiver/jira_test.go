@@ -82,8 +82,8 @@ func TestJiraCreatesIssue(t *testing.T) {
 	assert.Equal(t, "CS", is.Project)
 	assert.Equal(t, "Task", is.IssueType)
 	assert.Equal(t, "High", is.Priority)
-	assert.Equal(t, []string{"staircase", idempotencyLabel(ev.ID)}, is.Labels)
-	assert.Regexp(t, `^stairhook-[0-9a-f]{16}$`, idempotencyLabel(ev.ID))
+	assert.Equal(t, []string{"staircase", idempotencyLabel("jira:CS", ev.ID)}, is.Labels)
+	assert.Regexp(t, `^stairhook-[0-9a-f]{16}$`, idempotencyLabel("jira:CS", ev.ID))
 	// One line, with the test marker once, although the template adds it too.
 	assert.Equal(t, "[TEST] Churn X-Injected: yes (Acme <script>alert(1)</script> Bcc: victim@example.com)", is.Summary)
 	require.NoError(t, jiratest.CheckADF(is.Description))
@@ -327,7 +327,7 @@ func TestJiraErrorBodyBounded(t *testing.T) {
 }
 
 func TestJiraSummary(t *testing.T) {
-	b, err := newJiraIssueBuilder(JiraRoute{Project: "CS", Summary: "{{.Signal.Title}}"})
+	b, err := newJiraIssueBuilder("w.r.jira", JiraRoute{Project: "CS", Summary: "{{.Signal.Title}}"})
 	require.NoError(t, err)
 	summary := func(ev *Event) string {
 		body, _, err := b.build(ev)
@@ -356,7 +356,7 @@ func TestJiraSummary(t *testing.T) {
 }
 
 func TestJiraTemplateOutputCap(t *testing.T) {
-	b, err := newJiraIssueBuilder(JiraRoute{Project: "CS", Summary: "{{.Signal.Summary}}"})
+	b, err := newJiraIssueBuilder("w.r.jira", JiraRoute{Project: "CS", Summary: "{{.Signal.Summary}}"})
 	require.NoError(t, err)
 	ev := &Event{ID: "e", Account: Account{ID: "a"}}
 	ev.Signal.Summary = strings.Repeat("s", MaxTemplateOutput)
@@ -438,7 +438,7 @@ func TestJiraBaseURLJoin(t *testing.T) {
 }
 
 func BenchmarkJiraBuild(b *testing.B) {
-	builder, err := newJiraIssueBuilder(JiraRoute{Project: "CS", Labels: []string{"staircase"}})
+	builder, err := newJiraIssueBuilder("w.r.jira", JiraRoute{Project: "CS", Labels: []string{"staircase"}})
 	require.NoError(b, err)
 	ev := hostileEvent()
 	b.ReportAllocs()
@@ -447,4 +447,19 @@ func BenchmarkJiraBuild(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestIdempotencyLabel(t *testing.T) {
+	a := idempotencyLabel("staircase.cs.jira", "evt_1")
+	assert.Regexp(t, `^stairhook-[0-9a-f]{16}$`, a)
+	assert.Equal(t, a, idempotencyLabel("staircase.cs.jira", "evt_1"), "deterministic")
+	assert.NotEqual(t, a, idempotencyLabel("staircase.ops.jira", "evt_1"), "per sink")
+	assert.NotEqual(t, a, idempotencyLabel("staircase.cs.jira", "evt_2"), "per event")
+	// The separator keeps (sink, id) pairs apart.
+	assert.NotEqual(t, idempotencyLabel("a", "bc"), idempotencyLabel("ab", "c"))
+}
+
+func TestSearchJQL(t *testing.T) {
+	assert.Equal(t, `project = "CS" AND labels = "stairhook-0123"`, searchJQL("CS", "stairhook-0123"))
+	assert.Equal(t, `project = "C\"S\\" AND labels = "x"`, searchJQL(`C"S\`, "x"))
 }

@@ -1051,3 +1051,65 @@ func TestServerRealSinks(t *testing.T) {
 	assert.NotContains(t, logs.String(), "test-token")
 	assert.NotContains(t, logs.String(), ms.Password)
 }
+
+// TestServerJiraRoutesDoNotCollide sends one event to two Jira routes of
+// one webhook (projects CS and OPS) and to a second webhook with a route
+// into CS: each route gets its own issue, although the three share the
+// event id. A redelivery to a fresh server (empty record of done sinks, so
+// only the Jira search can tell) creates nothing.
+func TestServerJiraRoutesDoNotCollide(t *testing.T) {
+	js := jiratest.NewServer(jiratest.Options{Projects: []string{"CS", "OPS"}})
+	defer js.Close()
+	secrets := []SecretConfig{{Label: "current", Secret: testSecret}}
+	cfg := &Config{
+		Outbox: t.TempDir(),
+		Jira:   &JiraConfig{BaseURL: js.URL, Email: js.Email, APIToken: js.APIToken},
+		Webhooks: []WebhookConfig{
+			{Name: "staircase", Secrets: secrets, Routes: []RouteConfig{
+				{Name: "cs", Jira: &JiraRoute{Project: "CS"}},
+				{Name: "ops", Jira: &JiraRoute{Project: "OPS"}},
+			}},
+			{Name: "second", Secrets: secrets, Routes: []RouteConfig{
+				{Name: "cs", Jira: &JiraRoute{Project: "CS"}},
+			}},
+		},
+	}
+	secret, err := verify.ParseSecret(testSecret)
+	require.NoError(t, err)
+	body := event(t, TypeChurnRisk, "evt_shared", nil)
+	post := func(srv *Server, path string) response {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, verifytest.NewRequest(secret, "evt_shared", time.Now(), path, body))
+		r := decodeResponse(t, rec)
+		require.Equal(t, http.StatusOK, rec.Code, "%+v", r)
+		return r
+	}
+	newServer := func() *Server {
+		srv, err := NewServer(cfg, ServerOptions{Logger: slog.New(slog.DiscardHandler)})
+		require.NoError(t, err)
+		t.Cleanup(func() { srv.Close() })
+		return srv
+	}
+
+	srv := newServer()
+	r := post(srv, "/webhooks/staircase")
+	assert.Equal(t, map[string]string{"staircase.cs.jira": "delivered", "staircase.ops.jira": "delivered"}, outcomes(r))
+	issues := js.Issues()
+	require.Len(t, issues, 2, "one issue per route")
+	assert.Equal(t, []string{"CS", "OPS"}, []string{issues[0].Project, issues[1].Project})
+	assert.NotEqual(t, issues[0].Labels, issues[1].Labels)
+
+	post(srv, "/webhooks/second")
+	issues = js.Issues()
+	require.Len(t, issues, 3, "the second webhook's route gets its own issue")
+	assert.Equal(t, "CS", issues[2].Project)
+
+	// A fresh server has no record of done sinks: the labels alone stop
+	// every duplicate.
+	srv = newServer()
+	post(srv, "/webhooks/staircase")
+	post(srv, "/webhooks/second")
+	assert.Len(t, js.Issues(), 3, "redelivery created nothing")
+	assert.Equal(t, 3, js.Requests("/rest/api/3/issue"), "three creates in all")
+}

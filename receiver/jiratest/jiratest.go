@@ -409,8 +409,22 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// labelJQL is the one JQL form the server understands: labels = "x".
-var labelJQL = regexp.MustCompile(`^\s*labels\s*=\s*"([^"\\]*)"\s*$`)
+// labelJQL is the JQL the server understands: labels = "x", optionally
+// after project = "KEY" AND. Quoted strings may escape " and \ with \.
+var labelJQL = regexp.MustCompile(`^\s*(?:project\s*=\s*("(?:[^"\\]|\\.)*")\s+AND\s+)?labels\s*=\s*("(?:[^"\\]|\\.)*")\s*$`)
+
+// jqlUnquote undoes the quoting of a JQL string literal.
+func jqlUnquote(q string) string {
+	q = q[1 : len(q)-1]
+	var b strings.Builder
+	for i := 0; i < len(q); i++ {
+		if q[i] == '\\' && i+1 < len(q) {
+			i++
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
 
 func (s *Server) searchJQL(w http.ResponseWriter, r *http.Request) {
 	var req struct {
@@ -424,8 +438,12 @@ func (s *Server) searchJQL(w http.ResponseWriter, r *http.Request) {
 	}
 	m := labelJQL.FindStringSubmatch(req.JQL)
 	if m == nil {
-		writeError(w, http.StatusBadRequest, []string{"jiratest understands only labels = \"…\" queries, got: " + req.JQL}, nil)
+		writeError(w, http.StatusBadRequest, []string{"jiratest understands only [project = \"…\" AND] labels = \"…\" queries, got: " + req.JQL}, nil)
 		return
+	}
+	project, label := "", jqlUnquote(m[2])
+	if m[1] != "" {
+		project = jqlUnquote(m[1])
 	}
 	limit := 50
 	if req.MaxResults != nil {
@@ -439,11 +457,11 @@ func (s *Server) searchJQL(w http.ResponseWriter, r *http.Request) {
 	}
 	hits := []hit{}
 	s.mu.Lock()
-	for _, i := range s.byLabel[m[1]] {
+	for _, i := range s.byLabel[label] {
 		if len(hits) >= limit {
 			break
 		}
-		if is := s.issues[i]; !now.Before(is.Created.Add(s.lag)) {
+		if is := s.issues[i]; (project == "" || is.Project == project) && !now.Before(is.Created.Add(s.lag)) {
 			hits = append(hits, hit{ID: is.ID, Key: is.Key})
 		}
 	}

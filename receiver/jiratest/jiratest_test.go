@@ -68,6 +68,12 @@ func TestCreateAndSearch(t *testing.T) {
 
 	_, _, out = post(t, srv, "/rest/api/3/search/jql", `{"jql":"labels = \"other\""}`, true)
 	assert.Empty(t, out["issues"])
+	_, _, out = post(t, srv, "/rest/api/3/search/jql", `{"jql":"project = \"CS\" AND labels = \"stairhook-1\""}`, true)
+	assert.Len(t, out["issues"], 1, "same project")
+	_, _, out = post(t, srv, "/rest/api/3/search/jql", `{"jql":"project = \"OPS\" AND labels = \"stairhook-1\""}`, true)
+	assert.Empty(t, out["issues"], "other project")
+	_, _, out = post(t, srv, "/rest/api/3/search/jql", `{"jql":"project = \"C\\\"S\" AND labels = \"stairhook-1\""}`, true)
+	assert.Empty(t, out["issues"], "escaped quote is part of the key")
 	status, _, _ = post(t, srv, "/rest/api/3/search/jql", `{"jql":"project = CS"}`, true)
 	assert.Equal(t, http.StatusBadRequest, status)
 	status, _, _ = post(t, srv, "/rest/api/3/search", search, true)
