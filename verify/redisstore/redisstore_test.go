@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,58 +20,25 @@ import (
 	"github.com/stairhook/stairhook/verify/verifytest"
 )
 
-// redisServer is a redis-server of this test, on a free loopback port,
-// without persistence, in a temporary directory.
-type redisServer struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	addr string
-	cmd  *exec.Cmd
-}
-
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	s := &redisServer{
-		t:    t,
-		bin:  testenv.Binary(t, "redis-server", "apt-get install -y redis-server"),
-		dir:  t.TempDir(),
-		addr: testenv.Addr(testenv.FreePort(t)),
-	}
-	s.start()
-	return s
-}
-
-func (s *redisServer) start() {
-	s.t.Helper()
-	_, port, _ := strings.Cut(s.addr, ":")
-	s.cmd = exec.Command(s.bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir)
-	testenv.Start(s.t, s.cmd)
-	testenv.WaitTCP(s.t, s.addr, 10*time.Second)
-}
-
-// stop kills the server by its process id.
-func (s *redisServer) stop() {
-	s.t.Helper()
-	require.NoError(s.t, s.cmd.Process.Kill())
-	_ = s.cmd.Wait()
-}
-
-func (s *redisServer) client(t *testing.T) *redis.Client {
+// client returns a client of srv. Its timeouts are generous for a loaded
+// machine (the pool waits ReadTimeout+1s for a free connection), but it does
+// not retry, so a stopped server fails a call at once.
+func client(t *testing.T, srv *testenv.Redis) *redis.Client {
 	c := redis.NewClient(&redis.Options{
-		Addr:        s.addr,
-		DialTimeout: time.Second,
-		ReadTimeout: time.Second,
-		MaxRetries:  -1, // fail at once when the server is gone
+		Addr:         srv.Addr,
+		DialTimeout:  5 * time.Second,
+		ReadTimeout:  5 * time.Second,
+		WriteTimeout: 5 * time.Second,
+		MaxRetries:   -1,
 	})
 	t.Cleanup(func() { c.Close() })
 	return c
 }
 
 func TestStates(t *testing.T) {
-	srv := startRedis(t)
+	srv := testenv.StartRedis(t)
 	ctx := t.Context()
-	c := srv.client(t)
+	c := client(t, srv)
 	s := redisstore.New(c, redisstore.Options{})
 
 	r, st, err := s.Reserve(ctx, "evt_1", time.Minute)
@@ -115,9 +80,9 @@ func TestStates(t *testing.T) {
 }
 
 func TestPrefix(t *testing.T) {
-	srv := startRedis(t)
+	srv := testenv.StartRedis(t)
 	ctx := t.Context()
-	c := srv.client(t)
+	c := client(t, srv)
 	a := redisstore.New(c, redisstore.Options{Prefix: "hook-a:"})
 	b := redisstore.New(c, redisstore.Options{Prefix: "hook-b:"})
 	_, st, err := a.Reserve(ctx, "evt_1", time.Minute)
@@ -132,21 +97,21 @@ func TestPrefix(t *testing.T) {
 }
 
 func TestUnexpectedValue(t *testing.T) {
-	srv := startRedis(t)
+	srv := testenv.StartRedis(t)
 	ctx := t.Context()
-	c := srv.client(t)
+	c := client(t, srv)
 	require.NoError(t, c.Set(ctx, redisstore.DefaultPrefix+"evt_1", "someone else's", 0).Err())
 	_, _, err := redisstore.New(c, redisstore.Options{}).Reserve(ctx, "evt_1", time.Minute)
 	assert.ErrorIs(t, err, redisstore.ErrUnexpectedValue)
 }
 
 func TestConcurrentReserveAcrossInstances(t *testing.T) {
-	srv := startRedis(t)
+	srv := testenv.StartRedis(t)
 	ctx := t.Context()
 	// Two instances, each with its own connection pool, as on two machines.
 	stores := []*redisstore.Store{
-		redisstore.New(srv.client(t), redisstore.Options{}),
-		redisstore.New(srv.client(t), redisstore.Options{}),
+		redisstore.New(client(t, srv), redisstore.Options{}),
+		redisstore.New(client(t, srv), redisstore.Options{}),
 	}
 	for round := range 20 {
 		key := "evt_" + strconv.Itoa(round)
@@ -176,10 +141,10 @@ func TestConcurrentReserveAcrossInstances(t *testing.T) {
 }
 
 func TestOneInstanceCannotTouchAnothersReservation(t *testing.T) {
-	srv := startRedis(t)
+	srv := testenv.StartRedis(t)
 	ctx := t.Context()
-	a := redisstore.New(srv.client(t), redisstore.Options{})
-	b := redisstore.New(srv.client(t), redisstore.Options{})
+	a := redisstore.New(client(t, srv), redisstore.Options{})
+	b := redisstore.New(client(t, srv), redisstore.Options{})
 
 	ra, st, err := a.Reserve(ctx, "evt_1", time.Minute)
 	require.NoError(t, err)
@@ -212,18 +177,24 @@ func TestOneInstanceCannotTouchAnothersReservation(t *testing.T) {
 }
 
 func TestExpiry(t *testing.T) {
-	srv := startRedis(t)
+	srv := testenv.StartRedis(t)
 	ctx := t.Context()
-	c := srv.client(t)
+	c := client(t, srv)
 	s := redisstore.New(c, redisstore.Options{})
 
-	_, _, err := s.Reserve(ctx, "evt_1", 100*time.Millisecond)
+	// A ttl long enough that no stall of this process lets it run out
+	// before PTTL reads it.
+	_, _, err := s.Reserve(ctx, "evt_1", 2*time.Second)
 	require.NoError(t, err)
 	ttl, err := c.PTTL(ctx, redisstore.DefaultPrefix+"evt_1").Result()
 	require.NoError(t, err)
 	assert.Greater(t, ttl, time.Duration(0))
-	assert.LessOrEqual(t, ttl, 100*time.Millisecond)
-	waitReservable(t, s, "evt_1")
+	assert.LessOrEqual(t, ttl, 2*time.Second)
+
+	// A short one, only to see the key expire.
+	_, _, err = s.Reserve(ctx, "evt_short", 50*time.Millisecond)
+	require.NoError(t, err)
+	waitReservable(t, s, "evt_short")
 
 	// A sub-millisecond ttl is rounded up, not refused by PX.
 	_, st, err := s.Reserve(ctx, "evt_tiny", time.Microsecond)
@@ -235,16 +206,14 @@ func TestExpiry(t *testing.T) {
 // holder's reservation expired.
 func waitReservable(t *testing.T, s *redisstore.Store, key string) verify.Reservation {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		r, st, err := s.Reserve(t.Context(), key, time.Minute)
-		require.NoError(t, err)
-		if st == verify.StateNew {
-			return r
-		}
-		require.True(t, time.Now().Before(deadline), "%s never expired", key)
-		time.Sleep(5 * time.Millisecond)
-	}
+	var r verify.Reservation
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		got, st, err := s.Reserve(t.Context(), key, time.Minute)
+		require.NoError(c, err)
+		require.Equal(c, verify.StateNew, st, "%s has not expired", key)
+		r = got
+	}, 20*time.Second, 10*time.Millisecond)
+	return r
 }
 
 // newVerifier returns a verifier whose middleware keeps ids in store, and a
@@ -262,12 +231,12 @@ func newVerifier(t *testing.T, secret verify.Secret, store verify.Store, onError
 }
 
 func TestMiddlewareAcrossInstances(t *testing.T) {
-	srv := startRedis(t)
+	srv := testenv.StartRedis(t)
 	secret, err := verify.NewSecret()
 	require.NoError(t, err)
 	quiet := func(*http.Request, error) {}
-	h1, calls1 := newVerifier(t, secret, redisstore.New(srv.client(t), redisstore.Options{}), quiet)
-	h2, calls2 := newVerifier(t, secret, redisstore.New(srv.client(t), redisstore.Options{}), quiet)
+	h1, calls1 := newVerifier(t, secret, redisstore.New(client(t, srv), redisstore.Options{}), quiet)
+	h2, calls2 := newVerifier(t, secret, redisstore.New(client(t, srv), redisstore.Options{}), quiet)
 
 	body := []byte(`{"type":"signal"}`)
 	rec := httptest.NewRecorder()
@@ -284,12 +253,12 @@ func TestMiddlewareAcrossInstances(t *testing.T) {
 }
 
 func TestOutageFailsClosed(t *testing.T) {
-	srv := startRedis(t)
+	srv := testenv.StartRedis(t)
 	secret, err := verify.NewSecret()
 	require.NoError(t, err)
 	var mu sync.Mutex
 	var rejected []error
-	h, calls := newVerifier(t, secret, redisstore.New(srv.client(t), redisstore.Options{}), func(_ *http.Request, err error) {
+	h, calls := newVerifier(t, secret, redisstore.New(client(t, srv), redisstore.Options{}), func(_ *http.Request, err error) {
 		mu.Lock()
 		rejected = append(rejected, err)
 		mu.Unlock()
@@ -302,7 +271,7 @@ func TestOutageFailsClosed(t *testing.T) {
 
 	require.Equal(t, http.StatusOK, send("evt_before").Code)
 
-	srv.stop()
+	srv.Stop()
 	rec := send("evt_during")
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.NotEmpty(t, rec.Header().Get("Retry-After"))
@@ -318,18 +287,15 @@ func TestOutageFailsClosed(t *testing.T) {
 	mu.Unlock()
 
 	// The store's own calls fail too, rather than answer a state.
-	s := redisstore.New(srv.client(t), redisstore.Options{})
+	s := redisstore.New(client(t, srv), redisstore.Options{})
 	_, _, err = s.Reserve(t.Context(), "evt_direct", time.Minute)
 	assert.Error(t, err)
 	assert.Error(t, s.Done(t.Context(), verify.Reservation{Key: "evt_direct", Token: "t"}, time.Minute))
 	assert.Error(t, s.Release(t.Context(), verify.Reservation{Key: "evt_direct", Token: "t"}))
 
 	// Back on the same address, the same client recovers.
-	srv.start()
-	deadline := time.Now().Add(10 * time.Second)
-	for send("evt_during").Code != http.StatusOK {
-		require.True(t, time.Now().Before(deadline), "no recovery after restart")
-		time.Sleep(50 * time.Millisecond)
-	}
+	srv.Start()
+	require.Eventually(t, func() bool { return send("evt_during").Code == http.StatusOK },
+		20*time.Second, 50*time.Millisecond, "no recovery after restart")
 	assert.Equal(t, int32(2), calls.Load())
 }
