@@ -89,7 +89,7 @@ func (s *dryRunEmailSink) Deliver(ctx context.Context, ev *Event) error {
 	}
 	var buf bytes.Buffer
 	if _, err := m.WriteTo(&buf); err != nil {
-		return Permanent(fmt.Errorf("dry-run email: render message: %w", err))
+		return Permanent(&classedError{"email render", fmt.Errorf("dry-run email: render message: %w", err)})
 	}
 	path, err := writeOutbox(s.dir, outboxName(ev.ID, s.name, ".eml"), buf.Bytes())
 	if err != nil {

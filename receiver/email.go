@@ -259,11 +259,11 @@ func (b *emailBuilder) build(ev *Event) (*gomail.Msg, error) {
 	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
 	m.FromMailAddress(b.from)
 	if err := m.To(b.to...); err != nil {
-		return nil, Permanent(fmt.Errorf("email: to: %w", err))
+		return nil, Permanent(&classedError{"email address", fmt.Errorf("email: to: %w", err)})
 	}
 	if len(b.cc) > 0 {
 		if err := m.Cc(b.cc...); err != nil {
-			return nil, Permanent(fmt.Errorf("email: cc: %w", err))
+			return nil, Permanent(&classedError{"email address", fmt.Errorf("email: cc: %w", err)})
 		}
 	}
 	m.Subject(subject)
@@ -357,7 +357,7 @@ func (s *emailSink) Deliver(ctx context.Context, ev *Event) error {
 	}
 	c, err := s.client()
 	if err != nil {
-		return Permanent(fmt.Errorf("email: client: %w", err))
+		return Permanent(&classedError{"smtp config", fmt.Errorf("email: client: %w", err)})
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
@@ -376,14 +376,21 @@ func classifySMTP(err error) error {
 	err = fmt.Errorf("email: %w", err)
 	var se *gomail.SendError
 	if errors.As(err, &se) {
-		if code := se.ErrorCode(); code >= 500 && code < 600 {
+		code := se.ErrorCode()
+		if code > 0 {
+			err = &classedError{"smtp " + strconv.Itoa(code), err}
+		}
+		if code >= 500 && code < 600 {
 			return Permanent(err)
 		}
 		return err
 	}
 	var te *textproto.Error
-	if errors.As(err, &te) && te.Code >= 500 && te.Code < 600 {
-		return Permanent(err)
+	if errors.As(err, &te) {
+		err = &classedError{"smtp " + strconv.Itoa(te.Code), err}
+		if te.Code >= 500 && te.Code < 600 {
+			return Permanent(err)
+		}
 	}
 	var ue x509.UnknownAuthorityError
 	var he x509.HostnameError
@@ -392,7 +399,7 @@ func classifySMTP(err error) error {
 		// The server cannot be trusted, or offers no way to authenticate
 		// safely, as configured: the operator must act, and retrying
 		// would fail the same way.
-		return Permanent(err)
+		return Permanent(&classedError{"smtp tls or auth", err})
 	}
 	return err
 }

@@ -254,7 +254,7 @@ func (b *jiraIssueBuilder) build(ev *Event) ([]byte, string, error) {
 	}
 	body, err := json.Marshal(req)
 	if err != nil {
-		return nil, "", Permanent(fmt.Errorf("jira: encode request: %w", err))
+		return nil, "", Permanent(&classedError{"jira encode", fmt.Errorf("jira: encode request: %w", err)})
 	}
 	return body, label, nil
 }
@@ -298,13 +298,16 @@ func newJiraSink(name string, cfg JiraConfig, route JiraRoute, client *http.Clie
 	if err != nil {
 		return nil, err
 	}
-	if client == nil {
-		client = &http.Client{
-			// A redirect of a POST is never what the API does; following
-			// it could send the token elsewhere.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+	// Whatever client is given, a copy of it never follows a redirect: the
+	// API never redirects a POST, and following a 307/308 would send the
+	// body (and, to the same host, the Authorization header) elsewhere.
+	// once turns a 3xx answer into a permanent error.
+	c := http.Client{}
+	if client != nil {
+		c = *client
 	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	client = &c
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -416,6 +419,9 @@ func (e *jiraStatusError) Error() string {
 	return msg
 }
 
+// reasonClass is "jira" and the status code, such as "jira 400".
+func (e *jiraStatusError) reasonClass() string { return "jira " + strconv.Itoa(e.status) }
+
 // once makes one request, bounded by the sink's timeout.
 func (s *jiraSink) once(ctx context.Context, what, endpoint string, body []byte, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
@@ -445,6 +451,10 @@ func (s *jiraSink) once(ctx context.Context, what, endpoint string, body []byte,
 	}
 	se := &jiraStatusError{what: what, status: resp.StatusCode, messages: jiraErrorMessages(data, s.redact)}
 	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		// The Location is not followed nor quoted: check jira.base_url.
+		se.messages = []string{"the API answered with a redirect, which is not followed; check jira.base_url (the site or gateway URL, https)"}
+		return Permanent(se)
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
 		se.retryAfter = retryDelay(resp.Header, time.Now())
 		return se

@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf16"
@@ -462,4 +464,35 @@ func TestIdempotencyLabel(t *testing.T) {
 func TestSearchJQL(t *testing.T) {
 	assert.Equal(t, `project = "CS" AND labels = "stairhook-0123"`, searchJQL("CS", "stairhook-0123"))
 	assert.Equal(t, `project = "C\"S\\" AND labels = "x"`, searchJQL(`C"S\`, "x"))
+}
+
+// The sink never follows a redirect, whatever client it is given (NewServer
+// always passes one): a 307/308 would re-send the body, and to the same
+// host the Authorization header.
+func TestJiraNeverFollowsRedirects(t *testing.T) {
+	var reached atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"issues":[],"key":"X-1"}`))
+	}))
+	defer target.Close()
+	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		jira := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, target.URL+r.URL.Path, status)
+		}))
+		for _, client := range []*http.Client{nil, {}, http.DefaultClient} {
+			cfg := JiraConfig{BaseURL: jira.URL, Email: "bot@example.com", APIToken: "tok", Timeout: 2 * time.Second}
+			s, err := newJiraSink("staircase.route1.jira", cfg, JiraRoute{Project: "CS"}, client, nil)
+			require.NoError(t, err)
+			err = s.Deliver(deliverCtx(t), hostileEvent())
+			require.ErrorIs(t, err, ErrPermanent, status)
+			assert.Contains(t, err.Error(), "redirect")
+			assert.NotContains(t, err.Error(), target.URL, "the Location is not quoted")
+			assert.Equal(t, "jira "+strconv.Itoa(status), reasonClassOf(err))
+		}
+		jira.Close()
+	}
+	assert.Zero(t, reached.Load(), "nothing reached the redirect target")
+	assert.Nil(t, http.DefaultClient.CheckRedirect, "the given client is not modified")
 }

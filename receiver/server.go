@@ -360,6 +360,10 @@ const (
 type sinkResult struct {
 	Name    string `json:"name"`
 	Outcome string `json:"outcome"`
+	// Reason is the reason class of a rejection, such as "jira 400",
+	// "smtp 550" or "template": fixed text derived from the error's type,
+	// never the destination's words.
+	Reason string `json:"reason,omitempty"`
 
 	// err is the sink's error. It goes to the log and the dead-letter
 	// file, never to the sender: a destination's error text is internal
@@ -371,6 +375,9 @@ type sinkResult struct {
 type errorBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Reason is the reason class of the first rejected sink (see
+	// sinkResult.Reason).
+	Reason string `json:"reason,omitempty"`
 }
 
 type deliveryResponse struct {
@@ -476,7 +483,7 @@ func (s *Server) runSink(ctx context.Context, ev *Event, sink Sink) sinkResult {
 	}
 	out.err = err
 	if errors.Is(err, ErrPermanent) {
-		out.Outcome = outcomeRejected
+		out.Outcome, out.Reason = outcomeRejected, reasonClassOf(err)
 		return out
 	}
 	out.Outcome = outcomeFailed
@@ -492,7 +499,7 @@ func (s *Server) runSink(ctx context.Context, ev *Event, sink Sink) sinkResult {
 func callSink(ctx context.Context, sink Sink, ev *Event) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = Permanent(fmt.Errorf("sink %s panicked: %v", sink.Name(), p))
+			err = Permanent(&classedError{"panic", fmt.Errorf("sink %s panicked: %v", sink.Name(), p)})
 		}
 	}()
 	return sink.Deliver(ctx, ev)
@@ -503,7 +510,7 @@ func callSink(ctx context.Context, sink Sink, ev *Event) (err error) {
 func summarize(results []sinkResult) (status int, resp deliveryResponse, retryAfter int) {
 	var retry, rejected, storeDown bool
 	var after time.Duration
-	var reason string
+	var reason, class string
 	for _, r := range results {
 		switch r.Outcome {
 		case outcomeFailed, outcomeInFlight, outcomeUnavailable:
@@ -512,7 +519,8 @@ func summarize(results []sinkResult) (status int, resp deliveryResponse, retryAf
 			after = max(after, r.retryAfter)
 		case outcomeRejected:
 			if !rejected {
-				reason = "sink " + r.Name + " rejected the event; the reason is in the receiver's log and dead-letter file"
+				reason = "sink " + r.Name + " rejected the event (" + r.Reason + "); the details are in the receiver's log and dead-letter file"
+				class = r.Reason
 			}
 			rejected = true
 		}
@@ -532,7 +540,7 @@ func summarize(results []sinkResult) (status int, resp deliveryResponse, retryAf
 		return http.StatusServiceUnavailable, resp, secs
 	case rejected:
 		resp.Status = "rejected"
-		resp.Error = &errorBody{Code: "sink_rejected", Message: reason}
+		resp.Error = &errorBody{Code: "sink_rejected", Message: reason, Reason: class}
 		return http.StatusUnprocessableEntity, resp, 0
 	}
 	return http.StatusOK, resp, 0

@@ -204,10 +204,12 @@ type response struct {
 	Error  struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		Reason  string `json:"reason"`
 	} `json:"error"`
 	Sinks []struct {
 		Name    string `json:"name"`
 		Outcome string `json:"outcome"`
+		Reason  string `json:"reason"`
 		Error   string `json:"error"`
 	} `json:"sinks"`
 }
@@ -1035,6 +1037,7 @@ func TestServerRealSinks(t *testing.T) {
 	r = post("evt_550", body)
 	require.Equal(t, "422 rejected", r.Status, "%+v", r)
 	assert.Contains(t, r.Error.Message, "staircase.route1.email")
+	assert.Equal(t, "smtp 550", r.Error.Reason, "the reason class, from the typed SMTP error")
 	f, err := os.Open(filepath.Join(cfg.Outbox, DeadLetterFile))
 	require.NoError(t, err)
 	recs, err := ReadDeadLetters(f)
@@ -1112,4 +1115,39 @@ func TestServerJiraRoutesDoNotCollide(t *testing.T) {
 	post(srv, "/webhooks/second")
 	assert.Len(t, js.Issues(), 3, "redelivery created nothing")
 	assert.Equal(t, 3, js.Requests("/rest/api/3/issue"), "three creates in all")
+}
+
+// The 422 names a short reason class derived from the sink error's type,
+// and never the destination's text.
+func TestServerRejectionReason(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{Permanent(&jiraStatusError{what: "create issue", status: 400, messages: []string{"summary: the destination said SECRET-DETAIL"}}), "jira 400"},
+		{Permanent(&classedError{"smtp 550", errors.New("550 SECRET-DETAIL no such user")}), "smtp 550"},
+		{func() error {
+			tpl, err := parseText("summary", "{{index .People 99}}")
+			require.NoError(t, err)
+			_, err = renderText(tpl, &Event{}, MaxTemplateOutput)
+			return fmt.Errorf("SECRET-DETAIL: %w", err)
+		}(), "template"},
+		{Permanent(errors.New("SECRET-DETAIL")), "unclassified"},
+	} {
+		h := newHarness(t, nil, ServerOptions{})
+		h.sink(riskJira).fail(tc.err)
+		rec := h.post("evt_reason", event(t, TypeChurnRisk, "evt_reason", nil))
+		require.Equal(t, http.StatusUnprocessableEntity, rec.Code, rec.Body.String())
+		r := decodeResponse(t, rec)
+		assert.Equal(t, tc.want, r.Error.Reason, tc.err.Error())
+		assert.Contains(t, r.Error.Message, "("+tc.want+")")
+		for _, s := range r.Sinks {
+			if s.Name == riskJira {
+				assert.Equal(t, tc.want, s.Reason)
+			} else {
+				assert.Empty(t, s.Reason)
+			}
+		}
+		assert.NotContains(t, rec.Body.String(), "SECRET-DETAIL")
+	}
 }

@@ -54,9 +54,9 @@ func render(name string, exec func(*cappedBuffer) error, max int) (string, error
 	w := &cappedBuffer{max: max}
 	if err := exec(w); err != nil {
 		if errors.Is(err, errOutputFull) {
-			return "", Permanent(fmt.Errorf("template %s: %w (%d bytes)", name, ErrTemplateOutputTooLarge, max))
+			return "", Permanent(&classedError{"template", fmt.Errorf("template %s: %w (%d bytes)", name, ErrTemplateOutputTooLarge, max)})
 		}
-		return "", Permanent(fmt.Errorf("template %s: %w", name, err))
+		return "", Permanent(&classedError{"template", fmt.Errorf("template %s: %w", name, err)})
 	}
 	return w.buf.String(), nil
 }
