@@ -159,7 +159,11 @@ func LoadConfig(path string) (*Config, error) {
 // All problems are reported at once: the error joins one error per problem
 // (see errors.Join), each wrapping ErrInvalidConfig and naming where it is,
 // such as "webhooks[0].routes[1].email.to[0]: not an email address", or the
-// line of a ${NAME} whose variable is not set. No error quotes a secret.
+// line of a ${NAME} whose variable is not set. A missing variable counts as
+// empty for the later stages, and a key that is unknown or holds a value of
+// the wrong type is left out of the decoded configuration, so the
+// remaining keys are still checked. Only a YAML syntax error stops before
+// validation. No error quotes a secret.
 func ParseConfig(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
 	if len(data) > maxConfigBytes {
 		return nil, configErr("", fmt.Sprintf("config larger than %d bytes", maxConfigBytes))
@@ -168,31 +172,72 @@ func ParseConfig(data []byte, lookupEnv func(string) (string, bool)) (*Config, e
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
 	expanded, errs := expandEnv(data, lookupEnv)
-	if len(errs) > 0 {
-		return nil, joinErrors(errs)
+	if len(expanded) > maxConfigBytes {
+		// Variables can make the text longer than the file was.
+		return nil, joinErrors(append(errs, configErr("", fmt.Sprintf("config larger than %d bytes once ${...} are expanded", maxConfigBytes))))
 	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(expanded))
 	if err := dec.Decode(&doc); err != nil && err != io.EOF {
-		return nil, configErr("", yamlSyntax(err))
+		return nil, joinErrors(append(errs, configErr("", yamlSyntax(err))))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err != io.EOF {
-		return nil, configErr("", "more than one YAML document")
+		errs = append(errs, configErr("", "more than one YAML document"))
 	}
 	cfg := &Config{}
+	failed := map[string]bool{} // paths the decoder could not fill
 	if len(doc.Content) > 0 {
 		d := &nodeDecoder{}
 		d.decode(doc.Content[0], reflect.ValueOf(cfg).Elem(), "")
-		if len(d.errs) > 0 {
-			return nil, joinErrors(d.errs)
+		errs = append(errs, d.errs...)
+		for _, p := range d.failed {
+			failed[p] = true
+		}
+		if d.nodes > maxConfigNodes {
+			// Decoding stopped part way: validating the rest would
+			// report fields that are merely missing.
+			return nil, joinErrors(errs)
 		}
 	}
 	cfg.applyDefaults()
-	if errs := cfg.validate(); len(errs) > 0 {
+	for _, err := range cfg.validate() {
+		if !underFailed(errorPath(err), failed) {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
 		return nil, joinErrors(errs)
 	}
 	return cfg, nil
+}
+
+// errorPath is the config path a validation error names.
+func errorPath(err error) string {
+	var ce *configError
+	if errors.As(err, &ce) {
+		return ce.path
+	}
+	path, _, _ := strings.Cut(err.Error(), ": ")
+	return path
+}
+
+// underFailed reports whether path is one of failed or inside one, so
+// validation does not report again a field that could not be decoded. It
+// looks up each enclosing path of path, so its cost does not grow with the
+// number of failed paths.
+func underFailed(path string, failed map[string]bool) bool {
+	if len(failed) == 0 {
+		return false
+	}
+	for i := 1; i <= len(path); i++ {
+		if i == len(path) || path[i] == '.' || path[i] == '[' {
+			if failed[path[:i]] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // maxReportedErrors bounds the errors joined into one, so a hostile file
@@ -425,6 +470,9 @@ func yamlSyntax(err error) string {
 // be a secret expanded in the wrong place.
 var shownKey = regexp.MustCompile(`^(?:[a-z0-9_-]{1,40}|[A-Za-z0-9_-]{1,16})$`)
 
+// maxEnvName bounds the NAME of a ${NAME} reference.
+const maxEnvName = 256
+
 // envName is the shape of a ${NAME} reference.
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -463,7 +511,9 @@ func expandEnv(data []byte, lookup func(string) (string, bool)) ([]byte, []error
 				i++
 				continue
 			case c == '$' && i+1 < len(line) && line[i+1] == '{':
-				end := bytes.IndexByte(line[i+2:], '}')
+				// NAME is bounded, so a line of unclosed "${" costs
+				// linear time.
+				end := bytes.IndexByte(line[i+2:min(len(line), i+3+maxEnvName)], '}')
 				if end < 0 || !envName.Match(line[i+2:i+2+end]) {
 					bad("malformed ${...} reference: write ${NAME} with NAME of letters, digits and _, or $$ for a literal $")
 					out.WriteByte(c)
@@ -555,8 +605,9 @@ func escapeYAML(v string, quote byte) (string, string) {
 // one error per problem with its path, never quoting a scalar's text (a
 // secret may sit in the wrong key).
 type nodeDecoder struct {
-	errs  []error
-	nodes int
+	errs   []error
+	failed []string // the paths of errs, which keep their zero value
+	nodes  int
 }
 
 var (
@@ -567,6 +618,7 @@ var (
 
 func (d *nodeDecoder) bad(path, msg string) {
 	d.errs = append(d.errs, configErr(displayConfigPath(path), msg))
+	d.failed = append(d.failed, path)
 }
 
 func displayConfigPath(p string) string {

@@ -382,3 +382,95 @@ func TestParseConfigToleranceBound(t *testing.T) {
 		}
 	}
 }
+
+// Every problem of every stage is reported at once: a missing variable,
+// an unknown key, a value of the wrong type and the validation of what
+// decoded, each once and with its path.
+func TestParseConfigReportsEverything(t *testing.T) {
+	data := []byte(`
+listen: nowhere
+jira: {base_url: "https://example.atlassian.net", email: "${JIRA_EMAIL}", api_token: t, colour: blue}
+webhooks:
+  - name: Bad Name
+    secrets: [{secret: "` + testSecret + `"}]
+    tolerance: soon
+    routes:
+      - jira: {project: ""}
+      - email: {to: [not-an-address]}
+`)
+	cfg, err := ParseConfig(data, env(nil))
+	require.Error(t, err)
+	assert.Nil(t, cfg)
+	var joined interface{ Unwrap() []error }
+	require.ErrorAs(t, err, &joined)
+	var got []string
+	for _, e := range joined.Unwrap() {
+		assert.ErrorIs(t, e, ErrInvalidConfig, e.Error())
+		got = append(got, e.Error())
+	}
+	assert.ElementsMatch(t, []string{
+		"line 3: environment variable JIRA_EMAIL is not set (referenced as ${JIRA_EMAIL})",
+		"jira.colour: unknown key",
+		"webhooks[0].tolerance: expected a duration such as 30s or 5m",
+		"listen: must be host:port, such as 127.0.0.1:8080",
+		"jira.email: required (the Atlassian account the API token belongs to)",
+		"webhooks[0].name: must be 1 to 64 of a-z, 0-9, _ and - (it is part of the URL)",
+		"webhooks[0].routes[0].jira.project: required (a project key such as CS)",
+		"webhooks[0].routes[1].email.to[0]: not an email address: mail: missing '@' or angle-addr",
+	}, got)
+	assert.NotContains(t, err.Error(), "soon", "values are never quoted")
+	assert.NotContains(t, err.Error(), "blue")
+}
+
+// configWithTypes is minimalConfig whose route matches n types.
+func configWithTypes(n int) []byte {
+	types := strings.TrimSuffix(strings.Repeat("a,", n), ",")
+	return []byte(strings.Replace(minimalConfig, "- jira: {project: CS}", "- jira: {project: CS}\n        when: {types: ["+types+"]}", 1))
+}
+
+func decodedNodes(t *testing.T, data []byte) int {
+	t.Helper()
+	d := &nodeDecoder{}
+	var cfg Config
+	d.decode(parseYAML(t, data), reflectValue(&cfg), "")
+	return d.nodes
+}
+
+func TestParseConfigNodeLimit(t *testing.T) {
+	// Each type adds one node: find the count that lands on the limit.
+	base := decodedNodes(t, configWithTypes(1))
+	n := maxConfigNodes - base + 1
+	at := configWithTypes(n)
+	require.Equal(t, maxConfigNodes, decodedNodes(t, at))
+	cfg, err := ParseConfig(at, nil)
+	require.NoError(t, err, "exactly at the limit")
+	assert.Len(t, cfg.Webhooks[0].Routes[0].When.Types, n)
+
+	_, err = ParseConfig(configWithTypes(n+1), nil)
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "more than 100000 YAML nodes")
+}
+
+func TestParseConfigByteLimit(t *testing.T) {
+	pad := func(n int) []byte {
+		data := []byte(minimalConfig + "#")
+		data = append(data, strings.Repeat("x", n-len(data)-1)...)
+		return append(data, '\n')
+	}
+	at := pad(maxConfigBytes)
+	require.Len(t, at, maxConfigBytes)
+	_, err := ParseConfig(at, nil)
+	require.NoError(t, err, "exactly at the limit")
+
+	_, err = ParseConfig(pad(maxConfigBytes+1), nil)
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "config larger than")
+
+	// Variables count once expanded.
+	long := strings.Repeat("y", 2048)
+	data := pad(maxConfigBytes - 64)
+	data = append(data, []byte("# x\nlisten: \"${LONG}\"\n")...)
+	_, err = ParseConfig(data[:maxConfigBytes-1], env(map[string]string{"LONG": long}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "once ${...} are expanded")
+}

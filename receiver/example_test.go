@@ -56,6 +56,8 @@ webhooks:
 	// Output:
 	// true
 	// line 4: environment variable STAIRCASE_WEBHOOK_SECRET is not set (referenced as ${STAIRCASE_WEBHOOK_SECRET})
+	// webhooks[0].secrets[0].secret: not a whsec_ secret (invalid secret: empty)
+	// webhooks[0].routes[1].email.to[0]: not an email address: mail: missing '@' or angle-addr
 }
 
 // ExampleNewServer runs the receiver as `stairhook serve --config` does,
