@@ -86,7 +86,7 @@ func ExampleSample() {
 		fmt.Println(ev.ID, ev.Signal.Title)
 	}
 	// Output:
-	// evt_01JD3QX8M2A1B4C6D8E0F2G4H1 New decision-maker at Acme Corp
-	// evt_01JD3QX8M2A1B4C6D8E0F2G4H2 Reorganisation in Acme Corp support
-	// evt_01JD3QX8M2A1B4C6D8E0F2G4H3 Pricing discussed with Acme Corp
+	// evt_01JD3QX8M2A1B4C6D8E0F2G4H1 New decision-maker joined
+	// evt_01JD3QX8M2A1B4C6D8E0F2G4H2 Reorganisation in the support team
+	// evt_01JD3QX8M2A1B4C6D8E0F2G4H3 Pricing discussed on a call
 }
