@@ -26,7 +26,15 @@
 //     sender retries and only the failed sinks run again; otherwise 422
 //     when a sink rejected the event permanently, after appending one
 //     [DeadLetter] per rejecting sink to <outbox>/deadletter.jsonl (if that
-//     write fails, 503: the event is never dropped).
+//     write fails, 503: the event is never dropped). The 422 names the sink
+//     and a reason class derived from the error's type, such as
+//     "jira 400", "smtp 550" or "template", never the destination's text.
+//
+// The Jira sink marks each issue with the label stairhook-<16 hex digits
+// of SHA-256 over the sink name, a zero byte and the event id> and, before
+// creating one, searches the route's project for it, so two routes or
+// webhooks that receive one event each get their own issue. It never
+// follows a redirect: a 3xx answer is a permanent failure.
 //
 // Sink names are "<webhook>.<route>.<jira|email>", route being the route's
 // name or route1, route2, … by position. A route naming jira or email while
