@@ -85,24 +85,6 @@ func (f *fakeSink) fail(errs ...error) {
 	f.results = append(f.results, errs...)
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testConfig routes churn_risk to a jira and an email sink, and events
 // naming a decision-maker to a second email sink.
 func testConfig(outbox string) *Config {
@@ -127,7 +109,7 @@ type harness struct {
 	srv    *Server
 	secret verify.Secret
 	now    time.Time
-	logs   *syncBuffer
+	logs   *testenv.Buffer
 	outbox string
 	sinks  map[string]*fakeSink
 }
@@ -136,7 +118,7 @@ type harness struct {
 // every sink by a fakeSink of the same name.
 func newHarness(t *testing.T, cfg *Config, opts ServerOptions) *harness {
 	t.Helper()
-	h := &harness{t: t, now: time.Unix(1_795_000_000, 0), logs: &syncBuffer{}, outbox: t.TempDir(), sinks: map[string]*fakeSink{}}
+	h := &harness{t: t, now: time.Unix(1_795_000_000, 0), logs: &testenv.Buffer{}, outbox: t.TempDir(), sinks: map[string]*fakeSink{}}
 	if cfg == nil {
 		cfg = testConfig(h.outbox)
 	}
@@ -976,7 +958,7 @@ func TestServerRealSinks(t *testing.T) {
 			}},
 		}},
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	srv, err := NewServer(cfg, ServerOptions{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	require.NoError(t, err)
 	defer srv.Close()

@@ -39,7 +39,7 @@ func TestBinaryServeSendSIGTERM(t *testing.T) {
 	serve := exec.Command(bin, "serve", "--addr", addr)
 	serve.Dir = work // the default outbox ./stairhook-outbox lands here
 	serve.Env = baseEnv
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.Buffer
 	serve.Stdout, serve.Stderr = &stdout, &stderr
 	testenv.Start(t, serve)
 	testenv.WaitTCP(t, addr, 10*time.Second)

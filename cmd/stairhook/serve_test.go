@@ -21,7 +21,7 @@ import (
 // served is a "stairhook serve" running in-process.
 type served struct {
 	addr           string
-	stdout, stderr *syncBuffer
+	stdout, stderr *testenv.Buffer
 	cancel         context.CancelFunc
 	done           chan int
 }
@@ -31,7 +31,7 @@ func startServe(t *testing.T, environ map[string]string, args ...string) *served
 	t.Helper()
 	addr := testenv.Addr(testenv.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &served{addr: addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	s := &served{addr: addr, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, cancel: cancel, done: make(chan int, 1)}
 	go func() {
 		s.done <- run(ctx, append([]string{"serve", "--addr", addr}, args...), strings.NewReader(""), s.stdout, s.stderr, func(k string) string { return environ[k] })
 	}()

@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stairhook/stairhook/internal/testenv"
 	"github.com/stairhook/stairhook/receiver"
 	"github.com/stairhook/stairhook/verify"
 	"github.com/stairhook/stairhook/verify/verifytest"
@@ -122,7 +123,7 @@ func (c *leakCheck) response(t testing.TB, where string, resp *response) {
 //
 // It replaces slog's default logger, so it does not run in parallel.
 func TestLeakMiddleware(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	old := slog.Default()
 	slog.SetDefault(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	t.Cleanup(func() { slog.SetDefault(old) })

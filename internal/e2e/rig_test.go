@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/internal/smtptest"
+	"github.com/stairhook/stairhook/internal/testenv"
 	"github.com/stairhook/stairhook/receiver"
 	"github.com/stairhook/stairhook/receiver/jiratest"
 	"github.com/stairhook/stairhook/sender"
@@ -41,24 +42,6 @@ const (
 	sinkJira     = webhookName + ".main.jira"
 	sinkEmail    = webhookName + ".main.email"
 )
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // rigOptions chooses how a rig's receiver is set up.
 type rigOptions struct {
@@ -94,7 +77,7 @@ type rig struct {
 	url    string
 	secret verify.Secret
 	outbox string
-	logs   *syncBuffer
+	logs   *testenv.Buffer
 	ledger *checkedStore
 }
 
@@ -137,7 +120,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	}
 	secret, err := verify.NewSecret()
 	require.NoError(t, err)
-	r := &rig{t: t, secret: secret, outbox: t.TempDir(), logs: &syncBuffer{}}
+	r := &rig{t: t, secret: secret, outbox: t.TempDir(), logs: &testenv.Buffer{}}
 	r.jira = jiratest.NewServer(o.Jira)
 	t.Cleanup(r.jira.Close)
 	r.smtp = smtptest.NewServer(t, o.SMTP)

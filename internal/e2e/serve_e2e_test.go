@@ -28,8 +28,8 @@ import (
 type serveProc struct {
 	cmd    *exec.Cmd
 	addr   string
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testenv.Buffer
+	stderr *testenv.Buffer
 	exited chan struct{}
 	err    error // from Wait, once exited is closed
 }
@@ -39,7 +39,7 @@ type serveProc struct {
 // process id when the test ends if it is still running.
 func startServe(t testing.TB, bin, config, addr string, env ...string) *serveProc {
 	t.Helper()
-	p := &serveProc{addr: addr, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &serveProc{addr: addr, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, "serve", "--config", config)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
