@@ -118,7 +118,7 @@ type Options struct {
 	Jitter float64
 
 	// Sleep waits d or until ctx is done, returning ctx.Err() then. Default
-	// value is a timer-based wait. Tests replace it to skip real waits.
+	// value is the package's Sleep. Tests replace it to skip real waits.
 	Sleep func(ctx context.Context, d time.Duration) error
 
 	// Now returns the current time, used for the signed timestamps and the
@@ -173,7 +173,7 @@ func New(opts Options) *Sender {
 		s.jitter = 1
 	}
 	if s.sleep == nil {
-		s.sleep = sleep
+		s.sleep = Sleep
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -181,7 +181,9 @@ func New(opts Options) *Sender {
 	return s
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits d, or until ctx is done and then returns ctx.Err(). It is the
+// default Options.Sleep; a replacement that reports the wait can call it.
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}

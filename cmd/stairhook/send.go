@@ -110,14 +110,7 @@ Types: `+strings.Join(receiver.SampleTypes(), ", "))
 		Schedule: attempts,
 		Sleep: func(ctx context.Context, d time.Duration) error {
 			fmt.Fprintf(e.stdout, "retrying in %v\n", d.Round(100*time.Millisecond))
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-				return nil
-			}
+			return sender.Sleep(ctx, d)
 		},
 		OnAttempt: func(a sender.Attempt) { printAttempt(e.stdout, a) },
 	})
