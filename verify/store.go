@@ -67,7 +67,10 @@ type Store interface {
 }
 
 // DefaultMemoryStoreEntries is the capacity of a MemoryStore when
-// MemoryStoreOptions.MaxEntries is zero.
+// MemoryStoreOptions.MaxEntries is zero. With the Middleware's default
+// retention of 10 minutes it holds the ids of about 160 requests a second;
+// past that, new ids are answered 503 until old ones expire. Size it for
+// your peak rate times the retention, or use a shared store.
 const DefaultMemoryStoreEntries = 100_000
 
 // MemoryStoreOptions configures NewMemoryStore.
