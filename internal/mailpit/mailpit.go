@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -41,21 +42,38 @@ type Mailpit struct {
 func Start(t testing.TB) *Mailpit {
 	t.Helper()
 	bin := testenv.Binary(t, "mailpit", Install)
-	smtpPort, httpPort := testenv.FreePort(t), testenv.FreePort(t)
-	cmd := exec.Command(bin,
-		"--smtp", testenv.Addr(smtpPort),
-		"--listen", testenv.Addr(httpPort),
-		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure", "--smtp-disable-rdns",
-		"--database", filepath.Join(t.TempDir(), "mailpit.db"),
-		"--disable-version-check", "--quiet",
-	)
-	testenv.Start(t, cmd)
-	testenv.WaitTCP(t, testenv.Addr(smtpPort), 20*time.Second)
-	testenv.WaitTCP(t, testenv.Addr(httpPort), 20*time.Second)
+	db := filepath.Join(t.TempDir(), "mailpit.db")
+	client := &http.Client{Timeout: 10 * time.Second}
+	ports := testenv.StartServer(t, 2, func(p []int) *exec.Cmd {
+		return exec.Command(bin,
+			"--smtp", testenv.Addr(p[0]),
+			"--listen", testenv.Addr(p[1]),
+			"--smtp-auth-accept-any", "--smtp-auth-allow-insecure", "--smtp-disable-rdns",
+			"--database", db,
+			"--disable-version-check", "--quiet",
+		)
+	}, func(p []int) error {
+		c, err := net.DialTimeout("tcp", testenv.Addr(p[0]), time.Second)
+		if err != nil {
+			return err
+		}
+		c.Close()
+		resp, err := client.Get("http://" + testenv.Addr(p[1]) + "/api/v1/info")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var info struct{ Version string }
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&info); err != nil || resp.StatusCode != http.StatusOK || info.Version == "" {
+			return fmt.Errorf("GET /api/v1/info: status %d, not mailpit", resp.StatusCode)
+		}
+		return nil
+	})
+	smtpPort, httpPort := ports[0], ports[1]
 	return &Mailpit{
 		SMTPHost: "127.0.0.1", SMTPPort: smtpPort,
 		APIURL: "http://" + testenv.Addr(httpPort),
-		client: &http.Client{Timeout: 10 * time.Second},
+		client: client,
 	}
 }
 
