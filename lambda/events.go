@@ -109,15 +109,12 @@ func decodeEvent(payload []byte) (*event, error) {
 		if err = json.Unmarshal(payload, &in); err == nil {
 			ev = fromRESTv1(&in)
 		}
-	case triggerHTTPv2:
+	case triggerHTTPv2, triggerFunctionURL:
+		// A Function URL event is payload format 2.0 too: every field read
+		// here has the same JSON name in both types.
 		var in events.APIGatewayV2HTTPRequest
 		if err = json.Unmarshal(payload, &in); err == nil {
 			ev = fromHTTPv2(&in)
-		}
-	case triggerFunctionURL:
-		var in events.LambdaFunctionURLRequest
-		if err = json.Unmarshal(payload, &in); err == nil {
-			ev = fromFunctionURL(&in)
 		}
 	case triggerALB:
 		var in events.ALBTargetGroupRequest
@@ -172,22 +169,6 @@ func fromRESTv1(in *events.APIGatewayProxyRequest) *event {
 }
 
 func fromHTTPv2(in *events.APIGatewayV2HTTPRequest) *event {
-	ev := &event{
-		method:      in.RequestContext.HTTP.Method,
-		path:        in.RawPath,
-		pathEscaped: true,
-		rawQuery:    in.RawQueryString,
-		domainName:  in.RequestContext.DomainName,
-		sourceIP:    in.RequestContext.HTTP.SourceIP,
-		body:        in.Body,
-		base64:      in.IsBase64Encoded,
-	}
-	ev.header = ev.headers(nil, in.Headers)
-	ev.addCookies(in.Cookies)
-	return ev
-}
-
-func fromFunctionURL(in *events.LambdaFunctionURLRequest) *event {
 	ev := &event{
 		method:      in.RequestContext.HTTP.Method,
 		path:        in.RawPath,
