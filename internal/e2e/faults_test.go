@@ -248,6 +248,17 @@ func TestRedisRestart(t *testing.T) {
 	assert.Equal(t, 1, r.jira.Requests(jiraIssuePath))
 
 	rs.Start()
+	// The sender here retries at once, faster than the Redis client's
+	// reconnect backoff; a real sender waits seconds to minutes. Wait until
+	// the receiver reports its store healthy again, as a load balancer would.
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(r.http.URL + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 20*time.Second, 50*time.Millisecond, "receiver healthy after the Redis restart")
 	rep, err := newSender(10).Send(t.Context(), ep, idB, bodyB)
 	require.NoError(t, err, "statuses %v", statuses(rep))
 	resp := r.post(t, idA, bodyA)
