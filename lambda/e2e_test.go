@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -47,39 +48,50 @@ func buildBootstrap(tb testing.TB) string {
 
 // startEmulator runs the bootstrap under aws-lambda-rie on free loopback
 // ports with env added to the environment, and returns the invocation URL.
-// The emulator is stopped by its process id when the test ends.
+// testenv.StartServer starts it again on fresh ports if one it was given
+// got taken before the emulator bound it. The emulator is stopped by its
+// process id when the test ends.
 func startEmulator(tb testing.TB, env ...string) string {
 	tb.Helper()
 	rie := testenv.Binary(tb, "aws-lambda-rie", rieInstall)
 	bootstrap := buildBootstrap(tb)
-	addr := testenv.Addr(testenv.FreePort(tb))
-	apiAddr := testenv.Addr(testenv.FreePort(tb))
-	cmd := exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", apiAddr, bootstrap)
-	cmd.Dir = filepath.Dir(bootstrap)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Env = append(cmd.Env, "AWS_LAMBDA_FUNCTION_TIMEOUT=30", "LOG_LEVEL=warn")
-	logs := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	testenv.Start(tb, cmd)
+	var (
+		cmd  *exec.Cmd
+		logs *lockedBuffer
+	)
+	ports := testenv.StartServer(tb, 2, func(ports []int) *exec.Cmd {
+		cmd = exec.Command(rie,
+			"--runtime-interface-emulator-address", testenv.Addr(ports[0]),
+			"--runtime-api-address", testenv.Addr(ports[1]),
+			bootstrap)
+		cmd.Dir = filepath.Dir(bootstrap)
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Env = append(cmd.Env, "AWS_LAMBDA_FUNCTION_TIMEOUT=30", "LOG_LEVEL=warn")
+		logs = &lockedBuffer{}
+		cmd.Stdout, cmd.Stderr = logs, logs
+		return cmd
+	}, func(ports []int) error {
+		c, err := net.DialTimeout("tcp", testenv.Addr(ports[0]), time.Second)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
 	// Runs before testenv's SIGKILL: on SIGTERM the emulator kills the
 	// runtime it started (in a process group of its own) and waits for it,
-	// so no orphan is left behind; SIGKILL if it does not exit in time.
+	// so no orphan is left behind. testenv's SIGKILL follows if it has not
+	// exited by then.
 	tb.Cleanup(func() {
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) && cmd.Process.Signal(syscall.Signal(0)) == nil {
+			time.Sleep(20 * time.Millisecond)
 		}
 		if tb.Failed() {
 			tb.Logf("emulator and function output:\n%s", logs.String())
 		}
 	})
-	testenv.WaitTCP(tb, addr, 15*time.Second)
-	return "http://" + addr + invocationsPath
+	return "http://" + testenv.Addr(ports[0]) + invocationsPath
 }
 
 // invokeEmulator posts one event to the emulator and returns the
