@@ -464,6 +464,7 @@ func TestSendSample(t *testing.T) {
 	require.Equal(t, exitOK, r.code, r.stderr)
 	assert.Regexp(t, `attempt 1: 200 OK in \d+\.\dms\n\{"status":"received \d+ bytes"\}\n`, r.stdout)
 	assert.Contains(t, r.stdout, "delivered evt_")
+	assert.NotContains(t, r.stdout, "duplicate", "a first delivery is processed")
 	events, ids := rcv.seen()
 	require.Len(t, events, 1)
 	ev := events[0]
@@ -503,6 +504,8 @@ func TestSendSample(t *testing.T) {
 		require.Equal(t, exitOK, r.code, r.stderr)
 		after, _ := rcv.seen()
 		assert.Len(t, after, len(before), "the middleware answered the duplicate itself")
+		assert.Regexp(t, `attempt 1: 200 OK in \d+\.\dms \(duplicate: already processed\)\n`, r.stdout)
+		assert.Contains(t, r.stdout, "delivered evt_cli_1 in 1 attempt(s) (duplicate: already processed)\n")
 	})
 }
 
@@ -531,6 +534,17 @@ func TestSendFailures(t *testing.T) {
 		assert.Equal(t, exitFail, r.code)
 		assert.Contains(t, r.stdout, "attempt 1: no response")
 		assertNoSecret(t, r.stdout+r.stderr, f)
+	})
+	t.Run("duplicate header on a failure is not a duplicate", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(verify.DuplicateHeader, "true")
+			w.WriteHeader(http.StatusConflict)
+		}))
+		defer srv.Close()
+		r := invoke(t, nil, "", "send", "--url", srv.URL, "--secret", f.text)
+		assert.Equal(t, exitFail, r.code)
+		assert.Contains(t, r.stdout, "attempt 1: 409 Conflict")
+		assert.NotContains(t, r.stdout+r.stderr, "duplicate")
 	})
 	t.Run("hostile response body is quoted", func(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -105,20 +106,34 @@ Types: `+strings.Join(receiver.SampleTypes(), ", "))
 	}
 
 	attempts := schedule[:*retries+1]
+	// The sender's Attempt has no headers: the tap remembers whether the
+	// answer to the attempt just made was a duplicate. Attempts of one Send
+	// are sequential, and OnAttempt runs after the response is read.
+	tap := &duplicateTap{next: http.DefaultTransport}
+	var duplicate bool
 	s := sender.New(sender.Options{
+		Client: &http.Client{
+			Transport: tap,
+			// As the sender's default client: a signed body only ever goes
+			// to --url.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 		Timeout:  *timeout,
 		Schedule: attempts,
 		Sleep: func(ctx context.Context, d time.Duration) error {
 			fmt.Fprintf(e.stdout, "retrying in %v\n", d.Round(100*time.Millisecond))
 			return sender.Sleep(ctx, d)
 		},
-		OnAttempt: func(a sender.Attempt) { printAttempt(e.stdout, a) },
+		OnAttempt: func(a sender.Attempt) {
+			duplicate = a.Success() && tap.duplicate.Load()
+			printAttempt(e.stdout, a, duplicate)
+		},
 	})
 	fmt.Fprintf(e.stdout, "POST %s id %s (%d bytes)\n", *target, *id, len(body))
 	rep, err := s.Send(ctx, sender.Endpoint{URL: *target, Secrets: secrets, Enabled: true}, *id, body)
 	switch {
 	case err == nil:
-		fmt.Fprintf(e.stdout, "delivered %s in %d attempt(s)\n", rep.ID, len(rep.Attempts))
+		fmt.Fprintf(e.stdout, "delivered %s in %d attempt(s)%s\n", rep.ID, len(rep.Attempts), duplicateNote(duplicate))
 		return exitOK
 	case errors.Is(err, verify.ErrMalformedHeader):
 		return usageError(e, fs, "--id: "+errText(err))
@@ -129,14 +144,42 @@ Types: `+strings.Join(receiver.SampleTypes(), ", "))
 	}
 }
 
+// duplicateTap is an http.RoundTripper that records whether the latest
+// response said the receiver had already processed the event.
+type duplicateTap struct {
+	next      http.RoundTripper
+	duplicate atomic.Bool
+}
+
+// RoundTrip sends req through next and records the response's
+// verify.DuplicateHeader.
+func (d *duplicateTap) RoundTrip(req *http.Request) (*http.Response, error) {
+	d.duplicate.Store(false)
+	resp, err := d.next.RoundTrip(req)
+	if err == nil {
+		d.duplicate.Store(resp.Header.Get(verify.DuplicateHeader) == "true")
+	}
+	return resp, err
+}
+
+// duplicateNote is what the attempt and final lines add for an answer
+// marked as a duplicate: the receiver did not process the event again.
+func duplicateNote(duplicate bool) string {
+	if duplicate {
+		return " (duplicate: already processed)"
+	}
+	return ""
+}
+
 // printAttempt prints one attempt: status line, then the response body.
-func printAttempt(w io.Writer, a sender.Attempt) {
+// duplicate marks a 2xx answer with verify.DuplicateHeader.
+func printAttempt(w io.Writer, a sender.Attempt, duplicate bool) {
 	d := durationText(a.Duration)
 	if a.Status == 0 {
 		fmt.Fprintf(w, "attempt %d: no response after %v: %v\n", a.Number, d, a.Err)
 		return
 	}
-	fmt.Fprintf(w, "attempt %d: %d %s in %v\n", a.Number, a.Status, statusText(a.Status), d)
+	fmt.Fprintf(w, "attempt %d: %d %s in %v%s\n", a.Number, a.Status, statusText(a.Status), d, duplicateNote(duplicate))
 	if len(a.Body) > 0 {
 		fmt.Fprintf(w, "%s\n", printable(a.Body))
 	}
