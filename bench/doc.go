@@ -5,9 +5,12 @@
 //
 // It is a separate module, so the peers never enter the dependencies of
 // github.com/stairhook/stairhook. Everything lives in the test files:
-// BenchmarkVerify (per library and body size) and BenchmarkHTTP (the
-// verify.Middleware against a bare handler over loopback sockets). The
-// script bench/run runs them, summarises them with benchstat and writes
+// BenchmarkVerify (per library and body size, for allocations and a
+// per-library profile), BenchmarkInterleaved (every library taking short
+// turns on one input, so all see the same machine load: the times and
+// ratios in BENCHMARKS.md come from it) and BenchmarkHTTP (the
+// verify.Middleware against a bare handler over loopback sockets, taking
+// turns the same way). The script bench/run runs them, summarises them with benchstat and writes
 // BENCHMARKS.md at the repository root; bench/run --smoke runs each
 // benchmark once, as CI does.
 package bench
