@@ -78,9 +78,18 @@ type MemoryStoreOptions struct {
 	// MaxEntries bounds the number of keys held, in flight or done. When it
 	// is reached and no key has expired, Reserve of a new key fails with
 	// ErrStoreFull rather than forget an id early (the Middleware answers
-	// 503, and the sender retries later). Default value is
-	// DefaultMemoryStoreEntries.
+	// 503, and the sender retries later), unless EvictDone is set. Default
+	// value is DefaultMemoryStoreEntries.
 	MaxEntries int
+	// EvictDone, when set, lets Reserve of a new key in a full store forget
+	// the done key nearest to its expiry instead of failing with
+	// ErrStoreFull. Keys in flight are never evicted: when every key is in
+	// flight, Reserve still fails with ErrStoreFull. Set it only for records
+	// whose early loss merely repeats work, such as the receiver's ledger
+	// of delivered sinks; never for the ids of the Middleware, where a
+	// forgotten id lets a replay or a duplicate through. Default value is
+	// false.
+	EvictDone bool
 	// Now returns the current time. Default value is time.Now.
 	Now func() time.Time
 }
@@ -101,6 +110,7 @@ type MemoryStoreOptions struct {
 type MemoryStore struct {
 	mu        sync.Mutex
 	max       int
+	evictDone bool
 	now       func() time.Time
 	epoch     time.Time
 	seeds     [2]maphash.Seed
@@ -134,10 +144,11 @@ func (e *memEntry) holds(r Reservation) bool {
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore(opts MemoryStoreOptions) *MemoryStore {
 	s := &MemoryStore{
-		max:   opts.MaxEntries,
-		now:   opts.Now,
-		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		index: make(map[keyHash]int32),
+		max:       opts.MaxEntries,
+		evictDone: opts.EvictDone,
+		now:       opts.Now,
+		seeds:     [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		index:     make(map[keyHash]int32),
 	}
 	if s.max <= 0 {
 		s.max = DefaultMemoryStoreEntries
@@ -161,7 +172,14 @@ func (s *MemoryStore) Reserve(_ context.Context, key string, ttl time.Duration) 
 		return Reservation{}, s.slots[i].state, nil
 	}
 	if len(s.index) >= s.max {
-		return Reservation{}, StateNew, ErrStoreFull
+		if !s.evictDone {
+			return Reservation{}, StateNew, ErrStoreFull
+		}
+		victim, ok := s.doneNearestExpiry()
+		if !ok {
+			return Reservation{}, StateNew, ErrStoreFull
+		}
+		s.remove(victim)
 	}
 	s.nextToken++
 	r := Reservation{Key: key, Token: strconv.FormatUint(s.nextToken, 36)}
@@ -254,6 +272,39 @@ func (s *MemoryStore) remove(i int32) {
 		s.fix(pos)
 	}
 	s.free = append(s.free, i)
+}
+
+// doneNearestExpiry returns the slot of the done key that expires first, if
+// any. A done entry below another done entry in the heap cannot expire
+// earlier, so only the done entries reached from the root through in-flight
+// ones are candidates: the walk visits the in-flight entries on that path
+// and the frontier below them, O(in-flight) work rather than O(n). It walks
+// the implicit tree in preorder without a stack, climbing back through the
+// parent index, so it allocates nothing.
+func (s *MemoryStore) doneNearestExpiry() (int32, bool) {
+	n := len(s.byExpiry)
+	best, found := int32(0), false
+	for pos := 0; pos < n; {
+		i := s.byExpiry[pos]
+		if e := &s.slots[i]; e.state == StateDone {
+			if !found || e.expires < s.slots[best].expires {
+				best, found = i, true
+			}
+		} else if child := 2*pos + 1; child < n {
+			pos = child
+			continue
+		}
+		// Next in preorder: the right sibling of the nearest ancestor-or-self
+		// that is a left child and has one.
+		for pos > 0 && (pos%2 == 0 || pos+1 >= n) {
+			pos = (pos - 1) / 2
+		}
+		if pos == 0 {
+			break
+		}
+		pos++
+	}
+	return best, found
 }
 
 // The heap code is container/heap's, on the concrete type so that it

@@ -180,13 +180,29 @@ func TestMemoryStoreDropsExpired(t *testing.T) {
 }
 
 // TestMemoryStoreModel drives the store with random operations and random
-// ttls against a plain map that expires by brute force.
+// ttls against a plain map that expires by brute force, with and without
+// EvictDone.
 func TestMemoryStoreModel(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		evictDone  bool
+		maxEntries int
+		keys       int
+		maxTick    int // seconds the clock moves at most in one step
+	}{
+		{"refuse when full", false, 12, 20, 30},
+		{"evict done", true, 12, 20, 30},
+		{"evict done, deep heap", true, 60, 400, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) { runMemoryStoreModel(t, tc.evictDone, tc.maxEntries, tc.keys, tc.maxTick) })
+	}
+}
+
+func runMemoryStoreModel(t *testing.T, evictDone bool, maxEntries, keys, maxTick int) {
 	ctx := t.Context()
 	rng := mathrand.New(mathrand.NewPCG(1, 2))
 	clk := &fakeClock{now: mwNow}
-	const maxEntries = 12
-	s := verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: maxEntries, Now: clk.Now})
+	s := verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: maxEntries, EvictDone: evictDone, Now: clk.Now})
 	type entry struct {
 		state   verify.State
 		token   string
@@ -201,11 +217,15 @@ func TestMemoryStoreModel(t *testing.T) {
 		}
 	}
 	var held []verify.Reservation
+	var evicted int
 	for step := range 20_000 {
-		ttl := time.Duration(1+rng.IntN(100)) * time.Second
+		// The clock moves in whole seconds and the step is added in
+		// nanoseconds, so no two expiries are equal and the key to evict
+		// is unambiguous.
+		ttl := time.Duration(1+rng.IntN(100))*time.Second + time.Duration(step)
 		switch op := rng.IntN(10); {
 		case op < 4:
-			key := "k" + strconv.Itoa(rng.IntN(20))
+			key := "k" + strconv.Itoa(rng.IntN(keys))
 			r, st, err := s.Reserve(ctx, key, ttl)
 			expire()
 			if e, ok := model[key]; ok {
@@ -214,8 +234,18 @@ func TestMemoryStoreModel(t *testing.T) {
 				continue
 			}
 			if len(model) >= maxEntries {
-				require.ErrorIs(t, err, verify.ErrStoreFull, "step %d", step)
-				continue
+				victim := ""
+				for k, e := range model {
+					if e.state == verify.StateDone && (victim == "" || e.expires.Before(model[victim].expires)) {
+						victim = k
+					}
+				}
+				if !evictDone || victim == "" {
+					require.ErrorIs(t, err, verify.ErrStoreFull, "step %d", step)
+					continue
+				}
+				delete(model, victim)
+				evicted++
 			}
 			require.NoError(t, err, "step %d", step)
 			require.Equal(t, verify.StateNew, st, "step %d", step)
@@ -238,9 +268,88 @@ func TestMemoryStoreModel(t *testing.T) {
 				delete(model, r.Key)
 			}
 		default:
-			clk.Add(time.Duration(rng.IntN(30)) * time.Second)
+			clk.Add(time.Duration(rng.IntN(maxTick)) * time.Second)
 		}
 		require.LessOrEqual(t, s.Len(), maxEntries)
+	}
+	t.Logf("%d evictions", evicted)
+	if evictDone {
+		assert.Positive(t, evicted, "the run must exercise eviction")
+	}
+}
+
+// TestMemoryStoreEvictDone fills a store with keys in flight whose expiries
+// sit at the top of the heap and done keys below them, so that the done key
+// to evict is found only by descending through keys in flight.
+func TestMemoryStoreEvictDone(t *testing.T) {
+	ctx := t.Context()
+	clk := &fakeClock{now: mwNow}
+	const maxEntries = 31
+	s := verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: maxEntries, EvictDone: true, Now: clk.Now})
+
+	// Keys in flight expire first, so they fill the top of the heap.
+	for i := range 15 {
+		_, st, err := s.Reserve(ctx, "busy_"+strconv.Itoa(i), time.Hour+time.Duration(i)*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, verify.StateNew, st)
+	}
+	// Done keys expire later; done_9 first of all of them.
+	for i := range 16 {
+		r, _, err := s.Reserve(ctx, "done_"+strconv.Itoa(i), time.Minute)
+		require.NoError(t, err)
+		ttl := 3*time.Hour + time.Duration(i)*time.Second
+		if i == 9 {
+			ttl = 2 * time.Hour
+		}
+		require.NoError(t, s.Done(ctx, r, ttl))
+	}
+	require.Equal(t, maxEntries, s.Len())
+
+	_, st, err := s.Reserve(ctx, "new_0", time.Hour)
+	require.NoError(t, err, "a full store with EvictDone makes room")
+	assert.Equal(t, verify.StateNew, st)
+	assert.Equal(t, maxEntries, s.Len())
+
+	for i := range 15 {
+		_, st, err := s.Reserve(ctx, "busy_"+strconv.Itoa(i), time.Minute)
+		require.NoError(t, err)
+		assert.Equal(t, verify.StateInFlight, st, "a key in flight is never evicted")
+	}
+	for i := range 16 {
+		if i == 9 {
+			continue
+		}
+		_, st, err := s.Reserve(ctx, "done_"+strconv.Itoa(i), time.Minute)
+		require.NoError(t, err)
+		assert.Equal(t, verify.StateDone, st, "done_%d expires later than done_9", i)
+	}
+	// The evicted key is forgotten: it reserves as new, evicting the next
+	// done key in expiry order, done_0.
+	r, st, err := s.Reserve(ctx, "done_9", time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, verify.StateNew, st, "the done key nearest to expiry was evicted")
+	require.NoError(t, s.Release(ctx, r))
+	_, st, err = s.Reserve(ctx, "done_0", time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, verify.StateNew, st)
+}
+
+func TestMemoryStoreEvictDoneAllInFlight(t *testing.T) {
+	ctx := t.Context()
+	clk := &fakeClock{now: mwNow}
+	const maxEntries = 8
+	s := verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: maxEntries, EvictDone: true, Now: clk.Now})
+	for i := range maxEntries {
+		_, _, err := s.Reserve(ctx, "busy_"+strconv.Itoa(i), time.Minute)
+		require.NoError(t, err)
+	}
+	_, _, err := s.Reserve(ctx, "one_more", time.Minute)
+	require.ErrorIs(t, err, verify.ErrStoreFull, "keys in flight are never evicted")
+	assert.Equal(t, maxEntries, s.Len())
+	for i := range maxEntries {
+		_, st, err := s.Reserve(ctx, "busy_"+strconv.Itoa(i), time.Minute)
+		require.NoError(t, err)
+		assert.Equal(t, verify.StateInFlight, st)
 	}
 }
 
