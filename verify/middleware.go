@@ -40,10 +40,13 @@ func (v *Verifier) initMiddleware() error {
 	if o.Retention < 0 {
 		return withHint(ErrInvalidOptions, "negative Retention")
 	}
+	// Saturated: twice a tolerance above MaxInt64/2 would wrap to a
+	// retention of zero or less, and turn replay protection off.
+	minRetention := addSaturated(v.tolerance, v.tolerance)
 	m := middlewareConfig{
 		maxBody:   o.MaxBodyBytes,
 		store:     o.Store,
-		retention: max(o.Retention, 2*v.tolerance),
+		retention: max(o.Retention, minRetention),
 		allow:     http.MethodPost,
 		onError:   o.OnError,
 	}

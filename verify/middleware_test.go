@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -715,6 +716,8 @@ func TestMiddlewareRetention(t *testing.T) {
 		{"default is twice the default tolerance", 0, 0, 2 * verify.DefaultTolerance},
 		{"shorter than twice the tolerance is raised", time.Minute, 90 * time.Second, 2 * time.Minute},
 		{"longer is kept", time.Minute, 24 * time.Hour, 24 * time.Hour},
+		{"twice a huge tolerance saturates instead of wrapping", math.MaxInt64/2 + 1, 0, math.MaxInt64},
+		{"twice the largest tolerance saturates", math.MaxInt64, time.Hour, math.MaxInt64},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

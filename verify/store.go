@@ -191,7 +191,7 @@ func (s *MemoryStore) Reserve(_ context.Context, key string, ttl time.Duration) 
 		i = int32(len(s.slots))
 		s.slots = append(s.slots, memEntry{})
 	}
-	s.slots[i] = memEntry{key: h, token: s.nextToken, expires: until(now, ttl), state: StateInFlight}
+	s.slots[i] = memEntry{key: h, token: s.nextToken, expires: addSaturated(now, ttl), state: StateInFlight}
 	s.index[h] = i
 	s.push(i)
 	return r, StateNew, nil
@@ -212,7 +212,7 @@ func (s *MemoryStore) Done(_ context.Context, r Reservation, ttl time.Duration) 
 		return ErrReservationLost
 	}
 	e.state = StateDone
-	e.expires = until(now, ttl)
+	e.expires = addSaturated(now, ttl)
 	s.fix(int(e.pos))
 	return nil
 }
@@ -237,12 +237,14 @@ func (s *MemoryStore) Len() int {
 	return len(s.index)
 }
 
-// until is now + ttl, saturated rather than wrapped for a huge ttl.
-func until(now, ttl time.Duration) time.Duration {
-	if ttl > 0 && now > math.MaxInt64-ttl {
+// addSaturated is a + b, saturated at MaxInt64 rather than wrapped when a
+// positive b overflows it: an expiry or a retention that wrapped would lie in the
+// past and forget ids at once.
+func addSaturated(a, b time.Duration) time.Duration {
+	if b > 0 && a > math.MaxInt64-b {
 		return math.MaxInt64
 	}
-	return now + ttl
+	return a + b
 }
 
 // clock returns the time since the store's creation.
