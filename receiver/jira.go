@@ -46,8 +46,8 @@ type JiraRoute struct {
 	// IssueType is the issue type name. Default "Task".
 	IssueType string `yaml:"issue_type"`
 	// Labels are added to every issue, beside the stairhook-<hash> label
-	// (a hash of the sink's name and the event id) that makes creation
-	// idempotent per route.
+	// (a hash of the event id alone) that makes creation idempotent: the
+	// sink searches the route's project for it before creating.
 	Labels []string `yaml:"labels"`
 	// Summary is a text/template over the Event. Default
 	// DefaultJiraSummary. The result is made one line and cut to 255
@@ -164,15 +164,15 @@ func sortedKeys(m map[string]string) []string {
 // dry-run Jira sinks share it, so the dry run writes exactly what would be
 // sent.
 type jiraIssueBuilder struct {
-	sink    string // the sink's name, part of the idempotency label
 	route   JiraRoute
 	summary *template.Template
 }
 
-// newJiraIssueBuilder returns the builder of the sink named sink: the name
-// goes into each issue's idempotency label, so two routes (or two webhooks)
-// that receive the same event each get their own issue.
-func newJiraIssueBuilder(sink string, route JiraRoute) (*jiraIssueBuilder, error) {
+// newJiraIssueBuilder returns the builder of a sink for route. The first
+// argument, the sink's name, is not used: the idempotency label depends on
+// the event id only, so that renaming, inserting or reordering routes
+// (whose names default to their position) never changes it.
+func newJiraIssueBuilder(_ string, route JiraRoute) (*jiraIssueBuilder, error) {
 	if errs := route.check(""); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -183,7 +183,7 @@ func newJiraIssueBuilder(sink string, route JiraRoute) (*jiraIssueBuilder, error
 	if route.IssueType == "" {
 		route.IssueType = defaultIssueType
 	}
-	return &jiraIssueBuilder{sink: sink, route: route, summary: t}, nil
+	return &jiraIssueBuilder{route: route, summary: t}, nil
 }
 
 // jiraCreateRequest is the body of POST /rest/api/3/issue.
@@ -208,12 +208,14 @@ type jiraName struct {
 	Name string `json:"name"`
 }
 
-// idempotencyLabel is the label that marks the issue the sink named sink
-// made for event id: stairhook- and 16 hex digits of SHA-256 over the sink
-// name, a zero byte and the id. The sink name keeps the issues of two
-// routes or webhooks that receive one event apart.
-func idempotencyLabel(sink, id string) string {
-	sum := sha256.Sum256([]byte(sink + "\x00" + id))
+// idempotencyLabel is the label that marks the issue made for event id:
+// stairhook- and the first 16 hex digits (8 bytes) of SHA-256 over the id's
+// bytes. It depends on nothing but the id, so a redelivery finds the issue
+// whatever became of the configuration in between. The search is limited to
+// the route's project: routes into different projects each get their own
+// issue, routes into one project share one.
+func idempotencyLabel(id string) string {
+	sum := sha256.Sum256([]byte(id))
 	return jiraIdempotencyLabel + hex.EncodeToString(sum[:8])
 }
 
@@ -240,7 +242,7 @@ func (b *jiraIssueBuilder) build(ev *Event) ([]byte, string, error) {
 	}
 	summary = strings.TrimSpace(truncateUTF16(summary, jiraMaxSummary))
 
-	label := idempotencyLabel(b.sink, ev.ID)
+	label := idempotencyLabel(ev.ID)
 	labels := append(append([]string(nil), b.route.Labels...), label)
 	req := jiraCreateRequest{Fields: jiraFields{
 		Project:     jiraKey{Key: b.route.Project},

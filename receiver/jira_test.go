@@ -84,8 +84,7 @@ func TestJiraCreatesIssue(t *testing.T) {
 	assert.Equal(t, "CS", is.Project)
 	assert.Equal(t, "Task", is.IssueType)
 	assert.Equal(t, "High", is.Priority)
-	assert.Equal(t, []string{"staircase", idempotencyLabel("jira:CS", ev.ID)}, is.Labels)
-	assert.Regexp(t, `^stairhook-[0-9a-f]{16}$`, idempotencyLabel("jira:CS", ev.ID))
+	assert.Equal(t, []string{"staircase", idempotencyLabel(ev.ID)}, is.Labels)
 	// One line, with the test marker once, although the template adds it too.
 	assert.Equal(t, "[TEST] Churn X-Injected: yes (Acme <script>alert(1)</script> Bcc: victim@example.com)", is.Summary)
 	require.NoError(t, jiratest.CheckADF(is.Description))
@@ -452,13 +451,43 @@ func BenchmarkJiraBuild(b *testing.B) {
 }
 
 func TestIdempotencyLabel(t *testing.T) {
-	a := idempotencyLabel("staircase.cs.jira", "evt_1")
-	assert.Regexp(t, `^stairhook-[0-9a-f]{16}$`, a)
-	assert.Equal(t, a, idempotencyLabel("staircase.cs.jira", "evt_1"), "deterministic")
-	assert.NotEqual(t, a, idempotencyLabel("staircase.ops.jira", "evt_1"), "per sink")
-	assert.NotEqual(t, a, idempotencyLabel("staircase.cs.jira", "evt_2"), "per event")
-	// The separator keeps (sink, id) pairs apart.
-	assert.NotEqual(t, idempotencyLabel("a", "bc"), idempotencyLabel("ab", "c"))
+	// SHA-256("evt_1") is 7d4e5a76eae6d8c1…; the label is its first 8
+	// bytes in hex, so anyone can recompute it from the event id alone
+	// (printf evt_1 | sha256sum | cut -c1-16).
+	a := idempotencyLabel("evt_1")
+	assert.Equal(t, "stairhook-7d4e5a76eae6d8c1", a)
+	assert.Equal(t, a, idempotencyLabel("evt_1"), "deterministic")
+	assert.NotEqual(t, a, idempotencyLabel("evt_2"), "per event")
+	assert.NotEqual(t, a, idempotencyLabel("evt_1 "), "no trimming")
+}
+
+// The label depends on the event id only: a sink renamed by a config change
+// (route names default to their position, so inserting a route renames the
+// ones after it) finds the issue it made before, and two routes into one
+// project share one issue, while routes into two projects get one each,
+// because the search is limited to the route's project.
+func TestJiraLabelIndependentOfSink(t *testing.T) {
+	srv := jiratest.NewServer(jiratest.Options{Projects: []string{"CS", "OPS"}})
+	t.Cleanup(srv.Close)
+	cfg := JiraConfig{BaseURL: srv.URL, Email: srv.Email, APIToken: srv.APIToken, Timeout: 2 * time.Second}
+	sink := func(name, project string) Sink {
+		s, err := newJiraSink(name, cfg, JiraRoute{Project: project}, nil, nil)
+		require.NoError(t, err)
+		return s
+	}
+	ev := hostileEvent()
+	require.NoError(t, sink("staircase.route1.jira", "CS").Deliver(deliverCtx(t), ev))
+	// Redelivered after a route was inserted before it: now route2.
+	require.NoError(t, sink("staircase.route2.jira", "CS").Deliver(deliverCtx(t), ev))
+	// Another webhook routing the same event into the same project.
+	require.NoError(t, sink("other.route1.jira", "CS").Deliver(deliverCtx(t), ev))
+	require.Len(t, srv.Issues(), 1, "one issue per event and project")
+
+	require.NoError(t, sink("staircase.ops.jira", "OPS").Deliver(deliverCtx(t), ev))
+	issues := srv.Issues()
+	require.Len(t, issues, 2, "another project gets its own issue")
+	assert.Equal(t, "OPS", issues[1].Project)
+	assert.Equal(t, issues[0].Labels, issues[1].Labels, "same label in both projects")
 }
 
 func TestSearchJQL(t *testing.T) {
