@@ -185,9 +185,12 @@ func (v *Verifier) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	finished := false
 	defer func() {
 		if !finished {
-			// next panicked (or called runtime.Goexit): release and let
-			// the panic go on with its original stack.
-			_ = m.store.Release(ctx, rsv)
+			// next panicked (or called runtime.Goexit): release, report a
+			// failure as the other path does, and let the panic go on with
+			// its original stack (nothing here recovers it).
+			if err := m.store.Release(ctx, rsv); err != nil {
+				m.onError(r, fmt.Errorf("%w: release after the handler panicked: %w", ErrStoreUnavailable, err))
+			}
 		}
 	}()
 	next.ServeHTTP(&st.rw, r2)

@@ -38,6 +38,7 @@ type countingStore struct {
 	reserves, dones, rels  int
 	ttls                   []time.Duration
 	reserveErr, doneErr    error
+	releaseErr             error
 	lastRelease, lastDoneR verify.Reservation
 }
 
@@ -74,7 +75,11 @@ func (s *countingStore) Release(ctx context.Context, r verify.Reservation) error
 	s.mu.Lock()
 	s.rels++
 	s.lastRelease = r
+	err := s.releaseErr
 	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	return s.inner.Release(ctx, r)
 }
 
@@ -578,6 +583,40 @@ func TestMiddlewarePanicReleases(t *testing.T) {
 	h.ServeHTTP(rec, f.request("evt_panic", nil))
 	assert.Equal(t, http.StatusOK, rec.Code)
 	assert.Empty(t, rec.Header().Get(verify.DuplicateHeader), "the retry is processed")
+}
+
+func TestMiddlewareReleaseFailureIsReported(t *testing.T) {
+	storeErr := errors.New("redis: i/o timeout")
+	for _, tc := range []struct {
+		name   string
+		panics bool
+	}{
+		{"after an error answer", false},
+		{"after a panic", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			f.store.releaseErr = storeErr
+			h := f.v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				if tc.panics {
+					panic("boom")
+				}
+				w.WriteHeader(http.StatusInternalServerError)
+			}))
+			serve := func() { h.ServeHTTP(httptest.NewRecorder(), f.request("evt_release_fails", nil)) }
+			if tc.panics {
+				assert.PanicsWithValue(t, "boom", serve, "the panic goes on after the report")
+			} else {
+				serve()
+			}
+			_, _, rels := f.store.calls()
+			assert.Equal(t, 1, rels)
+			errs := f.errors()
+			require.Len(t, errs, 1)
+			assert.ErrorIs(t, errs[0], verify.ErrStoreUnavailable)
+			assert.ErrorIs(t, errs[0], storeErr)
+		})
+	}
 }
 
 func TestMiddlewareAbortHandlerReleases(t *testing.T) {
