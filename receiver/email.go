@@ -198,6 +198,7 @@ type emailBuilder struct {
 	from    *mail.Address
 	to, cc  []string
 	domain  string // of From, for Message-IDs
+	sink    string // the sink's name, for Message-IDs; set by the sink
 	subject *texttemplate.Template
 	text    *texttemplate.Template
 	html    *htmltemplate.Template
@@ -227,12 +228,24 @@ func newEmailBuilder(from string, route EmailRoute) (*emailBuilder, error) {
 	return b, nil
 }
 
-// messageID is the Message-ID (without angle brackets) of the mail for an
-// event: the same event always gets the same one, so a mailbox that sees a
-// redelivery can recognise it.
-func messageID(eventID, domain string) string {
-	sum := sha256.Sum256([]byte(eventID))
+// sinkMessageID is the Message-ID (without angle brackets) of the mail the
+// sink named sink sends for an event: "stairhook.", 32 hex digits (16
+// bytes) of SHA-256 over the sink name, a zero byte and the event id, "@"
+// and the domain of From. A sink gives an event the same id on every
+// redelivery, so a mailbox can recognise it; two email routes that match
+// one event send messages with different ids, so a mailbox that drops
+// repeated ids keeps both.
+func sinkMessageID(sink, eventID, domain string) string {
+	sum := sha256.Sum256([]byte(sink + "\x00" + eventID))
 	return "stairhook." + hex.EncodeToString(sum[:16]) + "@" + domain
+}
+
+// messageID is the Message-ID a builder without a sink name gives an
+// event: that of the sink named "". The dry-run sink's builder has no name
+// until dryrun.go sets emailBuilder.sink as newEmailSink does; then this
+// function can go.
+func messageID(eventID, domain string) string {
+	return sinkMessageID("", eventID, domain)
 }
 
 // build renders the message for ev. Errors are permanent.
@@ -267,7 +280,7 @@ func (b *emailBuilder) build(ev *Event) (*gomail.Msg, error) {
 		}
 	}
 	m.Subject(subject)
-	m.SetMessageIDWithValue(messageID(ev.ID, b.domain))
+	m.SetMessageIDWithValue(sinkMessageID(b.sink, ev.ID, b.domain))
 	m.SetDate()
 	m.SetUserAgent("stairhook")
 	m.SetBodyString(gomail.TypeTextPlain, text)
@@ -294,6 +307,7 @@ func newEmailSink(name string, cfg SMTPConfig, route EmailRoute, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
+	b.sink = name
 	if cfg.TLS == "" {
 		cfg.TLS = tlsMandatory
 	}

@@ -44,7 +44,7 @@ func TestEmailThroughMailpit(t *testing.T) {
 	require.Len(t, msg.Cc, 1)
 	assert.Equal(t, "lead@example.com", msg.Cc[0].Address)
 	assert.Empty(t, msg.Bcc, "no Bcc smuggled in through a name")
-	assert.Equal(t, messageID(ev.ID, "example.com"), msg.MessageID)
+	assert.Equal(t, sinkMessageID("email:e2e", ev.ID, "example.com"), msg.MessageID)
 
 	// Both parts, the HTML one escaped.
 	assert.Contains(t, msg.Text, "Acme <script>alert(1)</script>")
@@ -65,4 +65,19 @@ func TestEmailThroughMailpit(t *testing.T) {
 	require.NoError(t, s.Deliver(ctx, ev))
 	list = mp.WaitMessages(t, 2, 10*time.Second)
 	assert.Equal(t, list[0].MessageID, list[1].MessageID)
+
+	// A second route matching the same event sends its own message, with
+	// its own Message-ID.
+	s2, err := newEmailSink("email:e2e-second", cfg, route, nil)
+	require.NoError(t, err)
+	require.NoError(t, s2.Deliver(ctx, ev))
+	list = mp.WaitMessages(t, 3, 10*time.Second)
+	ids := map[string]int{}
+	for _, m := range list {
+		ids[m.MessageID]++
+	}
+	assert.Equal(t, map[string]int{
+		sinkMessageID("email:e2e", ev.ID, "example.com"):        2,
+		sinkMessageID("email:e2e-second", ev.ID, "example.com"): 1,
+	}, ids)
 }

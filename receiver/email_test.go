@@ -96,7 +96,7 @@ func TestEmailSendsOverSTARTTLS(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "[TEST] Churn X-Injected: yes (Acme <script>alert(1)</script> Bcc: victim@example.com)", subject)
 	assert.Regexp(t, `^<stairhook\.[0-9a-f]{32}@example\.com>$`, pm.header.Get("Message-Id"))
-	assert.Equal(t, "<"+messageID(ev.ID, "example.com")+">", pm.header.Get("Message-Id"))
+	assert.Equal(t, "<"+sinkMessageID("email:test", ev.ID, "example.com")+">", pm.header.Get("Message-Id"))
 
 	// Payload line breaks added no header.
 	for _, h := range []string{"X-Injected", "Bcc"} {
@@ -307,4 +307,33 @@ func BenchmarkEmailBuild(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// The Message-ID depends on the sink and the event: one sink gives a
+// redelivery the same id, two email routes matching one event send two
+// messages with different ids, so a mailbox that drops repeated ids keeps
+// both.
+func TestEmailMessageIDPerSink(t *testing.T) {
+	cfg := SMTPConfig{Host: "smtp.example.com", From: "alerts@example.com"}
+	route := EmailRoute{To: []string{"csm@example.com"}}
+	id := func(sink string, ev *Event) string {
+		t.Helper()
+		s, err := newEmailSink(sink, cfg, route, nil)
+		require.NoError(t, err)
+		m, err := s.(*emailSink).builder.build(ev)
+		require.NoError(t, err)
+		return m.GetMessageID()
+	}
+	ev := hostileEvent()
+	r1 := id("staircase.route1.email", ev)
+	assert.Regexp(t, `^<stairhook\.[0-9a-f]{32}@example\.com>$`, r1)
+	assert.Equal(t, r1, id("staircase.route1.email", ev), "deterministic across redeliveries")
+	assert.NotEqual(t, r1, id("staircase.route2.email", ev), "per sink")
+	other := hostileEvent()
+	other.ID = "evt_other"
+	assert.NotEqual(t, r1, id("staircase.route1.email", other), "per event")
+	// The zero byte keeps (sink, id) pairs apart.
+	assert.NotEqual(t, sinkMessageID("a", "bc", "x"), sinkMessageID("ab", "c", "x"))
+	// SHA-256 of "email:a", a zero byte and "evt_1", first 16 bytes.
+	assert.Equal(t, "stairhook.19295726ebaa1aadbae7dc41da729885@example.com", sinkMessageID("email:a", "evt_1", "example.com"))
 }
