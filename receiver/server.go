@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -165,11 +166,33 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: webhooks are served at POST /webhooks/{name}")
 	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// HTTP requires a 405 to list the allowed methods, as the verify
+		// middleware's own 405 does.
+		w.Header().Set("Allow", allowedMethods(r, req))
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
 	})
 	s.router = r
 	return s, nil
+}
+
+// allowedMethods returns the Allow header for req: the methods of every
+// route of r whose path matches it.
+func allowedMethods(r *mux.Router, req *http.Request) string {
+	var methods []string
+	_ = r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		var m mux.RouteMatch
+		if !route.Match(req, &m) && errors.Is(m.MatchErr, mux.ErrMethodMismatch) {
+			ms, _ := route.GetMethods()
+			for _, method := range ms {
+				if !slices.Contains(methods, method) {
+					methods = append(methods, method)
+				}
+			}
+		}
+		return nil
+	})
+	return strings.Join(methods, ", ")
 }
 
 func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, client *http.Client) (*webhook, error) {
@@ -327,7 +350,29 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "unknown_webhook", "no webhook with this name")
 		return
 	}
+	start := time.Now()
 	h.handler.ServeHTTP(w, r)
+	// The middleware answers a redelivery of a delivered event itself,
+	// without calling deliver; it still gets its line. Header is the map
+	// that was sent, so it shows what the middleware set.
+	if w.Header().Get(verify.DuplicateHeader) == "true" {
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "delivery",
+			slog.String("webhook", h.name),
+			slog.String("id", clipText(signedID(r.Header), 256)),
+			slog.String("outcome", "duplicate"),
+			slog.Int("status", http.StatusOK),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
+	}
+}
+
+// signedID returns the id header of the signature scheme the verifier
+// chose: the x-staircase-* family when its signature header is present,
+// else webhook-*.
+func signedID(h http.Header) string {
+	if len(h.Values("X-Staircase-Signature")) > 0 {
+		return h.Get("X-Staircase-Id")
+	}
+	return h.Get("Webhook-Id")
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {

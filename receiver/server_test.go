@@ -260,6 +260,33 @@ func TestServerDelivers(t *testing.T) {
 	for _, name := range []string{riskJira, riskEmail, peopleEmail} {
 		assert.Len(t, h.sink(name).ids(), 1, name)
 	}
+	// The redelivery gets its own line too, though the middleware
+	// answered it.
+	var deliveries []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(h.logs.String()), "\n") {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &m))
+		if m["msg"] == "delivery" {
+			deliveries = append(deliveries, m)
+		}
+	}
+	require.Len(t, deliveries, 2, h.logs.String())
+	dup := deliveries[1]
+	assert.Equal(t, "duplicate", dup["outcome"])
+	assert.Equal(t, "evt_a", dup["id"])
+	assert.Equal(t, "staircase", dup["webhook"])
+	assert.EqualValues(t, 200, dup["status"])
+	assert.Contains(t, dup, "duration_ms")
+}
+
+func TestSignedID(t *testing.T) {
+	h := http.Header{}
+	h.Set("X-Staircase-Id", "evt_unsigned")
+	h.Set("Webhook-Id", "evt_std")
+	h.Set("Webhook-Signature", "v1,x")
+	assert.Equal(t, "evt_std", signedID(h), "the id of the family whose signature is present")
+	h.Set("X-Staircase-Signature", "v1,x")
+	assert.Equal(t, "evt_unsigned", signedID(h), "x-staircase-* first, as the verifier")
 }
 
 func TestServerRouting(t *testing.T) {
@@ -465,13 +492,21 @@ func TestServerBadRequests(t *testing.T) {
 		assert.Equal(t, http.StatusBadRequest, rec.Code)
 		assert.Equal(t, "missing_signature", decodeResponse(t, rec).Error.Code)
 	})
-	t.Run("GET on a webhook", func(t *testing.T) {
-		h := newHarness(t, nil, ServerOptions{})
-		rec := httptest.NewRecorder()
-		h.srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/webhooks/staircase", nil))
-		assert.Equal(t, http.StatusMethodNotAllowed, rec.Code)
-		assert.Equal(t, "method_not_allowed", decodeResponse(t, rec).Error.Code)
-	})
+	for _, tt := range []struct{ method, path, allow string }{
+		{http.MethodGet, "/webhooks/staircase", "POST"},
+		{http.MethodPut, "/webhooks/other", "POST"},
+		{http.MethodPost, "/healthz", "GET, HEAD"},
+		{http.MethodDelete, "/healthz", "GET, HEAD"},
+	} {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			h := newHarness(t, nil, ServerOptions{})
+			rec := httptest.NewRecorder()
+			h.srv.Handler().ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
+			assert.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+			assert.Equal(t, tt.allow, rec.Header().Get("Allow"), "a 405 must list the allowed methods")
+			assert.Equal(t, "method_not_allowed", decodeResponse(t, rec).Error.Code)
+		})
+	}
 }
 
 // flakyStore fails the calls selected by its flags on ledger keys.
@@ -750,6 +785,9 @@ func TestServerNeverLeaks(t *testing.T) {
 	h.sink(riskJira).fail(errors.New("transient"), Permanent(errors.New("permanent")))
 	serve(sign("evt_l", body))
 	serve(sign("evt_l", body))
+	dup := event(t, TypeChurnRisk, "evt_dup", nil)
+	serve(sign("evt_dup", dup))
+	serve(sign("evt_dup", dup)) // answered and logged as a duplicate
 	store.failReserve.Store(true)
 	serve(sign("evt_l", body))
 
