@@ -180,8 +180,77 @@ func fromHTTPv2(in *events.APIGatewayV2HTTPRequest) *event {
 		base64:      in.IsBase64Encoded,
 	}
 	ev.header = ev.headers(nil, in.Headers)
+	splitJoinedSignature(ev.header)
 	ev.addCookies(in.Cookies)
 	return ev
+}
+
+// signatureHeader is the one header whose repeated lines are read together:
+// SPEC.md §2 takes the entries of every line.
+const signatureHeader = "X-Staircase-Signature"
+
+// splitJoinedSignature undoes, in the signature header of an HTTP API or
+// Function URL event, the commas with which AWS joined repeated header
+// lines, so that the verifier reads the entries of every line as it does
+// over HTTP. Other headers keep their commas: only here does the scheme
+// define what the lines hold.
+func splitJoinedSignature(h http.Header) {
+	vs := h[signatureHeader]
+	for i, v := range vs {
+		vs[i] = separateEntries(v)
+	}
+}
+
+// separateEntries returns s with every comma that separates two signature
+// entries replaced by a space, the separator the verifier expects. An entry
+// is <version>,<value>: its first comma, after the version token, stays, and
+// a v1 value is base64, which never holds a comma. A later comma separates
+// entries when the next one starts like an entry, v<digits>, after optional
+// spaces or tabs; any other comma is left in place, so a value that was
+// malformed on its own line stays malformed.
+func separateEntries(s string) string {
+	var out []byte // a copy, made at the first change
+	inEntry, versioned := false, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == ' ' || c == '\t':
+			inEntry, versioned = false, false
+		case c != ',':
+			inEntry = true
+		case inEntry && !versioned:
+			versioned = true
+		case startsVersionedEntry(s[i+1:]):
+			if out == nil {
+				out = []byte(s)
+			}
+			out[i] = ' '
+			inEntry, versioned = false, false
+		default:
+			inEntry = true
+		}
+	}
+	if out == nil {
+		return s
+	}
+	return string(out)
+}
+
+// startsVersionedEntry reports whether s starts, after optional spaces or
+// tabs, with a version token v<digits> and its comma.
+func startsVersionedEntry(s string) bool {
+	i := 0
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	if i == len(s) || s[i] != 'v' {
+		return false
+	}
+	i++
+	digits := i
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i > digits && i < len(s) && s[i] == ','
 }
 
 // fromALB reads an ALB event. The ALB passes the path and the query
