@@ -1,9 +1,11 @@
 package receiver
 
 import (
+	"encoding/json"
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // adfNode is one node of an Atlassian Document Format document, the rich
@@ -151,9 +153,7 @@ func buildDescription(ev *Event) *adfNode {
 		adfLabelled("Category", ev.Signal.Category),
 		adfLabelled("Account status", ev.Account.Status),
 	)
-	if !ev.Signal.DetectedAt.IsZero() {
-		add(adfLabelled("Detected at", ev.Signal.DetectedAt.UTC().Format("2006-01-02 15:04 UTC")))
-	}
+	add(adfLabelled("Detected at", detectedAt(ev)))
 
 	list := &adfNode{Type: "bulletList"}
 	for _, p := range ev.People {
@@ -194,4 +194,30 @@ func adfPerson(p Person) *adfNode {
 		return nil
 	}
 	return &adfNode{Type: "listItem", Content: []*adfNode{para}}
+}
+
+// maxRawDate bounds the raw date text shown in place of one that did not
+// parse.
+const maxRawDate = 100
+
+// detectedAt is the signal's detection time as the description shows it:
+// formatted in UTC when it parsed; else the value as received (DecodeEvent
+// accepts dates it cannot parse and leaves the zero time), made one line
+// and clipped; else "", which leaves the line out. Never the zero time.
+func detectedAt(ev *Event) string {
+	if !ev.Signal.DetectedAt.IsZero() {
+		return ev.Signal.DetectedAt.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	signal, _ := ev.Fields["signal"].(map[string]any)
+	var raw string
+	switch v := signal["detected_at"].(type) {
+	case string:
+		raw = v
+	case json.Number:
+		raw = v.String()
+	}
+	if _, err := time.Parse(time.RFC3339Nano, raw); err == nil {
+		return "" // the zero time itself, sent as such
+	}
+	return clip(oneLine(raw), maxRawDate)
 }

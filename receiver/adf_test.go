@@ -25,10 +25,18 @@ func sinkTestEvents(t *testing.T) map[string]*Event {
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		require.NoError(t, err)
-		var ev Event
-		require.NoError(t, json.Unmarshal(data, &ev), f)
-		ev.Raw = data
-		events["sample/"+filepath.Base(f)] = &ev
+		ev, err := DecodeEvent(data)
+		require.NoError(t, err, f)
+		events["sample/"+filepath.Base(f)] = ev
+	}
+	for name, dates := range map[string]string{
+		"bad-dates":   `"created_at":"26/11/2026","signal":{"title":"T","detected_at":"yesterday\n\u0000<b>"}`,
+		"empty-dates": `"created_at":"","signal":{"title":"T","detected_at":""}`,
+		"zero-dates":  `"created_at":"0001-01-01T00:00:00Z","signal":{"title":"T","detected_at":"0001-01-01T00:00:00Z"}`,
+	} {
+		ev, err := DecodeEvent([]byte(strings.TrimSuffix(minimalEvent, "}") + "," + dates + "}"))
+		require.NoError(t, err, name)
+		events[name] = ev
 	}
 	for _, typ := range KnownTypes {
 		ev := hostileEvent()
@@ -103,6 +111,27 @@ func TestDescriptionContent(t *testing.T) {
 		ev.Account.StaircaseURL = u
 		assert.NotContains(t, string(descriptionJSON(t, ev)), `"link"`, u)
 	}
+}
+
+// A date that did not parse is shown as received, on one line; an empty or
+// zero one leaves the line out. The zero time is never printed.
+func TestDescriptionDates(t *testing.T) {
+	events := sinkTestEvents(t)
+	doc := string(descriptionJSON(t, events["bad-dates"]))
+	assert.Contains(t, doc, `"text":"yesterday \u003cb\u003e"`)
+	for _, name := range []string{"empty-dates", "zero-dates", "sparse"} {
+		doc := string(descriptionJSON(t, events[name]))
+		assert.NotContains(t, doc, "Detected at", name)
+		assert.NotContains(t, doc, "0001", name)
+	}
+	doc = string(descriptionJSON(t, hostileEvent()))
+	assert.Contains(t, doc, `"text":"2026-11-26 09:00 UTC"`)
+	ev := hostileEvent()
+	ev.Signal.DetectedAt = time.Time{}
+	ev.Fields = map[string]any{"signal": map[string]any{"detected_at": json.Number("1764151200")}}
+	assert.Contains(t, string(descriptionJSON(t, ev)), `"text":"1764151200"`, "a number is shown as sent")
+	ev.Fields = map[string]any{"signal": map[string]any{"detected_at": strings.Repeat("9", 500)}}
+	assert.Contains(t, string(descriptionJSON(t, ev)), `"text":"`+strings.Repeat("9", maxRawDate)+`…"`, "clipped")
 }
 
 // adfSchema loads the real ADF JSON Schema, skipping (failing under

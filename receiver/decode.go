@@ -33,6 +33,18 @@ const (
 // types are accepted and kept: Raw holds a copy of the body, and Fields the
 // whole object decoded with numbers as json.Number.
 //
+// Keys match exactly, as in every other JSON parser: a known field is read
+// only from its documented key ("id", not "ID" or "Id"), and a key that
+// differs only in case is an unknown field, kept in Fields and otherwise
+// ignored. So {"ID":"evt_1",…} has no id and is rejected, and the typed
+// fields always agree with Fields.
+//
+// The two date-times, created_at and signal.detected_at, are read
+// leniently: a value that is not an RFC 3339 string (empty, another
+// format, a number) leaves the zero time, and the raw value stays in
+// Fields. A bad date never costs the event: the sender does not retry a
+// 400. A null value of any known field counts as absent.
+//
 // The work is bounded by the body: nesting deeper than 32 objects or
 // arrays, any string or key longer than 16 KiB, or more than 200 people is
 // rejected. Every error wraps ErrInvalidEvent and says what is wrong,
@@ -56,9 +68,9 @@ func DecodeEvent(body []byte) (*Event, error) {
 	if err := checkStrings(fields, ""); err != nil {
 		return nil, err
 	}
-	ev := &Event{}
-	if err := json.Unmarshal(body, ev); err != nil {
-		return nil, invalid("%s", jsonProblem(err))
+	ev, err := eventFromFields(fields)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case ev.ID == "":
@@ -75,8 +87,6 @@ func DecodeEvent(body []byte) (*Event, error) {
 		return nil, invalid("type contains a control character")
 	case ev.Account.ID == "":
 		return nil, invalid("missing account.id")
-	case len(ev.People) > maxPeople:
-		return nil, invalid("more than %d people", maxPeople)
 	}
 	ev.Raw = append(json.RawMessage(nil), body...)
 	ev.Fields = fields
@@ -88,7 +98,7 @@ func invalid(format string, args ...any) error {
 }
 
 // jsonProblem turns an encoding/json error into a message that names the
-// field and the offset but never quotes the body.
+// offset but never quotes the body.
 func jsonProblem(err error) string {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
@@ -96,34 +106,159 @@ func jsonProblem(err error) string {
 	case errors.As(err, &syn):
 		return "JSON syntax error at byte " + strconv.FormatInt(syn.Offset, 10)
 	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return "expected a JSON object, found " + typ.Value
-		}
-		return "field " + typ.Field + " must be " + jsonKind(typ.Type.Kind().String()) + ", found " + typ.Value
+		return "expected a JSON object, found " + typ.Value
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "unexpected end of JSON"
 	}
-	// time.Time's own errors quote the offending text; name the fields
-	// instead.
-	var terr *time.ParseError
-	if errors.As(err, &terr) {
-		return "created_at or signal.detected_at is not an RFC 3339 date-time"
-	}
-	return "a date-time field is not an RFC 3339 string"
+	return "malformed JSON"
 }
 
-func jsonKind(k string) string {
-	switch k {
-	case "string":
-		return "a string"
-	case "bool":
-		return "true or false"
-	case "struct", "map":
-		return "an object"
-	case "slice":
-		return "an array"
+// eventFromFields fills an Event from the decoded body, reading each known
+// field from its exact key only (encoding/json would also take "ID" for
+// "id"). A known field of the wrong JSON type is an error; null is absent.
+func eventFromFields(f map[string]any) (*Event, error) {
+	r := fieldReader{}
+	ev := &Event{
+		ID:        r.str(f, "id", ""),
+		Type:      r.str(f, "type", ""),
+		CreatedAt: lenientTime(f["created_at"]),
+		Test:      r.boolean(f, "test", ""),
 	}
-	return "a " + k
+	if o := r.object(f, "webhook", ""); o != nil {
+		ev.Webhook = Webhook{ID: r.str(o, "id", "webhook"), Label: r.str(o, "label", "webhook")}
+	}
+	if o := r.object(f, "notification", ""); o != nil {
+		ev.Notification = Notification{ID: r.str(o, "id", "notification"), Name: r.str(o, "name", "notification")}
+	}
+	if o := r.object(f, "account", ""); o != nil {
+		ev.Account = Account{
+			ID:           r.str(o, "id", "account"),
+			Name:         r.str(o, "name", "account"),
+			Domain:       r.str(o, "domain", "account"),
+			Status:       r.str(o, "status", "account"),
+			StaircaseURL: r.str(o, "staircase_url", "account"),
+		}
+	}
+	if o := r.object(f, "signal", ""); o != nil {
+		ev.Signal = Signal{
+			Title:      r.str(o, "title", "signal"),
+			Summary:    r.str(o, "summary", "signal"),
+			Severity:   r.str(o, "severity", "signal"),
+			Sentiment:  r.str(o, "sentiment", "signal"),
+			Category:   r.str(o, "category", "signal"),
+			DetectedAt: lenientTime(o["detected_at"]),
+		}
+	}
+	switch people := f["people"].(type) {
+	case nil:
+	case []any:
+		if len(people) > maxPeople {
+			return nil, invalid("more than %d people", maxPeople)
+		}
+		ev.People = make([]Person, 0, len(people))
+		for i, p := range people {
+			path := "people[" + strconv.Itoa(i) + "]"
+			o, ok := p.(map[string]any)
+			if !ok {
+				if p != nil {
+					r.fail(path, "an object", p)
+				}
+				ev.People = append(ev.People, Person{})
+				continue
+			}
+			ev.People = append(ev.People, Person{
+				Name:          r.str(o, "name", path),
+				Email:         r.str(o, "email", path),
+				Title:         r.str(o, "title", path),
+				Role:          r.str(o, "role", path),
+				Change:        r.str(o, "change", path),
+				PreviousTitle: r.str(o, "previous_title", path),
+			})
+		}
+	default:
+		r.fail("people", "an array", people)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return ev, nil
+}
+
+// fieldReader reads known fields from decoded JSON objects and keeps the
+// first type error, so the field list reads top to bottom.
+type fieldReader struct{ err error }
+
+func (r *fieldReader) fail(path, want string, v any) {
+	if r.err == nil {
+		r.err = invalid("field %s must be %s, found %s", path, want, jsonTypeOf(v))
+	}
+}
+
+func (r *fieldReader) str(o map[string]any, key, parent string) string {
+	switch v := o[key].(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	default:
+		r.fail(joinPath(parent, key), "a string", v)
+		return ""
+	}
+}
+
+func (r *fieldReader) boolean(o map[string]any, key, parent string) bool {
+	switch v := o[key].(type) {
+	case nil:
+		return false
+	case bool:
+		return v
+	default:
+		r.fail(joinPath(parent, key), "true or false", v)
+		return false
+	}
+}
+
+func (r *fieldReader) object(o map[string]any, key, parent string) map[string]any {
+	switch v := o[key].(type) {
+	case nil:
+		return nil
+	case map[string]any:
+		return v
+	default:
+		r.fail(joinPath(parent, key), "an object", v)
+		return nil
+	}
+}
+
+// lenientTime is v as an RFC 3339 date-time, or the zero time when v is
+// anything else.
+func lenientTime(v any) time.Time {
+	s, ok := v.(string)
+	if !ok {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// jsonTypeOf names the JSON type of a value decoded with UseNumber.
+func jsonTypeOf(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case json.Number:
+		return "number"
+	case bool:
+		return "bool"
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	}
+	return "null"
 }
 
 // checkDepth rejects nesting deeper than maxDepth before anything is decoded,

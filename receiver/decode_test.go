@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -51,7 +52,20 @@ func TestDecodeEventInvalid(t *testing.T) {
 		{"id not a string", `{"id":5,"type":"churn_risk","account":{"id":"acc_1"}}`, "field id must be a string"},
 		{"test not a bool", withField(`"test":"yes"`), "field test must be true or false"},
 		{"people not an array", withField(`"people":{}`), "field people must be an array"},
-		{"bad created_at", withField(`"created_at":"yesterday"`), "RFC 3339"},
+		{"type not a string", `{"id":"evt_1","type":["churn_risk"],"account":{"id":"acc_1"}}`, "field type must be a string, found array"},
+		{"account.id not a string", `{"id":"evt_1","type":"churn_risk","account":{"id":7}}`, "field account.id must be a string, found number"},
+		{"account not an object", `{"id":"evt_1","type":"churn_risk","account":"acc_1"}`, "field account must be an object, found string"},
+		{"signal.title not a string", withField(`"signal":{"title":{}}`), "field signal.title must be a string, found object"},
+		{"webhook not an object", withField(`"webhook":[]`), "field webhook must be an object, found array"},
+		{"person not an object", withField(`"people":[{"name":"A"},"B"]`), "field people[1] must be an object, found string"},
+		{"person.role not a string", withField(`"people":[{"role":true}]`), "field people[0].role must be a string, found bool"},
+		// Keys match exactly: case variants are unknown fields, so these
+		// have no id, type or account.id.
+		{"ID in capitals", `{"ID":"evt_1","type":"renewal","account":{"id":"a"}}`, "missing id"},
+		{"TYPE in capitals", `{"id":"evt_1","TYPE":"renewal","account":{"id":"a"}}`, "missing type"},
+		{"Account.Id", `{"id":"evt_1","type":"renewal","Account":{"Id":"a"}}`, "missing account.id"},
+		{"account.Id", `{"id":"evt_1","type":"renewal","account":{"Id":"a"}}`, "missing account.id"},
+		{"all case variants", `{"ID":"evt_1","TYPE":"renewal","Account":{"Id":"a"}}`, "missing id"},
 		{"id with space", `{"id":"evt 1","type":"churn_risk","account":{"id":"acc_1"}}`, "visible ASCII"},
 		{"type with newline", `{"id":"evt_1","type":"churn\nrisk","account":{"id":"acc_1"}}`, "control character"},
 
@@ -125,12 +139,80 @@ func TestDecodeEventKeepsUnknown(t *testing.T) {
 	assert.Equal(t, byte('i'), ev.Raw[2])
 }
 
+// A date that does not parse leaves the zero time and keeps the raw value in
+// Fields: rejecting the event with 400 would lose it, since the sender does
+// not retry a 400.
+func TestDecodeEventLenientDates(t *testing.T) {
+	for _, raw := range []string{`""`, `"yesterday"`, `"2026-11-26 10:00:00"`, `"26/11/2026"`, `1764151200`, `true`, `{}`, `null`} {
+		t.Run(raw, func(t *testing.T) {
+			ev, err := DecodeEvent([]byte(withField(`"created_at":` + raw + `,"signal":{"title":"T","detected_at":` + raw + `}`)))
+			require.NoError(t, err)
+			assert.True(t, ev.CreatedAt.IsZero())
+			assert.True(t, ev.Signal.DetectedAt.IsZero())
+			assert.Equal(t, "T", ev.Signal.Title)
+			want := decodeValue(t, raw)
+			assert.Equal(t, want, ev.Fields["created_at"], "raw value kept")
+			assert.Equal(t, want, ev.Fields["signal"].(map[string]any)["detected_at"])
+		})
+	}
+
+	// RFC 3339 dates still parse, with fractions and offsets.
+	ev, err := DecodeEvent([]byte(withField(`"created_at":"2026-11-26T11:00:00.5+01:00","signal":{"detected_at":"2026-11-26T09:00:00Z"}`)))
+	require.NoError(t, err)
+	assert.True(t, ev.CreatedAt.Equal(time.Date(2026, 11, 26, 10, 0, 0, 5e8, time.UTC)), ev.CreatedAt)
+	assert.True(t, ev.Signal.DetectedAt.Equal(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)))
+}
+
+// decodeValue decodes one JSON value as DecodeEvent does for Fields.
+func decodeValue(t *testing.T, raw string) any {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	require.NoError(t, dec.Decode(&v))
+	return v
+}
+
+// Known fields are read from their exact keys only; a key that differs in
+// case is an unknown field, kept in Fields and ignored otherwise, whatever
+// its type, so the typed fields always agree with Fields.
+func TestDecodeEventExactKeys(t *testing.T) {
+	body := `{"id":"evt_1","Id":"evt_2","ID":5,"type":"renewal","Type":"churn_risk","TEST":true,
+		"account":{"id":"acc_1","ID":"acc_2","Name":"Other"},
+		"Account":{"id":"acc_3"},
+		"signal":{"title":"T","Title":["x"],"Detected_At":"2026-11-26T09:00:00Z"},
+		"Signal":7,"People":"x"}`
+	ev, err := DecodeEvent([]byte(body))
+	require.NoError(t, err)
+	assert.Equal(t, "evt_1", ev.ID)
+	assert.Equal(t, "renewal", ev.Type)
+	assert.False(t, ev.Test)
+	assert.Equal(t, "acc_1", ev.Account.ID)
+	assert.Empty(t, ev.Account.Name)
+	assert.Equal(t, "T", ev.Signal.Title)
+	assert.True(t, ev.Signal.DetectedAt.IsZero())
+	assert.Empty(t, ev.People)
+	assert.Equal(t, ev.ID, ev.Fields["id"])
+	assert.Equal(t, ev.Type, ev.Fields["type"])
+	assert.Equal(t, ev.Account.ID, ev.Fields["account"].(map[string]any)["id"])
+	assert.Equal(t, json.Number("5"), ev.Fields["ID"], "case variants are kept as unknown fields")
+}
+
+// null counts as absent, as encoding/json has it.
+func TestDecodeEventNulls(t *testing.T) {
+	ev, err := DecodeEvent([]byte(withField(`"test":null,"webhook":null,"signal":{"title":null},"people":[null,{"name":null}]`)))
+	require.NoError(t, err)
+	assert.False(t, ev.Test)
+	assert.Empty(t, ev.Signal.Title)
+	assert.Equal(t, []Person{{}, {}}, ev.People)
+}
+
 func TestDecodeEventErrorDoesNotQuoteBody(t *testing.T) {
 	const marker = "whsec_c2VjcmV0LXRoYXQtbXVzdC1ub3QtbGVhaw=="
 	for _, body := range []string{
 		`{"id":"` + marker + `"`,
 		`{"id":["` + marker + `"],"type":"t","account":{"id":"a"}}`,
-		`{"id":"e","type":"t","account":{"id":"a"},"created_at":"` + marker + `"}`,
+		`{"id":"e","type":"t","account":{"id":"a"},"signal":{"title":["` + marker + `"]}}`,
 		marker,
 	} {
 		_, err := DecodeEvent([]byte(body))

@@ -18,7 +18,8 @@ func FuzzDecodeEvent(f *testing.F) {
 		f.Add(body)
 	}
 	for _, s := range []string{minimalEvent, `{}`, `[]`, `null`, `{"id":"e","type":"t","account":{"id":"a"},"people":[{}]}`,
-		withField(`"deep":` + nested(maxDepth-1)), `{"id":"\u0000"}`, `{"a":"\"[[[["}`} {
+		withField(`"deep":` + nested(maxDepth-1)), `{"id":"\u0000"}`, `{"a":"\"[[[["}`,
+		`{"ID":"evt_1","TYPE":"renewal","Account":{"Id":"a"}}`, withField(`"created_at":"x","signal":{"detected_at":5}`)} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -41,6 +42,17 @@ func FuzzDecodeEvent(f *testing.F) {
 		}
 		if !json.Valid(body) {
 			t.Fatal("accepted invalid JSON")
+		}
+		// The typed fields come from the exact keys, so they agree with
+		// Fields, as any other JSON parser would read the body.
+		account, _ := ev.Fields["account"].(map[string]any)
+		if ev.Fields["id"] != ev.ID || ev.Fields["type"] != ev.Type || account["id"] != ev.Account.ID {
+			t.Fatalf("typed fields disagree with Fields: %q %q %q", ev.ID, ev.Type, ev.Account.ID)
+		}
+		// Dates are lenient: whatever the date fields hold, the event is
+		// accepted and a description renders without the zero time.
+		if doc, err := json.Marshal(buildDescription(ev)); err != nil || strings.Contains(string(doc), "0001-01-01 00:00 UTC") {
+			t.Fatalf("description: %v %s", err, doc)
 		}
 	})
 }
