@@ -30,7 +30,8 @@ var KnownTypes = []string{
 }
 
 // Event is one signal as the sender posts it (the envelope in SPEC.md). The
-// sender builds payloads from the same types.
+// sender builds payloads from the same types. DecodeEvent reads each field
+// from the exact key in its json tag only.
 type Event struct {
 	// ID is the event id ("evt_…"), required; it equals the signed
 	// x-staircase-id and is the same on every redelivery.
@@ -38,7 +39,9 @@ type Event struct {
 	// Type is the signal type, such as churn_risk (see KnownTypes);
 	// required, and unknown types are accepted.
 	Type string `json:"type"`
-	// CreatedAt is when the sender created the event.
+	// CreatedAt is when the sender created the event. DecodeEvent leaves
+	// it zero when created_at is absent or not an RFC 3339 date-time; the
+	// raw value is then in Fields["created_at"].
 	CreatedAt time.Time `json:"created_at"`
 	// Test marks the sender's "Test notification"; sinks add a [TEST]
 	// marker.
@@ -105,7 +108,9 @@ type Signal struct {
 	Sentiment string `json:"sentiment"`
 	// Category groups signal types, such as risk, personnel or renewal.
 	Category string `json:"category"`
-	// DetectedAt is when Staircase detected the signal.
+	// DetectedAt is when Staircase detected the signal. DecodeEvent
+	// leaves it zero when detected_at is absent or not an RFC 3339
+	// date-time; the raw value is then in Fields.
 	DetectedAt time.Time `json:"detected_at"`
 }
 
