@@ -22,8 +22,20 @@
 // adapter hands the handler those bytes: a body that the trigger marked
 // isBase64Encoded is decoded first, and a string body is passed through
 // unchanged, never re-serialized. Header names are matched
-// case-insensitively (HTTP APIs and Function URLs lower-case them); a header
-// that an HTTP API joined with commas stays one value.
+// case-insensitively (HTTP APIs and Function URLs lower-case them).
+//
+// A sender may send several x-staircase-signature lines, whose entries are
+// read together. HTTP APIs and Function URLs join repeated header lines with
+// commas into one value; in the signature header, and only there, the
+// adapter turns each comma that ends one entry and starts the next
+// (a comma followed by v<digits>,) back into a space, so the lines verify as
+// they do over HTTP. Every other header that such a trigger joined stays one
+// value, commas included. REST APIs and ALB target groups with multi-value
+// headers pass every line as it was. An ALB target group without multi-value
+// headers passes only one line of a repeated header and drops the others,
+// so nothing can recover them: a sender rotating secrets behind such an ALB
+// must put all its entries on one line, or the target group must have
+// multi-value headers turned on.
 //
 // Replay protection needs a store that every instance shares. Each
 // invocation may run on a fresh execution environment, and AWS runs several
@@ -41,7 +53,10 @@
 // Bounds: a body larger than [MaxBodyBytes] once decoded is answered 413 and
 // the handler is not called; header fields totalling more than 1 MiB are
 // answered 431; an event payload larger than 16 MiB fails with
-// [ErrEventTooLarge]. AWS itself caps synchronous payloads at 6 MB.
+// [ErrEventTooLarge]. AWS itself caps synchronous payloads at 6 MB: a
+// response that passes 6 MiB and 100 bytes once encoded in the trigger's
+// shape (a binary body grows by a third in base64) is replaced by a 500
+// response_too_large, because AWS would fail the invocation instead.
 //
 // The adapter's own answers, given without calling the handler, use the JSON
 // form of verify's middleware, {"error":{"code":…,"message":…}}, with a
@@ -49,7 +64,9 @@
 // is not standard base64), invalid_method, invalid_path and invalid_header
 // (400; a header value with a control character is refused as net/http's
 // server refuses it), body_too_large (413), headers_too_large (431), and
-// response_too_large (500, the handler wrote more than MaxBodyBytes).
+// response_too_large (500, the handler wrote more than MaxBodyBytes, or its
+// response, encoded in the trigger's shape, passes the 6 MiB and 100 bytes
+// AWS takes from a function).
 //
 // # Compatibility
 //
@@ -73,8 +90,10 @@ import (
 )
 
 // MaxBodyBytes is the largest request body, after base64 decoding, that the
-// adapter hands to the handler, and the largest response body it returns.
-// It matches the 6 MB limit AWS places on synchronous invocations.
+// adapter hands to the handler, and the most a handler may write. It matches
+// the 6 MB limit AWS places on synchronous invocations. That limit holds for
+// the response as encoded too, so a binary response body, which goes back in
+// base64, can be at most about 4.5 MiB.
 const MaxBodyBytes = 6 << 20
 
 // maxEventBytes bounds the event payload the adapter parses at all: room for
@@ -145,7 +164,13 @@ func (a *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	} else {
 		a.next.ServeHTTP(w, r)
 	}
-	return ev.encodeResponse(w.result(ev.method))
+	out, err := ev.encodeResponse(w.result(ev.method))
+	if err == nil && len(out) > maxResponseBytes {
+		// Base64, JSON escaping or the headers took the answer past what
+		// AWS accepts; the invocation would fail without a response.
+		return ev.encodeResponse(responseTooLarge(ev.method))
+	}
+	return out, err
 }
 
 // RequestID returns the Lambda request id of the invocation that ctx

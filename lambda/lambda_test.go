@@ -530,6 +530,17 @@ func TestResponseBodies(t *testing.T) {
 			_, err := w.Write(make([]byte, lambda.MaxBodyBytes+1))
 			assert.Error(t, err)
 		}, 500, "application/json", []byte(`{"error":{"code":"response_too_large","message":"the handler's response exceeds 6 MiB"}}`), false},
+		// Within the write cap, but 8 MiB once base64-encoded.
+		{"binary response at the cap", "POST", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/octet-stream")
+			_, err := w.Write(make([]byte, lambda.MaxBodyBytes))
+			assert.NoError(t, err)
+		}, 500, "application/json", []byte(`{"error":{"code":"response_too_large","message":"the handler's response exceeds 6 MiB"}}`), false},
+		// 2 MiB of text that encoding/json escapes to 12 MiB (\u003c).
+		{"text response that JSON escaping enlarges", "POST", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = io.WriteString(w, strings.Repeat("<", 2<<20))
+		}, 500, "application/json", []byte(`{"error":{"code":"response_too_large","message":"the handler's response exceeds 6 MiB"}}`), false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -538,6 +549,61 @@ func TestResponseBodies(t *testing.T) {
 			assert.Equal(t, c.contentType, r.Headers["Content-Type"])
 			assert.Equal(t, c.base64, r.IsBase64Encoded)
 			assert.Equal(t, string(c.body), string(r.bodyBytes(t)))
+		})
+	}
+}
+
+// responseLimit is the largest response payload AWS takes from a
+// synchronous invocation, 6 MiB and 100 bytes.
+const responseLimit = 6<<20 + 100
+
+// TestEncodedResponseLimit checks the bound on the response as sent: a binary body whose base64 response document is
+// exactly responseLimit bytes goes back; one byte more is answered 500
+// response_too_large, which AWS delivers, instead of a document AWS would
+// refuse, failing the invocation.
+func TestEncodedResponseLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds responses of 6 MiB")
+	}
+	// Binary, so base64-encoded: 3 bytes become 4, leaving about 4 KiB of
+	// the limit for the envelope and the padding header.
+	body := make([]byte, 3*((responseLimit-4096)/4))
+	for i := range body {
+		body[i] = byte(i)
+	}
+	// One shape per envelope kind: REST's two header maps, the 2.0 shape,
+	// the ALB's status line.
+	for _, name := range []string{"apigw-v1", "function-url", "alb"} {
+		t.Run(name, func(t *testing.T) {
+			payload := fixture(t, name, fill{header: http.Header{}, body: []byte("{}")})
+			answer := func(pad int) []byte {
+				h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Type", "application/octet-stream")
+					// Two values: every shape then carries the padding once.
+					w.Header().Add("X-Pad", strings.Repeat("p", pad))
+					w.Header().Add("X-Pad", "")
+					_, _ = w.Write(body)
+				})
+				out, err := lambda.Wrap(h).Invoke(context.Background(), payload)
+				require.NoError(t, err)
+				return out
+			}
+			base := len(answer(0))
+			require.Less(t, base, responseLimit)
+			pad := responseLimit - base
+
+			out := answer(pad)
+			require.Len(t, out, responseLimit, "the padding must grow the document byte for byte")
+			r := parseReply(t, out)
+			assert.Equal(t, http.StatusOK, r.StatusCode)
+			assert.True(t, r.IsBase64Encoded)
+			assert.Equal(t, body, r.bodyBytes(t))
+
+			out = answer(pad + 1)
+			assert.Less(t, len(out), 1024)
+			r = parseReply(t, out)
+			assert.Equal(t, http.StatusInternalServerError, r.StatusCode)
+			assert.Equal(t, "response_too_large", r.errorCode(t))
 		})
 	}
 }

@@ -78,12 +78,26 @@ type response struct {
 	base64 bool
 }
 
+// maxResponseBytes is the largest response payload AWS takes from a
+// synchronous invocation: 6 MiB and 100 bytes, as its error "Exceeded
+// maximum allowed payload size (6291556 bytes)" states. A larger one fails
+// the invocation, so the caller would see a gateway error rather than the
+// adapter's 500.
+const maxResponseBytes = 6<<20 + 100
+
+// responseTooLarge is the answer instead of a handler's response that does
+// not fit: over MaxBodyBytes as written, or over maxResponseBytes once
+// encoded in the trigger's shape.
+func responseTooLarge(method string) *response {
+	fw := newResponseWriter()
+	(&failure{http.StatusInternalServerError, "response_too_large", "the handler's response exceeds 6 MiB"}).write(fw)
+	return fw.result(method)
+}
+
 // result returns the answer for a request with the given method.
 func (w *responseWriter) result(method string) *response {
 	if w.overflow {
-		fw := newResponseWriter()
-		(&failure{http.StatusInternalServerError, "response_too_large", "the handler's response exceeds 6 MiB"}).write(fw)
-		return fw.result(method)
+		return responseTooLarge(method)
 	}
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
@@ -100,6 +114,12 @@ func (w *responseWriter) result(method string) *response {
 	if isText(h, body) {
 		r.body = string(body)
 	} else {
+		// Base64 makes a body a third larger: 6 MiB written becomes 8 MiB.
+		// Checked before encoding, so no work is spent on an answer that
+		// cannot be sent; Invoke checks the whole encoded response.
+		if base64.StdEncoding.EncodedLen(len(body)) > maxResponseBytes {
+			return responseTooLarge(method)
+		}
 		r.body = base64.StdEncoding.EncodeToString(body)
 		r.base64 = true
 	}
