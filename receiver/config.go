@@ -52,11 +52,19 @@ type Config struct {
 	Outbox string `yaml:"outbox"`
 	// Retention is how long a sink that succeeded for an event stays
 	// recorded, so a redelivery or a dead-letter replay within it does not
-	// run the sink again. Default DefaultRetention (7 days). The in-memory
-	// store holds verify.DefaultMemoryStoreEntries keys (one per event and
-	// sink) and answers 503 when full, so above some ten thousand events a
-	// day use Redis or a shorter retention (at least the sender's retry
-	// span, about 3 hours).
+	// run the sink again. Default DefaultRetention (7 days).
+	//
+	// Redis keeps the record for all of it, across restarts and processes.
+	// The in-memory default (one process) keeps it in a store of its own,
+	// apart from the ids, holding verify.DefaultMemoryStoreEntries records
+	// (one per event and sink): when full it forgets the oldest rather than
+	// refuse events, so above about that many sink deliveries per
+	// Retention a late redelivery or replay of an old event may run a sink
+	// again. And a restart forgets every record: a dead-letter replay after
+	// a restart runs every sink of the event again (the Jira sink still
+	// finds its issue by label, unless search lags; an email is sent
+	// again). The ids, kept minutes, answer 503 when their store is full
+	// rather than let a replay through.
 	Retention time.Duration `yaml:"retention"`
 	// Jira is the Jira Cloud site; nil makes every jira route a dry run.
 	Jira *JiraConfig `yaml:"jira"`
@@ -68,8 +76,9 @@ type Config struct {
 
 // StoreConfig chooses the store of event ids and done sinks.
 type StoreConfig struct {
-	// Redis is a redis:// or rediss:// URL; empty means a bounded
-	// in-memory store, which protects one process only.
+	// Redis is a redis:// or rediss:// URL; empty means bounded in-memory
+	// stores, which protect one process only and forget everything on a
+	// restart (see Config.Retention).
 	Redis string `yaml:"redis"`
 }
 

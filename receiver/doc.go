@@ -19,8 +19,9 @@
 //   - runs the sinks of every route whose [Match] selects the event, in
 //     order (200 {"status":"ignored"} when none does). A sink that already
 //     succeeded for this event id is skipped: the record, kept for
-//     [Config.Retention], lives in the same store as the ids under the key
-//     "sink/<event id>/<sink name>";
+//     [Config.Retention] under the key "sink/<event id>/<sink name>", lives
+//     in the same store as the ids with Redis, and in memory by default
+//     (see Memory store below);
 //   - answers 200 when every sink succeeded now or before; 503 with
 //     Retry-After when any failed transiently or the store failed, so the
 //     sender retries and only the failed sinks run again; otherwise 422
@@ -30,16 +31,33 @@
 //     and a reason class derived from the error's type, such as
 //     "jira 400", "smtp 550" or "template", never the destination's text.
 //
-// The Jira sink marks each issue with the label stairhook-<16 hex digits
-// of SHA-256 over the sink name, a zero byte and the event id> and, before
-// creating one, searches the route's project for it, so two routes or
-// webhooks that receive one event each get their own issue. It never
-// follows a redirect: a 3xx answer is a permanent failure.
+// The Jira sink marks each issue with the label stairhook-<first 16 hex
+// digits of SHA-256 over the event id> and, before creating one, searches
+// the route's project for it: routes (of any webhook) that send one event
+// into the same project share one issue, routes into different projects
+// each get their own, and renaming or reordering routes cannot make a
+// redelivery create a second issue. It never follows a redirect: a 3xx
+// answer is a permanent failure.
 //
 // Sink names are "<webhook>.<route>.<jira|email>", route being the route's
 // name or route1, route2, … by position. A route naming jira or email while
 // the configuration has no jira or smtp section uses a dry-run sink that
 // writes the exact request or message into the outbox.
+//
+// # Memory store
+//
+// Without Redis, the ids and the records of done sinks are kept in the
+// process, in two bounded stores. The ids (kept minutes) are never
+// forgotten early: when their store is full, new events are answered 503
+// and the sender retries later. The done sinks (kept [Config.Retention],
+// days) forget the oldest record when their store is full, so new events
+// are never refused for it; a very late redelivery or replay of an old
+// event may then run a sink again. A restart forgets both: a dead-letter
+// replay after a restart runs every sink of the event again (the Jira sink
+// still finds its issue by its label, unless search lags behind; an email
+// is sent again), and a redelivery of an event delivered before the
+// restart is processed again. Redis keeps both across restarts and shares
+// them between processes.
 //
 // # Security
 //

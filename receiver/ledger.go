@@ -13,10 +13,13 @@ import (
 // still be recorded.
 const storeTimeout = 5 * time.Second
 
-// ledger records, per event id and sink, that the sink succeeded, in the
-// same store as the middleware's ids. A redelivery, a retry after a partial
-// failure or a dead-letter replay then runs only the sinks that have not
-// succeeded: Jira search lags behind creates, and mail has no dedupe at all.
+// ledger records, per event id and sink, that the sink succeeded: in the
+// store of the middleware's ids when that is Redis or given in
+// ServerOptions.Store, else in a MemoryStore of its own that forgets the
+// oldest records when full (see NewServer). A redelivery, a retry after a
+// partial failure or a dead-letter replay then runs only the sinks that
+// have not succeeded: Jira search lags behind creates, and mail has no
+// dedupe at all.
 type ledger struct {
 	store verify.Store
 	// retention is how long a done sink stays recorded.

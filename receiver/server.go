@@ -48,7 +48,11 @@ type ServerOptions struct {
 	HTTPClient *http.Client
 	// Store records event ids (for the verify middleware) and done sinks.
 	// Default value is the Redis store of Config.Store.Redis when set, else
-	// a verify.NewMemoryStore with its defaults (one process only).
+	// two in-memory stores for one process only (see Config.Retention): a
+	// verify.NewMemoryStore with its defaults for the ids, which answers
+	// 503 when full rather than forget an id, and one with EvictDone for
+	// the done sinks, which forgets the oldest when full rather than
+	// refuse events. A Store set here holds both, as Redis does.
 	Store verify.Store
 	// Now returns the current time, for signature timestamps and
 	// dead-letter records. Default value is time.Now.
@@ -60,6 +64,10 @@ type ServerOptions struct {
 	// in-flight deliveries once their context is done. Default value is
 	// DeliveryTimeout plus 5 s.
 	ShutdownTimeout time.Duration
+
+	// ledgerEntries is the capacity of the in-memory record of done sinks.
+	// Default value is verify.DefaultMemoryStoreEntries; tests lower it.
+	ledgerEntries int
 }
 
 // Server receives signed events on POST /webhooks/{name} and delivers each
@@ -146,10 +154,23 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 		store = redisstore.New(rc, redisstore.Options{})
 		s.ping = func(ctx context.Context) error { return rc.Ping(ctx).Err() }
 		s.closeStore = rc.Close
-	default:
-		store = verify.NewMemoryStore(verify.MemoryStoreOptions{Now: opts.Now})
 	}
-	s.ledger = ledger{store: store, retention: c.Retention, hold: s.deliveryTimeout + time.Minute}
+	ledgerStore := store
+	if store == nil {
+		// Apart, because the two fill differently: the ids live minutes and
+		// must not be forgotten early (a replay would get through), while
+		// the done sinks live Retention (days) and forgetting the oldest
+		// only risks running a sink again for a very late redelivery. In
+		// one store the done sinks would fill it and every new event would
+		// be refused.
+		store = verify.NewMemoryStore(verify.MemoryStoreOptions{Now: opts.Now})
+		ledgerStore = verify.NewMemoryStore(verify.MemoryStoreOptions{
+			MaxEntries: opts.ledgerEntries,
+			EvictDone:  true,
+			Now:        opts.Now,
+		})
+	}
+	s.ledger = ledger{store: ledgerStore, retention: c.Retention, hold: s.deliveryTimeout + time.Minute}
 
 	for _, wc := range c.Webhooks {
 		h, err := s.newWebhook(&c, wc, store, client)

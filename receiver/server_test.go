@@ -565,6 +565,29 @@ func TestServerLedgerStoreFailure(t *testing.T) {
 	assert.Len(t, h.sink(riskJira).ids(), 1)
 }
 
+// TestServerLedgerFull checks the in-memory default: a full record of done
+// sinks forgets the oldest rather than refuse new events, while the ids
+// stay in their own store and are not forgotten.
+func TestServerLedgerFull(t *testing.T) {
+	h := newHarness(t, nil, ServerOptions{ledgerEntries: 2})
+	const events = 5 // three sinks each: far past the capacity
+	for i := range events {
+		id := fmt.Sprintf("evt_full%d", i)
+		rec := h.post(id, event(t, TypeChurnRisk, id, nil))
+		require.Equal(t, http.StatusOK, rec.Code, "event %d: %s", i, rec.Body.String())
+		assert.Equal(t, map[string]string{riskJira: "delivered", riskEmail: "delivered", peopleEmail: "delivered"}, outcomes(decodeResponse(t, rec)))
+		h.now = h.now.Add(time.Second)
+	}
+	// The first event's sink records are gone, its id is not: a
+	// redelivery is still answered as a duplicate and runs no sink.
+	rec := h.post("evt_full0", event(t, TypeChurnRisk, "evt_full0", nil))
+	assert.Equal(t, http.StatusOK, rec.Code)
+	assert.Equal(t, "true", rec.Header().Get(verify.DuplicateHeader))
+	for _, name := range []string{riskJira, riskEmail, peopleEmail} {
+		assert.Len(t, h.sink(name).ids(), events, name)
+	}
+}
+
 func TestServerHealth(t *testing.T) {
 	store := &flakyStore{Store: verify.NewMemoryStore(verify.MemoryStoreOptions{})}
 	h := newHarness(t, nil, ServerOptions{Store: store})
@@ -1080,7 +1103,7 @@ func TestServerRealSinks(t *testing.T) {
 // into CS: each route gets its own issue, although the three share the
 // event id. A redelivery to a fresh server (empty record of done sinks, so
 // only the Jira search can tell) creates nothing.
-func TestServerJiraRoutesDoNotCollide(t *testing.T) {
+func TestServerJiraIssuePerProject(t *testing.T) {
 	js := jiratest.NewServer(jiratest.Options{Projects: []string{"CS", "OPS"}})
 	defer js.Close()
 	secrets := []SecretConfig{{Label: "current", Secret: testSecret}}
@@ -1119,22 +1142,21 @@ func TestServerJiraRoutesDoNotCollide(t *testing.T) {
 	r := post(srv, "/webhooks/staircase")
 	assert.Equal(t, map[string]string{"staircase.cs.jira": "delivered", "staircase.ops.jira": "delivered"}, outcomes(r))
 	issues := js.Issues()
-	require.Len(t, issues, 2, "one issue per route")
+	require.Len(t, issues, 2, "one issue per project")
 	assert.Equal(t, []string{"CS", "OPS"}, []string{issues[0].Project, issues[1].Project})
-	assert.NotEqual(t, issues[0].Labels, issues[1].Labels)
+	assert.Equal(t, issues[0].Labels, issues[1].Labels, "the label depends on the event id only")
 
-	post(srv, "/webhooks/second")
-	issues = js.Issues()
-	require.Len(t, issues, 3, "the second webhook's route gets its own issue")
-	assert.Equal(t, "CS", issues[2].Project)
+	r = post(srv, "/webhooks/second")
+	assert.Equal(t, map[string]string{"second.cs.jira": "delivered"}, outcomes(r))
+	assert.Len(t, js.Issues(), 2, "the second webhook's route into CS finds the CS issue")
 
 	// A fresh server has no record of done sinks: the labels alone stop
 	// every duplicate.
 	srv = newServer()
 	post(srv, "/webhooks/staircase")
 	post(srv, "/webhooks/second")
-	assert.Len(t, js.Issues(), 3, "redelivery created nothing")
-	assert.Equal(t, 3, js.Requests("/rest/api/3/issue"), "three creates in all")
+	assert.Len(t, js.Issues(), 2, "redelivery created nothing")
+	assert.Equal(t, 2, js.Requests("/rest/api/3/issue"), "two creates in all")
 }
 
 // The 422 names a short reason class derived from the sink error's type,
