@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -57,7 +56,7 @@ func startEmulator(tb testing.TB, env ...string) string {
 	bootstrap := buildBootstrap(tb)
 	var (
 		cmd  *exec.Cmd
-		logs *lockedBuffer
+		logs *testenv.Buffer
 	)
 	ports := testenv.StartServer(tb, 2, func(ports []int) *exec.Cmd {
 		cmd = exec.Command(rie,
@@ -67,7 +66,7 @@ func startEmulator(tb testing.TB, env ...string) string {
 		cmd.Dir = filepath.Dir(bootstrap)
 		cmd.Env = append(os.Environ(), env...)
 		cmd.Env = append(cmd.Env, "AWS_LAMBDA_FUNCTION_TIMEOUT=30", "LOG_LEVEL=warn")
-		logs = &lockedBuffer{}
+		logs = &testenv.Buffer{}
 		cmd.Stdout, cmd.Stderr = logs, logs
 		return cmd
 	}, func(ports []int) error {
@@ -292,27 +291,6 @@ func reportMedian(b *testing.B, times []time.Duration) {
 	}
 	slices.Sort(times)
 	b.ReportMetric(float64(times[len(times)/2].Microseconds()), "median-µs")
-}
-
-// lockedBuffer collects a child process's output for the failure log.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.buf.Len() > 1<<20 {
-		return len(p), nil // keep the first MiB
-	}
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
