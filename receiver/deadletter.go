@@ -12,21 +12,50 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/stairhook/stairhook/verify"
 )
 
 // DeadLetterFile is the name of the dead-letter file in the outbox folder.
 const DeadLetterFile = "deadletter.jsonl"
 
-// maxDeadLetterLine bounds one line of the dead-letter file when reading it
-// back: a body (at most the middleware's 1 MiB cap) and its metadata.
-const maxDeadLetterLine = 4 << 20
+// Bounds of a dead-letter record. The body is stored as received, compacted
+// JSON without HTML escaping: a valid JSON text holds control characters
+// and everything else that JSON escapes already escaped, so the stored body
+// is never longer than the body the server accepted, at most the verify
+// middleware's cap (the server uses its default).
+const (
+	// maxDeadLetterBody is the largest body a record holds.
+	maxDeadLetterBody = verify.DefaultMaxBodyBytes
+	// maxDeadLetterMeta bounds the rest of a record: the time, the webhook
+	// and sink names (at most 64 bytes each part, see Config), the event
+	// id (256 bytes) and the error (maxDeadLetterError bytes, at most 6
+	// times that once JSON-escaped).
+	maxDeadLetterMeta = 64 << 10
+	// maxDeadLetterRecord bounds a line the server writes; a longer one is
+	// refused, so every record written can be read back.
+	maxDeadLetterRecord = maxDeadLetterBody + maxDeadLetterMeta
+	// maxDeadLetterLine bounds a line when reading. It is larger than
+	// maxDeadLetterRecord because files written before the body was stored
+	// unescaped have <, > and & in bodies as \u003c and the like: 6 bytes
+	// for 1, so up to 6 times the body.
+	maxDeadLetterLine = 6*maxDeadLetterBody + maxDeadLetterMeta
+	// maxReportedLines bounds the invalid lines one error of
+	// ReadDeadLetters names; the rest are counted.
+	maxReportedLines = 20
+)
 
 // maxDeadLetterError bounds the error text kept per record.
 const maxDeadLetterError = 4 << 10
 
 // ErrInvalidDeadLetter means a line of a dead-letter file is not a record
-// written by the server (for example one cut short by a crash).
+// written by the server (for example one cut short by a crash, or edited by
+// hand).
 var ErrInvalidDeadLetter = errors.New("receiver: invalid dead-letter record")
+
+// errDeadLetterTooLarge means a record would not fit the line the reader
+// accepts; the server then answers 503 rather than write it.
+var errDeadLetterTooLarge = errors.New("receiver: dead-letter record too large")
 
 // DeadLetter is one record of the dead-letter file: an event a sink
 // rejected permanently, with the reason, so that it can be replayed once
@@ -41,40 +70,101 @@ type DeadLetter struct {
 	EventID string `json:"event_id"`
 	// Sink is the Name of the sink that rejected it.
 	Sink string `json:"sink"`
-	// Error is the sink's reason.
+	// Error is the sink's reason, cut to 4 KiB.
 	Error string `json:"error"`
-	// Body is the event as received (compacted JSON).
+	// Body is the event as received: compacted JSON, written without HTML
+	// escaping, so a record is at most the body's size plus 64 KiB.
 	Body json.RawMessage `json:"body"`
 }
 
 // ReadDeadLetters reads every record of a dead-letter file. Blank lines are
-// skipped; any other line that is not a record is an error wrapping
-// ErrInvalidDeadLetter that names the line.
+// skipped. A line that is not a record (not JSON, without event_id, sink or
+// body, or longer than a record can be) is skipped too, and reported: the
+// records of every other line are returned together with an error that
+// joins one error per invalid line, each wrapping ErrInvalidDeadLetter and
+// naming the line number (the first 20, then how many more). So one damaged
+// line never hides the others, and a caller that finds
+// errors.Is(err, ErrInvalidDeadLetter) may use the records and report the
+// lines. Any other error is a failure to read r: the records before it are
+// returned, and the error does not wrap ErrInvalidDeadLetter.
+//
+// Memory is bounded by the records returned plus one line: a line longer
+// than the limit (six times the 1 MiB body cap, plus 64 KiB, which also
+// covers files written by earlier versions that HTML-escaped bodies) is
+// read through and dropped.
 func ReadDeadLetters(r io.Reader) ([]DeadLetter, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxDeadLetterLine)
+	br := bufio.NewReaderSize(r, 64<<10)
 	var out []DeadLetter
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
+	var bad []error
+	more := 0
+	report := func(n int, msg string) {
+		if len(bad) < maxReportedLines {
+			bad = append(bad, fmt.Errorf("%w: line %d: %s", ErrInvalidDeadLetter, n, msg))
+		} else {
+			more++
+		}
+	}
+	for n := 1; ; n++ {
+		line, tooLong, err := readLine(br, maxDeadLetterLine)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("receiver: reading dead letters: line %d: %w", n, err)
+		}
+		if tooLong {
+			report(n, fmt.Sprintf("longer than %d bytes", maxDeadLetterLine))
+			continue
+		}
+		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
 		var d DeadLetter
 		if err := json.Unmarshal(line, &d); err != nil {
-			return out, fmt.Errorf("%w: line %d: not a JSON record", ErrInvalidDeadLetter, n)
+			report(n, "not a JSON record")
+			continue
 		}
 		if d.EventID == "" || d.Sink == "" || len(d.Body) == 0 {
-			return out, fmt.Errorf("%w: line %d: event_id, sink or body missing", ErrInvalidDeadLetter, n)
+			report(n, "event_id, sink or body missing")
+			continue
 		}
 		out = append(out, d)
 	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return out, fmt.Errorf("%w: a line is longer than %d bytes", ErrInvalidDeadLetter, maxDeadLetterLine)
-		}
-		return out, err
+	if more > 0 {
+		bad = append(bad, fmt.Errorf("%w: %d more invalid lines", ErrInvalidDeadLetter, more))
 	}
-	return out, nil
+	return out, errors.Join(bad...)
+}
+
+// readLine returns the next line of br without its line feed, or io.EOF
+// when there is none. A line longer than max bytes is read to its end but
+// not kept: readLine then reports tooLong and no bytes, so memory stays
+// within max plus br's buffer.
+func readLine(br *bufio.Reader, max int) (line []byte, tooLong bool, err error) {
+	for {
+		frag, err := br.ReadSlice('\n')
+		if !tooLong {
+			if len(line)+len(frag) > max+1 { // +1: the line feed
+				tooLong, line = true, nil
+			} else {
+				line = append(line, frag...)
+			}
+		}
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF && (len(line) > 0 || tooLong):
+			err = nil // a last line without a line feed
+		case err != nil:
+			return nil, false, err
+		}
+		line = bytes.TrimSuffix(line, []byte("\n"))
+		if len(line) > max {
+			return nil, true, nil
+		}
+		return line, tooLong, nil
+	}
 }
 
 // deadLetters appends records to the dead-letter file, one write and one
@@ -86,14 +176,18 @@ type deadLetters struct {
 
 func (d *deadLetters) append(recs []DeadLetter) error {
 	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	// HTML escaping would store each <, > and & of the body as 6 bytes.
+	enc.SetEscapeHTML(false)
 	for _, rec := range recs {
 		rec.Error = clipText(rec.Error, maxDeadLetterError)
-		line, err := json.Marshal(rec)
-		if err != nil {
+		start := buf.Len()
+		if err := enc.Encode(rec); err != nil { // one line, with its line feed
 			return err
 		}
-		buf.Write(line)
-		buf.WriteByte('\n')
+		if n := buf.Len() - start - 1; n > maxDeadLetterRecord {
+			return fmt.Errorf("%w: %d bytes for event %s, sink %s (at most %d)", errDeadLetterTooLarge, n, rec.EventID, rec.Sink, maxDeadLetterRecord)
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
