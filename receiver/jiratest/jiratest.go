@@ -39,9 +39,12 @@ const SchemaEnv = "STAIRHOOK_ADF_SCHEMA"
 
 // Options configure a Server. The zero value is usable.
 type Options struct {
-	// Email and APIToken are the Basic auth credentials the server
-	// accepts. Default "jira@example.com" and "test-token".
-	Email, APIToken string
+	// Email is the Basic auth user name the server accepts. Default
+	// "jira@example.com".
+	Email string
+	// APIToken is the Basic auth password the server accepts. Default
+	// "test-token".
+	APIToken string
 	// Projects are the project keys that exist. Default: any key.
 	Projects []string
 	// IssueTypes are the issue type names that exist. Default: Task, Bug,
@@ -62,17 +65,31 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Issue is an issue the server created.
+// Issue is an issue the server created, as the create request gave it.
 type Issue struct {
-	ID, Key   string
-	Project   string
+	// ID is the issue's numeric id as Jira answers it, "10001" for the
+	// server's first issue, "10002" for the second, and so on.
+	ID string
+	// Key is the project key and the issue's number, such as "CS-1";
+	// numbers run across all projects of the server.
+	Key string
+	// Project is the project key of the request.
+	Project string
+	// IssueType is the issue type name of the request.
 	IssueType string
-	Summary   string
-	Labels    []string
-	Priority  string // empty when the request set none
-	// Description is the ADF document exactly as received.
+	// Summary is the summary of the request.
+	Summary string
+	// Labels are the labels of the request, in its order.
+	Labels []string
+	// Priority is the priority name of the request; empty when it set
+	// none.
+	Priority string
+	// Description is the ADF document exactly as received; empty when the
+	// request had no description field.
 	Description json.RawMessage
-	Created     time.Time
+	// Created is when the server created the issue, by Options.Now; the
+	// issue shows in search results once the search lag has passed since.
+	Created time.Time
 }
 
 // Fault is a failure injected in place of a normal answer.
@@ -80,8 +97,11 @@ type Fault struct {
 	// Path limits the fault to one endpoint ("/rest/api/3/issue" or
 	// "/rest/api/3/search/jql"); empty matches every request.
 	Path string
-	// Status and Header make an error answer with a Jira-style body.
+	// Status is the status code of the error answer, with a Jira-style
+	// body ({"errorMessages":[…]}), when neither Hang nor Reset is set.
 	Status int
+	// Header is added to the error answer, for Retry-After or
+	// X-RateLimit-Reset.
 	Header http.Header
 	// Hang holds the request without answering until the client gives up
 	// or the server closes.
@@ -94,8 +114,12 @@ type Fault struct {
 type Server struct {
 	// URL is the base URL, for JiraConfig.BaseURL.
 	URL string
-	// Email and APIToken are the accepted credentials.
-	Email, APIToken string
+	// Email is the accepted Basic auth user name (Options.Email or its
+	// default).
+	Email string
+	// APIToken is the accepted Basic auth password (Options.APIToken or
+	// its default).
+	APIToken string
 
 	ts     *httptest.Server
 	opts   Options
