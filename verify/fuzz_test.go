@@ -333,7 +333,7 @@ func FuzzParseSignatureHeader(f *testing.F) {
 		}
 
 		var sum sigSummary
-		summarize(&sum, []string{s})
+		summarize(&sum, [][]string{{s}})
 		v1 := 0
 		for _, e := range want {
 			if strings.HasPrefix(e, "v1,") {

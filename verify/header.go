@@ -2,6 +2,7 @@ package verify
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -24,29 +25,74 @@ var (
 	standardHeaders  = family{"Webhook-Id", "Webhook-Timestamp", "Webhook-Signature"}
 )
 
-// header returns the values of the header named canon. A map built by
-// net/http holds canonical keys; one built by hand may not, so when the
-// canonical key is absent the keys are compared case-insensitively.
-func header(h http.Header, canon string) ([]string, bool) {
-	if v, ok := h[canon]; ok {
-		return v, true
-	}
-	for k, v := range h {
-		if len(k) == len(canon) && strings.EqualFold(k, canon) {
-			return v, true
-		}
-	}
-	return nil, false
+// headerNames are the six names Verify reads.
+var headerNames = [...]string{
+	staircaseHeaders.id, staircaseHeaders.timestamp, staircaseHeaders.signature,
+	standardHeaders.id, standardHeaders.timestamp, standardHeaders.signature,
 }
 
-// single returns the only value of a header; several values are ambiguous
-// and so malformed.
-func single(h http.Header, canon string) (string, bool) {
-	v, ok := header(h, canon)
-	if !ok || len(v) != 1 {
+// headers is a request's header map as Verify reads it. A map built by
+// net/http holds canonical keys only. One built by hand may spell a name
+// otherwise, even under several keys at once, and map order must not
+// decide which of them counts: every spelling is read, as lines of one
+// header, in sorted key order.
+type headers struct {
+	h http.Header
+	// folded is set when h holds a non-canonical spelling of one of the
+	// six names; only then is more than the canonical key looked at.
+	folded bool
+}
+
+func newHeaders(h http.Header) headers {
+	hs := headers{h: h}
+	for k := range h {
+		for _, name := range headerNames {
+			// Equal lengths keep EqualFold to ASCII: no other rune folds
+			// to an ASCII letter in one byte.
+			if len(k) == len(name) && k != name && strings.EqualFold(k, name) {
+				hs.folded = true
+				return hs
+			}
+		}
+	}
+	return hs
+}
+
+// lines returns the value lists of every key of h that spells canon, in
+// sorted key order; empty when there is none. The usual single list needs
+// no allocation: one is the caller's room for it.
+func (hs headers) lines(one *[1][]string, canon string) [][]string {
+	if !hs.folded {
+		v, ok := hs.h[canon]
+		if !ok {
+			return nil
+		}
+		one[0] = v
+		return one[:]
+	}
+	keys := make([]string, 0, 2)
+	for k := range hs.h {
+		if len(k) == len(canon) && strings.EqualFold(k, canon) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	lines := make([][]string, len(keys))
+	for i, k := range keys {
+		lines[i] = hs.h[k]
+	}
+	return lines
+}
+
+// single returns the only value of a header; several values, on one key or
+// on several spellings of it, are ambiguous and so malformed.
+func (hs headers) single(canon string) (string, bool) {
+	var one [1][]string
+	lines := hs.lines(&one, canon)
+	if len(lines) != 1 || len(lines[0]) != 1 {
 		return "", false
 	}
-	return v[0], true
+	return lines[0][0], true
 }
 
 // nextEntry splits the first entry off s. Entries are separated by spaces;
@@ -79,29 +125,33 @@ type sigSummary struct {
 	firstV1   string // the first v1 entry, "v1," prefix included
 }
 
-// summarize fills s from the values of a signature header.
-func summarize(s *sigSummary, values []string) {
-	for i, val := range values {
-		s.length += len(val)
-		if i > 0 {
-			s.length++
-		}
-		for rest := val; ; {
-			var e string
-			e, rest = nextEntry(rest)
-			if e == "" {
-				break
+// summarize fills s from the lines of a signature header.
+func summarize(s *sigSummary, lines [][]string) {
+	n := 0
+	for _, values := range lines {
+		for _, val := range values {
+			s.length += len(val)
+			if n > 0 {
+				s.length++
 			}
-			s.entries++
-			s.only = e
-			if strings.HasPrefix(e, "v1,") {
-				if s.v1 == 0 {
-					s.firstV1 = e
+			n++
+			for rest := val; ; {
+				var e string
+				e, rest = nextEntry(rest)
+				if e == "" {
+					break
 				}
-				s.v1++
-			}
-			if strings.IndexByte(e, ',') > 0 {
-				s.versioned++
+				s.entries++
+				s.only = e
+				if strings.HasPrefix(e, "v1,") {
+					if s.v1 == 0 {
+						s.firstV1 = e
+					}
+					s.v1++
+				}
+				if strings.IndexByte(e, ',') > 0 {
+					s.versioned++
+				}
 			}
 		}
 	}

@@ -208,22 +208,27 @@ func (k *verifierKey) active(now time.Time) bool {
 // as received. On success it returns which key and scheme matched. On failure
 // the error wraps exactly one of ErrMissingSignature, ErrMalformedHeader,
 // ErrTimestampTooOld, ErrTimestampTooNew or ErrNoMatchingSignature, chosen in
-// the order SPEC.md fixes. Header names are matched case-insensitively.
+// the order SPEC.md fixes. Header names are matched case-insensitively; a
+// hand-built map that holds a name under several spellings is read as that
+// header repeated (signature lines together, in sorted key order; an id or
+// timestamp is then malformed).
 //
 // Verify does not remember ids: replay protection within the tolerance
 // window needs a Store, as the Middleware uses.
 func (v *Verifier) Verify(h http.Header, body []byte) (Result, error) {
+	hs := newHeaders(h)
+	var one [1][]string
 	fam := staircaseHeaders
-	values, ok := header(h, fam.signature)
-	if !ok {
+	lines := hs.lines(&one, fam.signature)
+	if len(lines) == 0 {
 		fam = standardHeaders
-		values, ok = header(h, fam.signature)
+		lines = hs.lines(&one, fam.signature)
 	}
-	if !ok {
+	if len(lines) == 0 {
 		return Result{}, ErrMissingSignature
 	}
 	var sum sigSummary
-	summarize(&sum, values)
+	summarize(&sum, lines)
 	if sum.entries == 0 {
 		return Result{}, ErrMissingSignature
 	}
@@ -234,7 +239,7 @@ func (v *Verifier) Verify(h http.Header, body []byte) (Result, error) {
 		return Result{}, withHint(ErrMalformedHeader, "more than 16 signature entries")
 	}
 	if sum.v1 > 0 {
-		return v.verifyV1(h, fam, values, &sum, body)
+		return v.verifyV1(hs, fam, lines, &sum, body)
 	}
 	if sum.versioned > 0 {
 		return Result{}, withHint(ErrNoMatchingSignature, "no v1 entry; entries of other versions are ignored")
@@ -260,39 +265,41 @@ func legacyHint(only string) string {
 // two v1 entries.
 var bigSigsPool = sync.Pool{New: func() any { return new([maxEntries][32]byte) }}
 
-// decodeV1 decodes the v1 entries of values into sigs, len(sigs) == sum.v1.
-func decodeV1(sigs [][32]byte, sum *sigSummary, values []string) bool {
+// decodeV1 decodes the v1 entries of lines into sigs, len(sigs) == sum.v1.
+func decodeV1(sigs [][32]byte, sum *sigSummary, lines [][]string) bool {
 	if len(sigs) == 1 {
 		return decodeBase64MAC(&sigs[0], sum.firstV1[len("v1,"):])
 	}
 	n := 0
-	for _, val := range values {
-		for rest := val; ; {
-			var e string
-			e, rest = nextEntry(rest)
-			if e == "" {
-				break
-			}
-			if strings.HasPrefix(e, "v1,") {
-				if n == len(sigs) || !decodeBase64MAC(&sigs[n], e[len("v1,"):]) {
-					return false
+	for _, values := range lines {
+		for _, val := range values {
+			for rest := val; ; {
+				var e string
+				e, rest = nextEntry(rest)
+				if e == "" {
+					break
 				}
-				n++
+				if strings.HasPrefix(e, "v1,") {
+					if n == len(sigs) || !decodeBase64MAC(&sigs[n], e[len("v1,"):]) {
+						return false
+					}
+					n++
+				}
 			}
 		}
 	}
 	return n == len(sigs)
 }
 
-func (v *Verifier) verifyV1(h http.Header, fam family, values []string, sum *sigSummary, body []byte) (Result, error) {
-	id, ok := single(h, fam.id)
+func (v *Verifier) verifyV1(hs headers, fam family, lines [][]string, sum *sigSummary, body []byte) (Result, error) {
+	id, ok := hs.single(fam.id)
 	if !ok {
 		return Result{}, withHint(ErrMalformedHeader, "missing or repeated "+strings.ToLower(fam.id)+" header")
 	}
 	if !validID(id) {
 		return Result{}, withHint(ErrMalformedHeader, strings.ToLower(fam.id)+" must be 1 to 256 visible ASCII characters")
 	}
-	tsText, ok := single(h, fam.timestamp)
+	tsText, ok := hs.single(fam.timestamp)
 	if !ok {
 		return Result{}, withHint(ErrMalformedHeader, "missing or repeated "+strings.ToLower(fam.timestamp)+" header")
 	}
@@ -327,7 +334,7 @@ func (v *Verifier) verifyV1(h http.Header, fam family, values []string, sum *sig
 		sigs = big[:]
 	}
 	sigs = sigs[:sum.v1]
-	if !decodeV1(sigs, sum, values) {
+	if !decodeV1(sigs, sum, lines) {
 		return Result{}, withHint(ErrMalformedHeader, "a v1 entry is not standard base64 of 32 bytes")
 	}
 

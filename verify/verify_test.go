@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/stairhook/stairhook/verify"
 )
 
@@ -278,6 +280,74 @@ func TestVerifyHeaderShapes(t *testing.T) {
 				return
 			}
 			requireSentinel(t, err, c.want)
+		})
+	}
+}
+
+// TestVerifyHeaderSpellings covers a hand-built header map that holds one
+// name under several spellings. Every spelling counts, as a repeated header,
+// so the outcome cannot depend on the order in which the map is ranged:
+// each case runs many times.
+func TestVerifyHeaderSpellings(t *testing.T) {
+	s := mustSecret(t, s32)
+	v := newTestVerifier(t, verify.Options{Keys: []verify.Key{{Label: "k", Secret: s}}})
+	signed := mustSign(t, testID, fixedNow, testBody, s)
+	sig := signed.Get("X-Staircase-Signature")
+	wrongSig := "v1," + base64.StdEncoding.EncodeToString(refMAC([]byte("another key of thirty-two bytes!"), testID, "1764115200", testBody))
+	const ts = "1764115200"
+	for _, c := range []struct {
+		name string
+		h    http.Header
+		want error
+	}{
+		{"id under two spellings, canonical absent", http.Header{
+			"x-staircase-id": {testID}, "X-STAIRCASE-ID": {"evt_other"},
+			"X-Staircase-Timestamp": {ts}, "X-Staircase-Signature": {sig},
+		}, verify.ErrMalformedHeader},
+		{"id under the canonical key and another spelling", http.Header{
+			"X-Staircase-Id": {testID}, "x-staircase-id": {testID},
+			"X-Staircase-Timestamp": {ts}, "X-Staircase-Signature": {sig},
+		}, verify.ErrMalformedHeader},
+		{"timestamp under two spellings", http.Header{
+			"X-Staircase-Id":        {testID},
+			"x-staircase-timestamp": {ts}, "X-STAIRCASE-TIMESTAMP": {"1764115201"},
+			"X-Staircase-Signature": {sig},
+		}, verify.ErrMalformedHeader},
+		{"one lower-case spelling of each is fine", http.Header{
+			"x-staircase-id": {testID}, "x-staircase-timestamp": {ts}, "x-staircase-signature": {sig},
+		}, nil},
+		{"signature lines under two spellings are read together", http.Header{
+			"X-Staircase-Id": {testID}, "X-Staircase-Timestamp": {ts},
+			"x-staircase-signature": {wrongSig}, "X-STAIRCASE-SIGNATURE": {sig},
+		}, nil},
+		{"a junk line under one spelling beside a good one", http.Header{
+			"X-Staircase-Id": {testID}, "X-Staircase-Timestamp": {ts},
+			"x-staircase-signature": {"hello"}, "X-Staircase-Signature": {sig},
+		}, nil},
+		{"a bad v1 entry under one spelling spoils the whole", http.Header{
+			"X-Staircase-Id": {testID}, "X-Staircase-Timestamp": {ts},
+			"x-staircase-signature": {"v1,AAAA"}, "X-Staircase-Signature": {sig},
+		}, verify.ErrMalformedHeader},
+		{"the entry limit counts every spelling", http.Header{
+			"X-Staircase-Id": {testID}, "X-Staircase-Timestamp": {ts},
+			"x-staircase-signature": {strings.Repeat(wrongSig+" ", 8) + sig},
+			"X-STAIRCASE-SIGNATURE": {strings.Repeat(wrongSig+" ", 8)},
+		}, verify.ErrMalformedHeader},
+		{"webhook-id under two spellings", http.Header{
+			"webhook-id": {testID}, "WEBHOOK-ID": {testID},
+			"Webhook-Timestamp": {ts}, "Webhook-Signature": {sig},
+		}, verify.ErrMalformedHeader},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for range 200 {
+				res, err := v.Verify(c.h, testBody)
+				if c.want == nil {
+					require.NoError(t, err)
+					require.Equal(t, "k", res.KeyLabel)
+					continue
+				}
+				require.ErrorIs(t, err, c.want)
+			}
 		})
 	}
 }
