@@ -27,10 +27,11 @@ type SMTPConfig struct {
 	Host string `yaml:"host"`
 	// Port defaults to 587 (465 with TLS "tls", 25 with "none").
 	Port int `yaml:"port"`
-	// Username and Password enable SMTP AUTH (the strongest mechanism the
-	// server offers over TLS: SCRAM, CRAM-MD5, PLAIN, LOGIN). Without a
-	// username no AUTH is attempted.
+	// Username enables SMTP AUTH, with the strongest mechanism the server
+	// offers over TLS (SCRAM, CRAM-MD5, PLAIN, LOGIN). Without a username
+	// no AUTH is attempted.
 	Username string `yaml:"username"`
+	// Password is Username's password; it requires a Username.
 	Password string `yaml:"password"`
 	// TLS is the transport security policy:
 	//   - "mandatory" (the default) and its alias "starttls": plain
@@ -51,8 +52,10 @@ type SMTPConfig struct {
 
 // EmailRoute says how one route turns an event into an email.
 type EmailRoute struct {
-	// To and Cc are the recipients; at least one To is required.
+	// To are the recipients, addresses or "Name <address>"; at least one
+	// is required.
 	To []string `yaml:"to"`
+	// Cc are the copy recipients, in the same form; none by default.
 	Cc []string `yaml:"cc"`
 	// Subject is a text/template over the Event (default
 	// DefaultEmailSubject); line breaks are removed and test events get the

@@ -31,9 +31,11 @@ type JiraConfig struct {
 	// https; http is accepted for loopback test servers only, because the
 	// API token travels in every request.
 	BaseURL string `yaml:"base_url"`
-	// Email and APIToken are the Basic auth credentials of the account the
-	// issues are created as.
-	Email    string `yaml:"email"`
+	// Email is the Atlassian account the issues are created as, the user
+	// name of Basic auth. Required.
+	Email string `yaml:"email"`
+	// APIToken is that account's API token, the password of Basic auth.
+	// Required; the sink removes it from error text the API sends back.
 	APIToken string `yaml:"api_token"`
 	// Timeout bounds each HTTP request. Default 10 s.
 	Timeout time.Duration `yaml:"timeout"`
