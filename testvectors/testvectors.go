@@ -17,7 +17,9 @@ import (
 	_ "embed"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 )
 
 //go:embed vectors.json
@@ -128,13 +130,19 @@ func Load() (*File, error) {
 	return Parse(raw)
 }
 
-// Parse parses data in the vectors.json format with the checks of Load.
+// Parse parses data in the vectors.json format with the checks of Load; the
+// document must be the whole of data, but for trailing white space.
 func Parse(data []byte) (*File, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var f File
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("testvectors: %w", err)
+	}
+	// One document and nothing after it but white space: a second value
+	// or a stray byte means a damaged or concatenated file.
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("testvectors: data after the JSON document")
 	}
 	if f.Scheme != Scheme || f.Version != 1 {
 		return nil, fmt.Errorf("testvectors: scheme %q version %d, want %q version 1", f.Scheme, f.Version, Scheme)

@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/stairhook/stairhook/testvectors"
 )
 
@@ -38,6 +41,8 @@ func TestParseRejectsDamage(t *testing.T) {
 		"wrong count":    `{"scheme":"staircase-webhook-signature","version":1,"numberOfTests":2,"tests":[{"tcId":1}]}`,
 		"duplicate tcId": `{"scheme":"staircase-webhook-signature","version":1,"numberOfTests":2,"tests":[{"tcId":1},{"tcId":1}]}`,
 		"not JSON":       `{`,
+		"trailing data":  `{"scheme":"staircase-webhook-signature","version":1,"numberOfTests":0,"tests":[]} {}`,
+		"trailing byte":  `{"scheme":"staircase-webhook-signature","version":1,"numberOfTests":0,"tests":[]}x`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := testvectors.Parse([]byte(doc)); err == nil || !strings.HasPrefix(err.Error(), "testvectors: ") {
@@ -55,4 +60,10 @@ func TestBytesIsTheFile(t *testing.T) {
 	if f.Scheme != testvectors.Scheme {
 		t.Fatalf("scheme %q", f.Scheme)
 	}
+}
+
+func TestParseAcceptsTrailingWhiteSpace(t *testing.T) {
+	f, err := testvectors.Parse([]byte(`{"scheme":"staircase-webhook-signature","version":1,"numberOfTests":0,"tests":[]}` + " \n\t\r\n"))
+	require.NoError(t, err)
+	assert.Equal(t, testvectors.Scheme, f.Scheme)
 }
