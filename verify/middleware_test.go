@@ -643,25 +643,39 @@ func TestMiddlewareConcurrentDuplicates(t *testing.T) {
 		<-release // hold the reservation until every other copy answered
 	}))
 	body := []byte(`{"n":1}`)
-	codes := make([]int, n)
-	var others sync.WaitGroup
-	var all sync.WaitGroup
-	others.Add(n - 1)
-	for i := range n {
-		all.Add(1)
+	answers := make(chan int, n)
+	for range n {
 		go func() {
-			defer all.Done()
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, f.request("evt_same", body))
-			codes[i] = rec.Code
-			if rec.Code != http.StatusOK {
-				others.Done()
-			}
+			answers <- rec.Code
 		}()
 	}
-	others.Wait()
+	// Every copy but the one in next answers at once. Should a regression
+	// let two copies into next, they would wait for release for ever:
+	// bound the wait, then release them and count.
+	var codes []int
+	timeout := time.After(5 * time.Second)
+wait:
+	for len(codes) < n-1 {
+		select {
+		case c := <-answers:
+			codes = append(codes, c)
+		case <-timeout:
+			t.Errorf("only %d of %d copies answered while one was in next", len(codes), n)
+			break wait
+		}
+	}
 	close(release)
-	all.Wait()
+	timeout = time.After(5 * time.Second)
+	for len(codes) < n {
+		select {
+		case c := <-answers:
+			codes = append(codes, c)
+		case <-timeout:
+			require.FailNow(t, "copies still running after release", "%d of %d answered", len(codes), n)
+		}
+	}
 
 	assert.Equal(t, int32(1), called.Load(), "exactly one copy reaches next")
 	var ok, conflict int
