@@ -102,7 +102,7 @@ func (v *Verifier) initMiddleware() error {
 // body_too_large, bad_body, method_not_allowed, in_flight,
 // store_unavailable) and whose message is generic: the cause, with hints,
 // goes to Options.OnError, never to the client. OnError is also called when
-// marking an id done fails after next answered.
+// marking an id done or releasing it fails after next answered or panicked.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v.serve(w, r, next)

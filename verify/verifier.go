@@ -90,8 +90,10 @@ type Options struct {
 
 	// Store records the ids the Middleware has seen, for replay protection
 	// and idempotency. Default value is a NewMemoryStore with its defaults,
-	// which protects one process only; use a shared store (see
-	// verify/redisstore) when several instances receive the same webhook.
+	// made by NewVerifier for this Verifier alone: it protects this
+	// Verifier only, not others in the same process. Give Verifiers of one
+	// webhook the same Store, and use a shared store (see verify/redisstore)
+	// when several processes or instances receive it.
 	Store Store
 
 	// Retention is how long the Middleware remembers an id. Default value,
