@@ -108,7 +108,7 @@ type Options struct {
 
 	// OnError is called by the Middleware for every request it rejects, and
 	// when recording the outcome in the Store fails after the next handler
-	// answered, with an error that wraps one of this package's sentinels.
+	// answered or panicked, with an error that wraps one of this package's sentinels.
 	// Default value logs one line with log/slog at Warn level: the reason,
 	// the id header if any and the remote address, never a signature or
 	// secret.
