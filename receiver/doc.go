@@ -5,7 +5,10 @@
 // [DefaultConfig]), create a [Server] with [NewServer] and run
 // [Server.ListenAndServe]. Each webhook of the configuration is served at
 // POST /webhooks/{name} behind the verify middleware with its own keyring;
-// GET /healthz answers 200 while the id store answers. [DecodeEvent] and
+// GET /healthz answers 200 while the id store answers (503
+// store_unavailable otherwise) and, in memory, has room for a new id (503
+// store_full otherwise). Use it for readiness rather than liveness: a
+// restart forgets an in-memory store (see Memory store). [DecodeEvent] and
 // [Sample] are usable on their own.
 //
 // # Delivery
@@ -75,7 +78,7 @@
 // Unknown event types and fields are accepted, routed and kept
 // ([Event.Raw], [Event.Fields]). The response bodies' "error.code" values
 // (invalid_event, id_mismatch, unknown_webhook, sink_unavailable,
-// store_unavailable, sink_rejected, dead_letter_unavailable, not_found,
-// method_not_allowed, besides the middleware's) and the dead-letter format
-// are stable.
+// store_unavailable, store_full, sink_rejected, dead_letter_unavailable,
+// not_found, method_not_allowed, besides the middleware's) and the
+// dead-letter format are stable.
 package receiver

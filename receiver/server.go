@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,9 +66,10 @@ type ServerOptions struct {
 	// DeliveryTimeout plus 5 s.
 	ShutdownTimeout time.Duration
 
-	// ledgerEntries is the capacity of the in-memory record of done sinks.
-	// Default value is verify.DefaultMemoryStoreEntries; tests lower it.
-	ledgerEntries int
+	// idEntries and ledgerEntries are the capacities of the in-memory
+	// stores of ids and of done sinks. Default value is
+	// verify.DefaultMemoryStoreEntries; tests lower them.
+	idEntries, ledgerEntries int
 }
 
 // Server receives signed events on POST /webhooks/{name} and delivers each
@@ -85,6 +87,8 @@ type Server struct {
 	ledger          ledger
 	deadLetters     *deadLetters
 	ping            func(context.Context) error // nil when the store cannot be checked
+	memIDs          *verify.MemoryStore         // the in-memory id store, if the server made it
+	memIDsCap       int
 	closeStore      func() error
 
 	mu      sync.Mutex
@@ -163,7 +167,9 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 		// only risks running a sink again for a very late redelivery. In
 		// one store the done sinks would fill it and every new event would
 		// be refused.
-		store = verify.NewMemoryStore(verify.MemoryStoreOptions{Now: opts.Now})
+		s.memIDsCap = cmp.Or(opts.idEntries, verify.DefaultMemoryStoreEntries)
+		s.memIDs = verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: s.memIDsCap, Now: opts.Now})
+		store = s.memIDs
 		ledgerStore = verify.NewMemoryStore(verify.MemoryStoreOptions{
 			MaxEntries: opts.ledgerEntries,
 			EvictDone:  true,
@@ -410,7 +416,35 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.idStoreFull(r.Context()) {
+		s.log.Warn("health check: the in-memory id store is full")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"status": "unavailable",
+			"error":  errorBody{Code: "store_full", Message: "the id store is full: new events are answered 503 until old ids expire"},
+		})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// idStoreFull reports whether the in-memory id store, if the server made
+// one, would refuse a new id now.
+func (s *Server) idStoreFull(ctx context.Context) bool {
+	if s.memIDs == nil || s.memIDs.Len() < s.memIDsCap {
+		return false
+	}
+	// Len counts expired ids until a call drops them. A Reserve drops them
+	// and answers as it would for a new event; its key is outside the
+	// "id/" space of the middleware's ids, and it holds a slot only until
+	// the Release below. Only a store that looks full is probed.
+	r, state, err := s.memIDs.Reserve(ctx, "health/probe", time.Second)
+	if err != nil {
+		return errors.Is(err, verify.ErrStoreFull)
+	}
+	if state == verify.StateNew {
+		_ = s.memIDs.Release(ctx, r)
+	}
+	return false
 }
 
 // Sink outcomes, as reported in responses and logs.

@@ -605,6 +605,30 @@ func TestServerHealth(t *testing.T) {
 	assert.Equal(t, "store_unavailable", decodeResponse(t, rec).Error.Code)
 }
 
+func TestServerHealthIDStoreFull(t *testing.T) {
+	h := newHarness(t, nil, ServerOptions{idEntries: 2})
+	health := func() *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+		return rec
+	}
+	for _, id := range []string{"evt_h1", "evt_h2"} {
+		require.Equal(t, http.StatusOK, health().Code, "room left before %s", id)
+		require.Equal(t, http.StatusOK, h.post(id, event(t, TypeChurnRisk, id, nil)).Code)
+	}
+	rec := health()
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.Equal(t, "store_full", decodeResponse(t, rec).Error.Code)
+	assert.Equal(t, http.StatusServiceUnavailable, h.post("evt_h3", event(t, TypeChurnRisk, "evt_h3", nil)).Code,
+		"the middleware refuses new ids, as the health check says")
+	assert.Equal(t, http.StatusServiceUnavailable, health().Code, "the probe took no room")
+
+	// The ids expire: healthy again, although no request has dropped them.
+	h.now = h.now.Add(time.Hour)
+	assert.Equal(t, http.StatusOK, health().Code)
+	assert.Equal(t, http.StatusOK, h.post("evt_h3", event(t, TypeChurnRisk, "evt_h3", nil)).Code)
+}
+
 func TestServerConcurrentDuplicates(t *testing.T) {
 	h := newHarness(t, nil, ServerOptions{})
 	hold := make(chan struct{})
