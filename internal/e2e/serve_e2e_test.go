@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,23 +29,81 @@ import (
 // serveProc is a `stairhook serve` child process.
 type serveProc struct {
 	cmd    *exec.Cmd
+	bin    string
+	config string
 	addr   string
+	env    []string
 	stdout *testenv.Buffer
 	stderr *testenv.Buffer
 	exited chan struct{}
 	err    error // from Wait, once exited is closed
 }
 
-// startServe runs `stairhook serve --config config` with env added to the
-// environment, waits until it accepts connections on addr, and kills it by
-// process id when the test ends if it is still running.
-func startServe(t testing.TB, bin, config, addr string, env ...string) *serveProc {
+// errAddrInUse means serve exited because its address was taken.
+var errAddrInUse = errors.New("address in use")
+
+// startServe runs `stairhook serve` on a free loopback port with the config
+// file that config writes for that address and env added to the
+// environment, and waits until it listens. A free port is only free until
+// someone binds it, so when serve finds its port taken it is started again
+// on a new one, up to three times. testenv.StartServer does the same for
+// other servers, but it waits for the child itself, and these tests need
+// serve's exit status after SIGTERM.
+func startServe(t testing.TB, bin string, config func(addr string) string, env ...string) *serveProc {
 	t.Helper()
-	p := &serveProc{addr: addr, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, exited: make(chan struct{})}
+	return startServeOn(t, func() string { return testenv.Addr(testenv.FreePort(t)) }, bin, config, env...)
+}
+
+// startServeOn is startServe with the addresses to try taken from next.
+func startServeOn(t testing.TB, next func() string, bin string, config func(addr string) string, env ...string) *serveProc {
+	t.Helper()
+	var errs []error
+	for range 3 {
+		addr := next()
+		p, err := tryServe(t, bin, config(addr), addr, env)
+		if err == nil {
+			return p
+		}
+		errs = append(errs, err)
+		if !errors.Is(err, errAddrInUse) {
+			break
+		}
+	}
+	t.Fatalf("stairhook serve did not start: %v", errors.Join(errs...))
+	return nil
+}
+
+// restart starts serve again with the same config, so on the same address,
+// once p has exited. The address can be briefly unavailable (a client's
+// connection may hold it as its local port), so a taken address is tried
+// again for a few seconds.
+func (p *serveProc) restart(t testing.TB) *serveProc {
+	t.Helper()
+	<-p.exited
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		q, err := tryServe(t, p.bin, p.config, p.addr, p.env)
+		if err == nil {
+			return q
+		}
+		if !errors.Is(err, errAddrInUse) || time.Now().After(deadline) {
+			t.Fatalf("stairhook serve did not start again on %s: %v", p.addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// tryServe runs serve once and waits until it has bound addr (it says
+// "listening on") and accepts connections. It kills the process by its id
+// when the test ends if it is still running.
+func tryServe(t testing.TB, bin, config, addr string, env []string) (*serveProc, error) {
+	p := &serveProc{bin: bin, config: config, addr: addr, env: env, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, "serve", "--config", config)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	require.NoError(t, p.cmd.Start())
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
 	go func() {
 		p.err = p.cmd.Wait()
 		close(p.exited)
@@ -56,19 +116,26 @@ func startServe(t testing.TB, bin, config, addr string, env ...string) *servePro
 			<-p.exited
 		}
 	})
+	// Only "listening on" says that serve itself holds addr: another
+	// process on it would answer a dial too.
 	deadline := time.Now().Add(30 * time.Second)
-	for !testenvDialable(addr) {
+	for !strings.Contains(p.stdout.String(), "listening on") || !testenvDialable(addr) {
 		select {
 		case <-p.exited:
-			t.Fatalf("stairhook serve exited at start: %v\nstdout: %s\nstderr: %s", p.err, p.stdout, p.stderr)
+			err := fmt.Errorf("stairhook serve on %s exited at start: %v\nstdout: %s\nstderr: %s", addr, p.err, p.stdout, p.stderr)
+			if strings.Contains(p.stderr.String(), "address already in use") {
+				err = fmt.Errorf("%w: %w", errAddrInUse, err)
+			}
+			return nil, err
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("stairhook serve did not listen on %s\nstderr: %s", addr, p.stderr)
+			_ = p.cmd.Process.Kill()
+			return nil, fmt.Errorf("stairhook serve did not listen on %s\nstderr: %s", addr, p.stderr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return p
+	return p, nil
 }
 
 // stop sends SIGTERM and waits for the exit, returning its error (nil for
@@ -173,10 +240,11 @@ func TestServeEndToEnd(t *testing.T) {
 
 	secret, err := verify.NewSecret()
 	require.NoError(t, err)
-	addr := testenv.Addr(testenv.FreePort(t))
-	cfg := serveConfig(t, addr, t.TempDir(), "", jira.URL, mp.SMTPHost, mp.SMTPPort)
-	proc := startServe(t, bin, cfg, addr, serveEnv(secret)...)
-	ep := sender.Endpoint{URL: "http://" + addr + "/webhooks/" + webhookName, Secrets: []verify.Secret{secret}, Enabled: true}
+	outbox := t.TempDir()
+	proc := startServe(t, bin, func(addr string) string {
+		return serveConfig(t, addr, outbox, "", jira.URL, mp.SMTPHost, mp.SMTPPort)
+	}, serveEnv(secret)...)
+	ep := sender.Endpoint{URL: "http://" + proc.addr + "/webhooks/" + webhookName, Secrets: []verify.Secret{secret}, Enabled: true}
 	snd := sender.New(sender.Options{Schedule: make([]time.Duration, 6), Sleep: noSleep, Timeout: 30 * time.Second})
 	ctx := t.Context()
 
@@ -304,10 +372,11 @@ func TestServeSIGTERMInFlight(t *testing.T) {
 	smtp := smtptest.NewServer(t, smtptest.Options{Username: smtpUser, Password: smtpPassword, NoTLS: true})
 	secret, err := verify.NewSecret()
 	require.NoError(t, err)
-	addr := testenv.Addr(testenv.FreePort(t))
-	cfg := serveConfig(t, addr, t.TempDir(), rs.URL(), jira.URL, "127.0.0.1", smtp.Port)
-	proc := startServe(t, bin, cfg, addr, serveEnv(secret)...)
-	ep := sender.Endpoint{URL: "http://" + addr + "/webhooks/" + webhookName, Secrets: []verify.Secret{secret}, Enabled: true}
+	outbox := t.TempDir()
+	proc := startServe(t, bin, func(addr string) string {
+		return serveConfig(t, addr, outbox, rs.URL(), jira.URL, "127.0.0.1", smtp.Port)
+	}, serveEnv(secret)...)
+	ep := sender.Endpoint{URL: "http://" + proc.addr + "/webhooks/" + webhookName, Secrets: []verify.Secret{secret}, Enabled: true}
 
 	id := fmt.Sprintf("evt_sigterm_%d", time.Now().UnixNano())
 	body := event(t, receiver.TypeChurnRisk, id, nil)
@@ -339,10 +408,53 @@ func TestServeSIGTERMInFlight(t *testing.T) {
 	assert.Zero(t, issuesFor(jira, id))
 	assert.Equal(t, 1, mailsFor(smtp, id), "the email sink ran to completion")
 
-	proc = startServe(t, bin, cfg, addr, serveEnv(secret)...)
+	proc = proc.restart(t)
 	rep, err := newSender(5).Send(t.Context(), ep, id, body)
 	require.NoError(t, err, "statuses %v", statuses(rep))
 	assert.Equal(t, 1, issuesFor(jira, id))
 	assert.Equal(t, 1, mailsFor(smtp, id), "no second email after the restart")
+	require.NoError(t, proc.stop(t, 30*time.Second))
+}
+
+// TestServeAddressTaken starts serve on an address someone else holds: it
+// must go on to a fresh one; and restarts it while its address is held for
+// a moment: it must get the same address once it is free.
+func TestServeAddressTaken(t *testing.T) {
+	t.Parallel()
+	bin := stairhookBinary(t)
+	jira := jiratest.NewServer(jiratest.Options{Email: jiraEmail, APIToken: jiraToken})
+	t.Cleanup(jira.Close)
+	secret, err := verify.NewSecret()
+	require.NoError(t, err)
+	outbox := t.TempDir()
+	config := func(addr string) string {
+		return serveConfig(t, addr, outbox, "", jira.URL, "127.0.0.1", testenv.FreePort(t))
+	}
+
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer held.Close()
+	var tried []string
+	proc := startServeOn(t, func() string {
+		if len(tried) == 0 {
+			tried = append(tried, held.Addr().String())
+		} else {
+			tried = append(tried, testenv.Addr(testenv.FreePort(t)))
+		}
+		return tried[len(tried)-1]
+	}, bin, config, serveEnv(secret)...)
+	require.Len(t, tried, 2, "a second address after the first was taken")
+	assert.Equal(t, tried[1], proc.addr)
+	assert.Contains(t, proc.stdout.String(), "listening on "+proc.addr)
+
+	require.NoError(t, proc.stop(t, 30*time.Second))
+	again, err := net.Listen("tcp", proc.addr)
+	require.NoError(t, err, "the address is free after the exit")
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		again.Close()
+	}()
+	proc = proc.restart(t)
+	assert.Contains(t, proc.stdout.String(), "listening on "+tried[1])
 	require.NoError(t, proc.stop(t, 30*time.Second))
 }

@@ -10,12 +10,15 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,22 +65,76 @@ func peakRSS(pid int) (int64, error) {
 	return 0, errors.New("no VmHWM in /proc status")
 }
 
-// recorder is a RoundTripper that counts the answers by status, and the
-// duplicates (X-Stairhook-Duplicate: true).
+// recorder is a RoundTripper that counts the answers by status and the
+// duplicates (X-Stairhook-Duplicate: true), and sorts transport errors: a
+// request that never reached the server (refused while it restarts) is
+// expected; one sent but not answered is recorded as cut, for the test to
+// judge.
 type recorder struct {
 	next       http.RoundTripper
 	mu         sync.Mutex
 	byStatus   map[int]int
-	transport  int
+	refused    int
+	cut        []cutRequest
 	duplicates atomic.Int64
 }
 
+// cutRequest is a request that got a transport error other than a failed
+// dial: it may have been sent.
+type cutRequest struct {
+	id      string
+	at      time.Time
+	err     error
+	reused  bool          // on a keep-alive connection
+	idle    time.Duration // how long that connection had been idle
+	written bool          // the whole request was written
+}
+
+func (c cutRequest) String() string {
+	return fmt.Sprintf("%s at %s: %v (connection reused %v, idle %v before; request written %v)",
+		c.id, c.at.Format("15:04:05.000"), c.err, c.reused, c.idle, c.written)
+}
+
+// closedUnread reports whether c is a request that the server closed
+// unread while it was shutting down between stopping and restarted:
+// http.Server.Shutdown closes each connection it sees idle, and a client
+// may be writing its next request on one at that moment (the race between
+// a server closing an idle keep-alive connection and a client reusing it,
+// RFC 9112 section 9.3.1). The client sees EOF or a reset. Shutdown never
+// closes a connection once it has started reading a request from it, and
+// the test checks that the server exited 0, so it did not have to force
+// any connection closed: such a request never reached the handler, and the
+// sender's retry is its one delivery. Any other cut request fails the
+// test.
+func (c cutRequest) closedUnread(stopping, restarted time.Time) bool {
+	return c.reused && c.written && !c.at.Before(stopping) && !c.at.After(restarted) &&
+		(errors.Is(c.err, io.EOF) || errors.Is(c.err, syscall.ECONNRESET))
+}
+
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	// The connection's history tells a request the server closed as idle
+	// from one it cut while handling it.
+	var conn atomic.Pointer[httptrace.GotConnInfo]
+	var written atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn:      func(info httptrace.GotConnInfo) { conn.Store(&info) },
+		WroteRequest: func(info httptrace.WroteRequestInfo) { written.Store(info.Err == nil) },
+	}))
 	resp, err := r.next.RoundTrip(req)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
-		r.transport++
+		if notSent(err) {
+			r.refused++
+			return resp, err
+		}
+		c := cutRequest{id: req.Header.Get("X-Staircase-Id"), at: time.Now(), err: err, written: written.Load()}
+		if info := conn.Load(); info != nil {
+			c.reused, c.idle = info.Reused, info.IdleTime
+		}
+		if len(r.cut) < 1000 {
+			r.cut = append(r.cut, c)
+		}
 		return resp, err
 	}
 	r.byStatus[resp.StatusCode]++
@@ -85,6 +142,13 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		r.duplicates.Add(1)
 	}
 	return resp, err
+}
+
+// notSent reports whether err means the request never reached the server:
+// the connection could not be made.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // countByID counts the "[id]" markers in each string.
@@ -121,10 +185,10 @@ func TestSoak(t *testing.T) {
 	smtp := smtptest.NewServer(t, smtptest.Options{Username: smtpUser, Password: smtpPassword, NoTLS: true})
 	secret, err := verify.NewSecret()
 	require.NoError(t, err)
-	addr := testenv.Addr(testenv.FreePort(t))
-	cfg := serveConfig(t, addr, t.TempDir(), rs.URL(), jira.URL, "127.0.0.1", smtp.Port)
-	env := serveEnv(secret)
-	proc := startServe(t, bin, cfg, addr, env...)
+	outbox := t.TempDir()
+	proc := startServe(t, bin, func(addr string) string {
+		return serveConfig(t, addr, outbox, rs.URL(), jira.URL, "127.0.0.1", smtp.Port)
+	}, serveEnv(secret)...)
 
 	rec := &recorder{next: http.DefaultTransport, byStatus: map[int]int{}}
 	client := &http.Client{
@@ -154,7 +218,7 @@ func TestSoak(t *testing.T) {
 	})
 	signer, err := verify.NewSigner(secret)
 	require.NoError(t, err)
-	ep := sender.Endpoint{URL: "http://" + addr + "/webhooks/" + webhookName, Secrets: []verify.Secret{secret}, Enabled: true}
+	ep := sender.Endpoint{URL: "http://" + proc.addr + "/webhooks/" + webhookName, Secrets: []verify.Secret{secret}, Enabled: true}
 
 	type kind int
 	const (
@@ -317,11 +381,13 @@ func TestSoak(t *testing.T) {
 	}
 	rss1, _ := peakRSS(proc.cmd.Process.Pid)
 	t0 := time.Now()
+	t.Logf("SIGTERM to the first server at %s", t0.Format("15:04:05.000"))
 	if err := proc.stop(t, 60*time.Second); err != nil {
 		t.Errorf("first server: exit after SIGTERM: %v; stderr tail: %s", err, tail(proc.stderr.String(), 2000))
 	}
-	proc = startServe(t, bin, cfg, addr, env...)
-	restartGap := time.Since(t0)
+	proc = proc.restart(t)
+	restarted := time.Now()
+	restartGap := restarted.Sub(t0)
 	wg.Wait()
 	elapsed := time.Since(start)
 	rss2, _ := peakRSS(proc.cmd.Process.Pid)
@@ -364,13 +430,23 @@ func TestSoak(t *testing.T) {
 
 	rec.mu.Lock()
 	byStatus := fmt.Sprint(rec.byStatus)
-	transportErrs := rec.transport
+	transportErrs := rec.refused
+	var closedUnread int
+	var cut []string
+	for _, c := range rec.cut {
+		if c.closedUnread(t0, restarted) {
+			closedUnread++
+		} else {
+			cut = append(cut, c.String())
+		}
+	}
 	rec.mu.Unlock()
+	assert.Empty(t, cut, "requests sent but not answered, other than those the shutdown closed unread")
 	summary := fmt.Sprintf("soak: N=%d concurrency=%d genuine=%d (redelivered %d) tampered=%d rejected=%d replayed=%d deduplicated=%d "+
-		"faults jira503=%d jira429=%d smtp451=%d smtp421=%d; issues=%d emails=%d; sender attempts=%d answers=%s transport errors=%d; "+
+		"faults jira503=%d jira429=%d smtp451=%d smtp421=%d; issues=%d emails=%d; sender attempts=%d answers=%s refused while restarting=%d closed unread by the shutdown=%d; "+
 		"restart gap %v; peak RSS %.1f MiB then %.1f MiB; %v (%.0f events/s)",
 		n, concurrency, n-counts[tampered], counts[redelivered], counts[tampered], tamperRejected, counts[replayed], replayRejected,
-		faults[1], faults[2], faults[3], faults[4], len(summaries), len(subjects), attempts.Load(), byStatus, transportErrs,
+		faults[1], faults[2], faults[3], faults[4], len(summaries), len(subjects), attempts.Load(), byStatus, transportErrs, closedUnread,
 		restartGap.Round(time.Millisecond), float64(rss1)/(1<<20), float64(rss2)/(1<<20), elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
 	t.Log(summary)
 	fmt.Println(summary)
@@ -381,4 +457,48 @@ func tail(s string, n int) string {
 		return s
 	}
 	return s[len(s)-n:]
+}
+
+// TestSoakCutClassification checks the soak's sorting of transport errors:
+// only a refused connection counts as never sent, and only EOF or a reset
+// on a reused connection during the shutdown counts as closed unread.
+func TestSoakCutClassification(t *testing.T) {
+	// A real dial error: nothing listens on a port just closed.
+	_, dialErr := http.DefaultTransport.RoundTrip(postRequest(t, "http://"+testenv.Addr(testenv.FreePort(t))))
+	require.Error(t, dialErr)
+	reset := &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
+	assert.True(t, notSent(dialErr), "%v", dialErr)
+	assert.False(t, notSent(reset), "a reset after the request was sent")
+	assert.False(t, notSent(io.EOF))
+	assert.False(t, notSent(context.DeadlineExceeded))
+
+	stopping := time.Now()
+	restarted := stopping.Add(time.Second)
+	during := stopping.Add(time.Millisecond)
+	for _, tc := range []struct {
+		name string
+		cut  cutRequest
+		want bool
+	}{
+		{"EOF on a reused connection during the shutdown", cutRequest{at: during, err: io.EOF, reused: true, written: true}, true},
+		{"reset on a reused connection during the shutdown", cutRequest{at: during, err: fmt.Errorf("net/http: %w", reset), reused: true, written: true}, true},
+		{"EOF before the shutdown", cutRequest{at: stopping.Add(-time.Millisecond), err: io.EOF, reused: true, written: true}, false},
+		{"EOF after the restart", cutRequest{at: restarted.Add(time.Millisecond), err: io.EOF, reused: true, written: true}, false},
+		// A new connection is never closed as idle by Shutdown.
+		{"EOF on a new connection", cutRequest{at: during, err: io.EOF, written: true}, false},
+		{"EOF before the request was written", cutRequest{at: during, err: io.EOF, reused: true}, false},
+		// A hang is a request the server held, not one it closed unread.
+		{"timeout", cutRequest{at: during, err: context.DeadlineExceeded, reused: true, written: true}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, tc.cut.closedUnread(stopping, restarted))
+		})
+	}
+}
+
+func postRequest(t *testing.T, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader("{}"))
+	require.NoError(t, err)
+	return req
 }
