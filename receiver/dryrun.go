@@ -33,7 +33,7 @@ func newDryRunJiraSink(name, outbox string, route JiraRoute, log *slog.Logger) (
 	if outbox == "" {
 		return nil, errors.New("dry-run jira sink: outbox folder not set")
 	}
-	b, err := newJiraIssueBuilder(name, route)
+	b, err := newJiraIssueBuilder(route)
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +74,7 @@ func newDryRunEmailSink(name, outbox, from string, route EmailRoute, log *slog.L
 	if err != nil {
 		return nil, err
 	}
+	b.sink = name // the Message-ID the real sink of this name would send
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -34,7 +34,7 @@ func TestDryRunJiraWritesExactRequest(t *testing.T) {
 	require.NoError(t, err)
 
 	// The file holds exactly what the real sink would POST.
-	b, err := newJiraIssueBuilder("jira:CS", route)
+	b, err := newJiraIssueBuilder(route)
 	require.NoError(t, err)
 	want, _, err := b.build(ev)
 	require.NoError(t, err)
@@ -70,7 +70,7 @@ func TestDryRunEmailWritesMessage(t *testing.T) {
 	data, err := os.ReadFile(files[0])
 	require.NoError(t, err)
 	pm := parseMail(t, data)
-	assert.Equal(t, "<"+messageID(ev.ID, "localhost")+">", pm.header.Get("Message-Id"))
+	assert.Equal(t, "<"+sinkMessageID("email:0", ev.ID, "localhost")+">", pm.header.Get("Message-Id"))
 	assert.Equal(t, `"Stairhook" <stairhook@localhost>`, pm.header.Get("From"))
 	assert.Empty(t, pm.header.Get("X-Injected"))
 	assert.Contains(t, pm.html, "&lt;script&gt;")

@@ -243,14 +243,6 @@ func sinkMessageID(sink, eventID, domain string) string {
 	return "stairhook." + hex.EncodeToString(sum[:16]) + "@" + domain
 }
 
-// messageID is the Message-ID a builder without a sink name gives an
-// event: that of the sink named "". The dry-run sink's builder has no name
-// until dryrun.go sets emailBuilder.sink as newEmailSink does; then this
-// function can go.
-func messageID(eventID, domain string) string {
-	return sinkMessageID("", eventID, domain)
-}
-
 // build renders the message for ev. Errors are permanent.
 func (b *emailBuilder) build(ev *Event) (*gomail.Msg, error) {
 	subject, err := renderText(b.subject, ev, MaxTemplateOutput)

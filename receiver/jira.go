@@ -170,11 +170,11 @@ type jiraIssueBuilder struct {
 	summary *template.Template
 }
 
-// newJiraIssueBuilder returns the builder of a sink for route. The first
-// argument, the sink's name, is not used: the idempotency label depends on
-// the event id only, so that renaming, inserting or reordering routes
-// (whose names default to their position) never changes it.
-func newJiraIssueBuilder(_ string, route JiraRoute) (*jiraIssueBuilder, error) {
+// newJiraIssueBuilder returns the builder of a sink for route. It takes no
+// sink name: the idempotency label depends on the event id only, so that
+// renaming, inserting or reordering routes (whose names default to their
+// position) never changes it.
+func newJiraIssueBuilder(route JiraRoute) (*jiraIssueBuilder, error) {
 	if errs := route.check(""); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -290,7 +290,7 @@ func newJiraSink(name string, cfg JiraConfig, route JiraRoute, client *http.Clie
 	if errs := cfg.check("jira"); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	b, err := newJiraIssueBuilder(name, route)
+	b, err := newJiraIssueBuilder(route)
 	if err != nil {
 		return nil, err
 	}

@@ -328,7 +328,7 @@ func TestJiraErrorBodyBounded(t *testing.T) {
 }
 
 func TestJiraSummary(t *testing.T) {
-	b, err := newJiraIssueBuilder("w.r.jira", JiraRoute{Project: "CS", Summary: "{{.Signal.Title}}"})
+	b, err := newJiraIssueBuilder(JiraRoute{Project: "CS", Summary: "{{.Signal.Title}}"})
 	require.NoError(t, err)
 	summary := func(ev *Event) string {
 		body, _, err := b.build(ev)
@@ -357,7 +357,7 @@ func TestJiraSummary(t *testing.T) {
 }
 
 func TestJiraTemplateOutputCap(t *testing.T) {
-	b, err := newJiraIssueBuilder("w.r.jira", JiraRoute{Project: "CS", Summary: "{{.Signal.Summary}}"})
+	b, err := newJiraIssueBuilder(JiraRoute{Project: "CS", Summary: "{{.Signal.Summary}}"})
 	require.NoError(t, err)
 	ev := &Event{ID: "e", Account: Account{ID: "a"}}
 	ev.Signal.Summary = strings.Repeat("s", MaxTemplateOutput)
@@ -439,7 +439,7 @@ func TestJiraBaseURLJoin(t *testing.T) {
 }
 
 func BenchmarkJiraBuild(b *testing.B) {
-	builder, err := newJiraIssueBuilder("w.r.jira", JiraRoute{Project: "CS", Labels: []string{"staircase"}})
+	builder, err := newJiraIssueBuilder(JiraRoute{Project: "CS", Labels: []string{"staircase"}})
 	require.NoError(b, err)
 	ev := hostileEvent()
 	b.ReportAllocs()
