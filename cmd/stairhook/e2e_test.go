@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,27 +24,11 @@ import (
 // test notification with the printed secret, find the dry-run files, then
 // SIGTERM and a clean exit 0.
 func TestBinaryServeSendSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	// go test puts its own GOROOT/bin first on PATH.
-	goTool, err := exec.LookPath("go")
-	require.NoError(t, err)
-	bin := filepath.Join(t.TempDir(), "stairhook")
-	build := exec.Command(goTool, "build", "-o", bin, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-
+	bin := binary(t)
 	work := t.TempDir()
-	addr := testenv.Addr(testenv.FreePort(t))
 	baseEnv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work}
-	serve := exec.Command(bin, "serve", "--addr", addr)
-	serve.Dir = work // the default outbox ./stairhook-outbox lands here
-	serve.Env = baseEnv
-	var stdout, stderr testenv.Buffer
-	serve.Stdout, serve.Stderr = &stdout, &stderr
-	testenv.Start(t, serve)
-	testenv.WaitTCP(t, addr, 10*time.Second)
+	serve := startBinaryServe(t, bin, work, baseEnv, freeAddr(t))
+	addr, stdout, stderr := serve.addr, serve.stdout, serve.stderr
 
 	var secret string
 	for deadline := time.Now().Add(5 * time.Second); secret == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -70,11 +56,10 @@ func TestBinaryServeSendSIGTERM(t *testing.T) {
 		assert.Contains(t, string(b), "TEST", "%s carries the test marker", f)
 	}
 
-	require.NoError(t, serve.Process.Signal(syscall.SIGTERM))
-	done := make(chan error, 1)
-	go func() { done <- serve.Wait() }()
+	require.NoError(t, serve.cmd.Process.Signal(syscall.SIGTERM))
 	select {
-	case err := <-done:
+	case <-serve.exited:
+		err := serve.err
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
 			t.Fatalf("serve exited with %d after SIGTERM: %s", exit.ExitCode(), stderr.String())
@@ -85,4 +70,111 @@ func TestBinaryServeSendSIGTERM(t *testing.T) {
 	}
 	assert.Contains(t, stdout.String(), "stairhook serve: stopped")
 	assert.Equal(t, 1, strings.Count(stdout.String()+stderr.String(), secret), "the secret is printed once, never logged")
+}
+
+// binary builds the stairhook binary into a temporary directory of t, or
+// skips with -short.
+func binary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	// go test puts its own GOROOT/bin first on PATH.
+	goTool, err := exec.LookPath("go")
+	require.NoError(t, err)
+	bin := filepath.Join(t.TempDir(), "stairhook")
+	out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
+}
+
+// freeAddr returns a source of free loopback addresses.
+func freeAddr(t *testing.T) func() string {
+	return func() string { return testenv.Addr(testenv.FreePort(t)) }
+}
+
+// binaryServe is a `stairhook serve` child process.
+type binaryServe struct {
+	cmd            *exec.Cmd
+	addr           string
+	stdout, stderr *testenv.Buffer
+	exited         chan struct{} // closed once the process has exited
+	err            error         // from Wait, once exited is closed
+}
+
+// startBinaryServe runs `bin serve` in dir on an address from next and
+// waits until it listens. An address from freeAddr is only free until
+// someone binds it, so when serve finds its address taken it is started
+// again on the next, up to three times. The process is killed by its id
+// when the test ends if it is still running.
+func startBinaryServe(t *testing.T, bin, dir string, env []string, next func() string) *binaryServe {
+	t.Helper()
+	var errs []error
+	for range 3 {
+		p := &binaryServe{addr: next(), stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, exited: make(chan struct{})}
+		p.cmd = exec.Command(bin, "serve", "--addr", p.addr)
+		p.cmd.Dir = dir // the default outbox ./stairhook-outbox lands here
+		p.cmd.Env = env
+		p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+		require.NoError(t, p.cmd.Start())
+		go func() {
+			p.err = p.cmd.Wait()
+			close(p.exited)
+		}()
+		t.Cleanup(func() {
+			_ = p.cmd.Process.Kill() // ErrProcessDone once it has exited
+			<-p.exited
+		})
+		// Only "listening on" says that serve itself holds the address.
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(p.stdout.String(), "listening on") {
+			select {
+			case <-p.exited:
+				errs = append(errs, fmt.Errorf("serve on %s exited at start: %v: %s", p.addr, p.err, p.stderr))
+				if !strings.Contains(p.stderr.String(), "address already in use") {
+					t.Fatalf("serve did not start: %v", errors.Join(errs...))
+				}
+			case <-time.After(20 * time.Millisecond):
+				require.True(t, time.Now().Before(deadline), "serve did not listen on %s: %s", p.addr, p.stderr)
+				continue
+			}
+			break
+		}
+		select {
+		case <-p.exited:
+		default:
+			return p
+		}
+	}
+	t.Fatalf("serve did not start: %v", errors.Join(errs...))
+	return nil
+}
+
+// takenFirst returns a source of addresses whose first is held by a
+// listener of the test, then free ones, and the list of those it gave.
+func takenFirst(t *testing.T) (next func() string, tried *[]string) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { held.Close() })
+	tried = new([]string)
+	return func() string {
+		addr := held.Addr().String()
+		if len(*tried) > 0 {
+			addr = testenv.Addr(testenv.FreePort(t))
+		}
+		*tried = append(*tried, addr)
+		return addr
+	}, tried
+}
+
+// TestBinaryServeAddressTaken: the binary started on an address someone
+// holds runs again on a fresh one.
+func TestBinaryServeAddressTaken(t *testing.T) {
+	bin := binary(t)
+	next, tried := takenFirst(t)
+	work := t.TempDir()
+	serve := startBinaryServe(t, bin, work, []string{"HOME=" + work}, next)
+	require.Len(t, *tried, 2, "a second address after the first was taken")
+	assert.Equal(t, (*tried)[1], serve.addr)
+	assert.Contains(t, serve.stdout.String(), "listening on "+serve.addr)
 }

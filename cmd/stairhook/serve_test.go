@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -26,10 +28,38 @@ type served struct {
 	done           chan int
 }
 
-// startServe runs serve in a goroutine and waits until it listens.
+// errAddrInUse means serve stopped because its address was taken.
+var errAddrInUse = errors.New("address in use")
+
+// startServe runs serve in a goroutine on a free loopback port and waits
+// until it listens. A free port is only free until someone binds it, so
+// when serve finds its address taken it runs again on a fresh one, up to
+// three times.
 func startServe(t *testing.T, environ map[string]string, args ...string) *served {
 	t.Helper()
-	addr := testenv.Addr(testenv.FreePort(t))
+	return startServeOn(t, freeAddr(t), environ, args...)
+}
+
+// startServeOn is startServe with the addresses to try taken from next.
+func startServeOn(t *testing.T, next func() string, environ map[string]string, args ...string) *served {
+	t.Helper()
+	var errs []error
+	for range 3 {
+		s, err := tryServe(t, next(), environ, args)
+		if err == nil {
+			return s
+		}
+		errs = append(errs, err)
+		if !errors.Is(err, errAddrInUse) {
+			break
+		}
+	}
+	t.Fatalf("serve did not start: %v", errors.Join(errs...))
+	return nil
+}
+
+// tryServe runs serve once on addr and waits until it listens.
+func tryServe(t *testing.T, addr string, environ map[string]string, args []string) (*served, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &served{addr: addr, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, cancel: cancel, done: make(chan int, 1)}
 	go func() {
@@ -39,10 +69,18 @@ func startServe(t *testing.T, environ map[string]string, args ...string) *served
 	for !strings.Contains(s.stdout.String(), "listening on") {
 		select {
 		case code := <-s.done:
-			t.Fatalf("serve exited with %d: %s%s", code, s.stdout, s.stderr)
+			cancel()
+			err := fmt.Errorf("serve on %s exited with %d: %s%s", addr, code, s.stdout, s.stderr)
+			if strings.Contains(s.stderr.String(), "address already in use") {
+				err = fmt.Errorf("%w: %w", errAddrInUse, err)
+			}
+			return nil, err
 		case <-time.After(10 * time.Millisecond):
 		}
-		require.True(t, time.Now().Before(deadline), "serve did not start: %s", s.stderr)
+		if time.Now().After(deadline) {
+			cancel()
+			return nil, fmt.Errorf("serve on %s did not start: %s", addr, s.stderr)
+		}
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -51,7 +89,7 @@ func startServe(t *testing.T, environ map[string]string, args ...string) *served
 		case <-time.After(20 * time.Second):
 		}
 	})
-	return s
+	return s, nil
 }
 
 // stop cancels serve's context, as SIGTERM does, and returns its status.
@@ -257,4 +295,15 @@ func TestDeadLetterFailures(t *testing.T) {
 	assert.Contains(t, r.stdout, "401 Unauthorized")
 	assert.Contains(t, r.stdout, "replayed 0 of 1")
 	assertNoSecret(t, r.stdout+r.stderr, f)
+}
+
+// TestServeAddressTaken: serve started on an address someone holds runs
+// again on a fresh one.
+func TestServeAddressTaken(t *testing.T) {
+	next, tried := takenFirst(t)
+	s := startServeOn(t, next, nil, "--outbox", t.TempDir())
+	require.Len(t, *tried, 2, "a second address after the first was taken")
+	assert.Equal(t, (*tried)[1], s.addr)
+	assert.Contains(t, s.stdout.String(), "listening on "+s.addr)
+	assert.Equal(t, exitOK, s.stop(t))
 }
