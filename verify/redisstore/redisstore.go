@@ -141,8 +141,15 @@ func (s *Store) Release(ctx context.Context, r verify.Reservation) error {
 	return nil
 }
 
-// millis is ttl in whole milliseconds, at least 1: PX takes a positive
-// integer, and rounding down to 0 would be an error.
+// millis is ttl in whole milliseconds, rounded up and at least 1: PX takes
+// a positive integer, and rounding down to 0 would be an error. It rounds
+// without adding to ttl, so the longest ttl (the Middleware saturates its
+// retention at the largest Duration) stays the longest instead of wrapping
+// around to a negative, that is 1 ms, expiry.
 func millis(ttl time.Duration) int64 {
-	return max(1, int64((ttl+time.Millisecond-1)/time.Millisecond))
+	ms := int64(ttl / time.Millisecond)
+	if ttl%time.Millisecond > 0 {
+		ms++
+	}
+	return max(1, ms)
 }
