@@ -27,10 +27,7 @@ func loadConfig(e *env, path string) (*receiver.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := receiver.ParseConfig(data, func(k string) (string, bool) {
-		v := e.getenv(k)
-		return v, v != ""
-	})
+	cfg, err := receiver.ParseConfig(data, e.lookupEnv)
 	if err != nil {
 		return nil, fmt.Errorf("config %s:\n%w", path, err)
 	}
@@ -86,11 +83,27 @@ func readDeadLetterFile(path string, explicit bool) ([]receiver.DeadLetter, erro
 	return receiver.ReadDeadLetters(f)
 }
 
+// badLines reports, on standard error, the lines ReadDeadLetters skipped,
+// and whether it did skip any. Any other error is returned: the records are
+// then incomplete and the command must stop.
+func badLines(e *env, path string, err error) (bool, error) {
+	if err == nil {
+		return false, nil
+	}
+	if !errors.Is(err, receiver.ErrInvalidDeadLetter) {
+		return false, err
+	}
+	fmt.Fprintf(e.stderr, "%s: skipped invalid lines:\n%v\n", path, err)
+	return true, nil
+}
+
 func runDeadLetterList(e *env, args []string) int {
 	fs := newFlagSet("deadletter list", "deadletter list [--config FILE] [--file PATH]", `
 Print the dead letters: time, webhook, event id, sink and reason, one per
 line. The file is --file, else deadletter.jsonl in the outbox of the config
-(--config, else $STAIRHOOK_CONFIG), else in ./stairhook-outbox.`)
+(--config, else $STAIRHOOK_CONFIG), else in ./stairhook-outbox. A line
+that is not a record is reported on standard error and skipped, and the
+command then exits 1 after listing the others.`)
 	configPath := fs.String("config", "", "the receiver's config `FILE` (default $STAIRHOOK_CONFIG)")
 	file := fs.String("file", "", "the dead-letter `PATH`")
 	if code, ok := parseFlags(e, fs, args); !ok {
@@ -108,15 +121,18 @@ line. The file is --file, else deadletter.jsonl in the outbox of the config
 	}
 	path := deadLetterPath(*file, cfg)
 	recs, err := readDeadLetterFile(path, *file != "")
+	skipped, err := badLines(e, path, err)
 	if err != nil {
 		return failf(e, "deadletter list", "%s: %v", path, err)
 	}
 	if len(recs) == 0 {
 		fmt.Fprintf(e.stdout, "no dead letters in %s\n", path)
-		return exitOK
 	}
 	for _, r := range recs {
 		fmt.Fprintf(e.stdout, "%s  %s  %s  %s  %s\n", r.Time.UTC().Format(time.RFC3339), r.Webhook, r.EventID, r.Sink, oneLine(r.Error))
+	}
+	if skipped {
+		return exitFail
 	}
 	return exitOK
 }
@@ -127,7 +143,9 @@ Re-send every dead-lettered event, once per event id, to
 BASE/webhooks/<webhook>, signed with that webhook's current secrets from
 the config and with its original event id. The receiver runs again only
 the sinks that have not succeeded for that id. One attempt per event;
-exits 1 when any event was not accepted.`)
+exits 1 when any event was not accepted, or when a line of the file was
+not a record (it is reported on standard error, and the others are still
+replayed).`)
 	configPath := fs.String("config", "", "the receiver's config `FILE` (default $STAIRHOOK_CONFIG)")
 	base := fs.String("url", "", "the receiver's base `URL`, such as http://127.0.0.1:8080")
 	file := fs.String("file", "", "the dead-letter `PATH` (default: deadletter.jsonl in the config's outbox)")
@@ -155,6 +173,7 @@ exits 1 when any event was not accepted.`)
 	}
 	path := deadLetterPath(*file, cfg)
 	recs, err := readDeadLetterFile(path, *file != "")
+	skipped, err := badLines(e, path, err)
 	if err != nil {
 		return failf(e, "deadletter replay", "%s: %v", path, err)
 	}
@@ -180,6 +199,9 @@ exits 1 when any event was not accepted.`)
 	}
 	if len(items) == 0 {
 		fmt.Fprintf(e.stdout, "no dead letters in %s\n", path)
+		if skipped {
+			return exitFail
+		}
 		return exitOK
 	}
 
@@ -228,7 +250,7 @@ exits 1 when any event was not accepted.`)
 	} else {
 		fmt.Fprintf(e.stdout, "replayed %d of %d event(s)\n", len(items)-failed, len(items))
 	}
-	if failed > 0 {
+	if failed > 0 || skipped {
 		return exitFail
 	}
 	return exitOK

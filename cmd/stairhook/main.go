@@ -37,7 +37,7 @@ const (
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.LookupEnv))
 }
 
 // env is what a subcommand may touch of the outside world; tests provide
@@ -45,7 +45,15 @@ func main() {
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
-	getenv         func(string) string
+	// lookupEnv reports a variable's value and whether it is set, so a
+	// config's ${NAME} can tell a variable set to "" from one not set.
+	lookupEnv func(string) (string, bool)
+}
+
+// getenv is the variable's value, "" when it is not set.
+func (e *env) getenv(name string) string {
+	v, _ := e.lookupEnv(name)
+	return v
 }
 
 // command is one entry of the command table.
@@ -65,8 +73,8 @@ var commands = map[string]command{
 }
 
 // run is main without the process: it returns the exit status.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: lookupEnv}
 	if len(args) == 0 {
 		usage(e.stderr)
 		return exitUsage

@@ -38,7 +38,7 @@ type result struct {
 func invoke(t *testing.T, environ map[string]string, stdin string, args ...string) result {
 	t.Helper()
 	var out, errOut testenv.Buffer
-	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errOut, func(k string) string { return environ[k] })
+	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errOut, func(k string) (string, bool) { v, ok := environ[k]; return v, ok })
 	return result{code, out.String(), errOut.String()}
 }
 

@@ -63,7 +63,7 @@ func tryServe(t *testing.T, addr string, environ map[string]string, args []strin
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &served{addr: addr, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, cancel: cancel, done: make(chan int, 1)}
 	go func() {
-		s.done <- run(ctx, append([]string{"serve", "--addr", addr}, args...), strings.NewReader(""), s.stdout, s.stderr, func(k string) string { return environ[k] })
+		s.done <- run(ctx, append([]string{"serve", "--addr", addr}, args...), strings.NewReader(""), s.stdout, s.stderr, func(k string) (string, bool) { v, ok := environ[k]; return v, ok })
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(s.stdout.String(), "listening on") {
@@ -306,4 +306,54 @@ func TestServeAddressTaken(t *testing.T) {
 	assert.Equal(t, (*tried)[1], s.addr)
 	assert.Contains(t, s.stdout.String(), "listening on "+s.addr)
 	assert.Equal(t, exitOK, s.stop(t))
+}
+
+// TestConfigEmptyVariable: a ${NAME} set to "" is a value, as in the Lambda
+// bootstrap and receiver.LoadConfig (an empty REDIS_URL keeps the store in
+// memory); only an unset variable is an error.
+func TestConfigEmptyVariable(t *testing.T) {
+	f := newFixture(t)
+	outbox := t.TempDir()
+	cfg := writeFile(t, "stairhook.yaml", strings.ReplaceAll(testConfig, "%OUTBOX%", outbox)+`store: {redis: "${CLI_TEST_REDIS}"}`+"\n")
+
+	r := invoke(t, map[string]string{"CLI_TEST_SECRET": f.text, "CLI_TEST_REDIS": ""}, "", "deadletter", "list", "--config", cfg)
+	assert.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "no dead letters in")
+
+	r = invoke(t, map[string]string{"CLI_TEST_SECRET": f.text}, "", "deadletter", "list", "--config", cfg)
+	assert.Equal(t, exitFail, r.code)
+	assert.Contains(t, r.stderr, "CLI_TEST_REDIS is not set")
+}
+
+// TestDeadLetterBadLine: a line that is not a record is reported and
+// skipped; the records around it are still listed and replayed, and the
+// command exits 1.
+func TestDeadLetterBadLine(t *testing.T) {
+	f := newFixture(t)
+	outbox := t.TempDir()
+	cfg := writeConfig(t, outbox)
+	environ := map[string]string{"CLI_TEST_SECRET": f.text}
+	p := deadLetterFile(t, outbox,
+		receiver.DeadLetter{Webhook: "staircase", EventID: "evt_a", Sink: "staircase.route1.jira", Body: sampleEvent(t, "evt_a")},
+		receiver.DeadLetter{Webhook: "staircase", EventID: "evt_b", Sink: "staircase.route1.jira", Body: sampleEvent(t, "evt_b")},
+	)
+	data, err := os.ReadFile(p)
+	require.NoError(t, err)
+	first, rest, _ := bytes.Cut(data, []byte("\n"))
+	damaged := append(append(append([]byte{}, first...), "\n{\"webhook\": truncated\n"...), rest...)
+	require.NoError(t, os.WriteFile(p, damaged, 0o600))
+
+	r := invoke(t, environ, "", "deadletter", "list", "--config", cfg)
+	assert.Equal(t, exitFail, r.code)
+	assert.Contains(t, r.stderr, "line 2")
+	assert.Contains(t, r.stdout, "evt_a")
+	assert.Contains(t, r.stdout, "evt_b")
+
+	rcv := newEventReceiver(t, f, 200)
+	r = invoke(t, environ, "", "deadletter", "replay", "--config", cfg, "--url", rcv.srv.URL)
+	assert.Equal(t, exitFail, r.code)
+	assert.Contains(t, r.stderr, "line 2")
+	assert.Contains(t, r.stdout, "replayed 2 of 2 event(s)")
+	events, _ := rcv.seen()
+	assert.Len(t, events, 2)
 }
