@@ -339,6 +339,12 @@ func (s *Sender) attempt(ctx context.Context, signer *verify.Signer, target, id 
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
+	// The event id is the request's idempotency key, as receivers drop a
+	// second delivery of an id. It also lets net/http send the request
+	// again, on a new connection, when a kept-alive one was closed under
+	// it (a receiver shutting down closes idle connections as a request
+	// arrives), instead of failing the attempt.
+	req.Header.Set("Idempotency-Key", id)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		a.Duration = s.now().Sub(a.Start)

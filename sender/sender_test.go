@@ -587,3 +587,44 @@ func BenchmarkSend(b *testing.B) {
 		}
 	}
 }
+
+// TestSendResendsOnAClosedKeptAliveConnection: a receiver that closes a
+// kept-alive connection after reading a request, without answering (as
+// one shutting down may), costs no attempt: the request carries the event
+// id as Idempotency-Key, so net/http sends it again on a new connection.
+func TestSendResendsOnAClosedKeptAliveConnection(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		seen []string // Idempotency-Key of every request read
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Idempotency-Key"))
+		n := len(seen)
+		mu.Unlock()
+		if n == 2 {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				_ = conn.Close()
+			}
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	sec := mustSecret(t)
+	s := sender.New(sender.Options{Schedule: []time.Duration{0}})
+	ep := sender.Endpoint{URL: srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}
+
+	rep, err := s.Send(context.Background(), ep, "evt_1", []byte(`{"id":"evt_1"}`))
+	require.NoError(t, err)
+	require.Len(t, rep.Attempts, 1)
+	rep, err = s.Send(context.Background(), ep, "evt_2", []byte(`{"id":"evt_2"}`))
+	require.NoError(t, err, "the cut request is sent again within the attempt")
+	require.Len(t, rep.Attempts, 1)
+	assert.Equal(t, http.StatusOK, rep.Attempts[0].Status)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"evt_1", "evt_2", "evt_2"}, seen)
+}
