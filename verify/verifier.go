@@ -210,15 +210,17 @@ func (k *verifierKey) active(now time.Time) bool {
 // as received. On success it returns which key and scheme matched. On failure
 // the error wraps exactly one of ErrMissingSignature, ErrMalformedHeader,
 // ErrTimestampTooOld, ErrTimestampTooNew or ErrNoMatchingSignature, chosen in
-// the order SPEC.md fixes. Header names are matched case-insensitively; a
-// hand-built map that holds a name under several spellings is read as that
-// header repeated (signature lines together, in sorted key order; an id or
-// timestamp is then malformed).
+// the order SPEC.md fixes. Header names are matched case-insensitively: the
+// canonical key (the only one in a map built by net/http) is read when
+// present, as http.Header.Get does; otherwise a hand-built map that holds a
+// name under several spellings is read as that header repeated (signature
+// lines together, in sorted key order; an id or timestamp is then
+// malformed).
 //
 // Verify does not remember ids: replay protection within the tolerance
 // window needs a Store, as the Middleware uses.
 func (v *Verifier) Verify(h http.Header, body []byte) (Result, error) {
-	hs := newHeaders(h)
+	hs := headers{h}
 	var one [1][]string
 	fam := staircaseHeaders
 	lines := hs.lines(&one, fam.signature)

@@ -304,10 +304,10 @@ func TestVerifyHeaderSpellings(t *testing.T) {
 			"x-staircase-id": {testID}, "X-STAIRCASE-ID": {"evt_other"},
 			"X-Staircase-Timestamp": {ts}, "X-Staircase-Signature": {sig},
 		}, verify.ErrMalformedHeader},
-		{"id under the canonical key and another spelling", http.Header{
-			"X-Staircase-Id": {testID}, "x-staircase-id": {testID},
+		{"the canonical key wins over another spelling, as Header.Get", http.Header{
+			"X-Staircase-Id": {testID}, "x-staircase-id": {"evt_other"},
 			"X-Staircase-Timestamp": {ts}, "X-Staircase-Signature": {sig},
-		}, verify.ErrMalformedHeader},
+		}, nil},
 		{"timestamp under two spellings", http.Header{
 			"X-Staircase-Id":        {testID},
 			"x-staircase-timestamp": {ts}, "X-STAIRCASE-TIMESTAMP": {"1764115201"},
@@ -324,9 +324,13 @@ func TestVerifyHeaderSpellings(t *testing.T) {
 			"X-Staircase-Id": {testID}, "X-Staircase-Timestamp": {ts},
 			"x-staircase-signature": {"hello"}, "X-Staircase-Signature": {sig},
 		}, nil},
-		{"a bad v1 entry under one spelling spoils the whole", http.Header{
+		{"a bad v1 entry under another spelling beside the canonical key is not read", http.Header{
 			"X-Staircase-Id": {testID}, "X-Staircase-Timestamp": {ts},
 			"x-staircase-signature": {"v1,AAAA"}, "X-Staircase-Signature": {sig},
+		}, nil},
+		{"a bad v1 entry under one of two other spellings spoils the whole", http.Header{
+			"X-Staircase-Id": {testID}, "X-Staircase-Timestamp": {ts},
+			"x-staircase-signature": {"v1,AAAA"}, "X-STAIRCASE-SIGNATURE": {sig},
 		}, verify.ErrMalformedHeader},
 		{"the entry limit counts every spelling", http.Header{
 			"X-Staircase-Id": {testID}, "X-Staircase-Timestamp": {ts},
