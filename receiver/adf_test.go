@@ -38,7 +38,7 @@ func sinkTestEvents(t *testing.T) map[string]*Event {
 		require.NoError(t, err, name)
 		events[name] = ev
 	}
-	for _, typ := range KnownTypes {
+	for _, typ := range KnownTypes() {
 		ev := hostileEvent()
 		ev.Type = typ
 		events["hostile/"+typ] = ev

@@ -323,7 +323,7 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Equal(t, "staircase", cfg.Webhooks[0].Name)
 	assert.Nil(t, cfg.Jira)
 	assert.Nil(t, cfg.SMTP)
-	for _, typ := range KnownTypes {
+	for _, typ := range KnownTypes() {
 		ev := &Event{Type: typ}
 		var jira, email bool
 		for _, r := range cfg.Webhooks[0].Routes {

@@ -222,7 +222,7 @@ func TestDecodeEventErrorDoesNotQuoteBody(t *testing.T) {
 }
 
 func TestSamples(t *testing.T) {
-	require.Equal(t, KnownTypes, SampleTypes())
+	require.Equal(t, KnownTypes(), SampleTypes())
 	seen := map[string]bool{}
 	for _, typ := range SampleTypes() {
 		t.Run(typ, func(t *testing.T) {

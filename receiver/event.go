@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -21,13 +22,17 @@ const (
 	TypeStakeholderRolesUndefined   = "stakeholder_roles_undefined"
 )
 
-// KnownTypes lists the documented signal types, in SPEC.md order.
-var KnownTypes = []string{
+// knownTypes is the list KnownTypes copies.
+var knownTypes = [...]string{
 	TypeAccountPersonnelChange, TypeOrganizationPersonnelChange, TypeCommercialDiscussion,
 	TypeRenewal, TypeChurnNotification, TypeChurnRisk, TypeHighlyPositiveMessage,
 	TypeExtremelyNegativeMessage, TypeStakeholderTitleChanged, TypeNoReachOut,
 	TypeStakeholderRolesUndefined,
 }
+
+// KnownTypes returns the documented signal types, in SPEC.md order. The
+// slice is the caller's: changing it changes nothing in the package.
+func KnownTypes() []string { return slices.Clone(knownTypes[:]) }
 
 // Event is one signal as the sender posts it (the envelope in SPEC.md). The
 // sender builds payloads from the same types. DecodeEvent reads each field

@@ -252,7 +252,7 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 	for j, rc := range wc.Routes {
 		rt := route{name: routeName(rc, j), match: rc.When}
 		for _, t := range rc.When.Types {
-			if !slices.Contains(KnownTypes, t) {
+			if !slices.Contains(knownTypes[:], t) {
 				s.log.Warn("route matches a type that is not documented; check the spelling",
 					"webhook", name, "route", rt.name, "type", t)
 			}
