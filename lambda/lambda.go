@@ -53,10 +53,13 @@
 // Bounds: a body larger than [MaxBodyBytes] once decoded is answered 413 and
 // the handler is not called; header fields totalling more than 1 MiB are
 // answered 431; an event payload larger than 16 MiB fails with
-// [ErrEventTooLarge]. AWS itself caps synchronous payloads at 6 MB: a
-// response that passes 6 MiB and 100 bytes once encoded in the trigger's
-// shape (a binary body grows by a third in base64) is replaced by a 500
-// response_too_large, because AWS would fail the invocation instead.
+// [ErrEventTooLarge]. AWS itself caps synchronous payloads at 6 MB, and an
+// Application Load Balancer takes at most 1 MB of response JSON from its
+// Lambda target (and sends at most 1 MB of request body): a response that
+// passes 6 MiB and 100 bytes (1,000,000 bytes behind an ALB) once encoded
+// in the trigger's shape (a binary body grows by a third in base64) is
+// replaced by a 500 response_too_large, because AWS would fail the
+// invocation, or the load balancer answer 502, instead.
 //
 // The adapter's own answers, given without calling the handler, use the JSON
 // form of verify's middleware, {"error":{"code":…,"message":…}}, with a
@@ -65,8 +68,8 @@
 // (400; a header value with a control character is refused as net/http's
 // server refuses it), body_too_large (413), headers_too_large (431), and
 // response_too_large (500, the handler wrote more than MaxBodyBytes, or its
-// response, encoded in the trigger's shape, passes the 6 MiB and 100 bytes
-// AWS takes from a function).
+// response, encoded in the trigger's shape, passes what the trigger takes:
+// see Bounds).
 //
 // # Compatibility
 //
@@ -165,7 +168,7 @@ func (a *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		a.next.ServeHTTP(w, r)
 	}
 	out, err := ev.encodeResponse(w.result(ev.method))
-	if err == nil && len(out) > maxResponseBytes {
+	if err == nil && len(out) > ev.responseLimit() {
 		// Base64, JSON escaping or the headers took the answer past what
 		// AWS accepts; the invocation would fail without a response.
 		return ev.encodeResponse(responseTooLarge(ev.method))

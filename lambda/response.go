@@ -85,12 +85,26 @@ type response struct {
 // adapter's 500.
 const maxResponseBytes = 6<<20 + 100
 
+// maxALBResponseBytes is the largest response JSON an Application Load
+// Balancer takes from a Lambda target: 1 MB by its documentation, read as
+// 1,000,000 bytes, the smaller reading. A larger one reaches the caller as
+// the load balancer's 502 rather than the adapter's 500.
+const maxALBResponseBytes = 1_000_000
+
+// responseLimit is the largest response document the trigger of ev takes.
+func (ev *event) responseLimit() int {
+	if ev.trigger == triggerALB {
+		return maxALBResponseBytes
+	}
+	return maxResponseBytes
+}
+
 // responseTooLarge is the answer instead of a handler's response that does
 // not fit: over MaxBodyBytes as written, or over maxResponseBytes once
 // encoded in the trigger's shape.
 func responseTooLarge(method string) *response {
 	fw := newResponseWriter()
-	(&failure{http.StatusInternalServerError, "response_too_large", "the handler's response exceeds 6 MiB"}).write(fw)
+	(&failure{http.StatusInternalServerError, "response_too_large", "the handler's response is larger than the trigger accepts"}).write(fw)
 	return fw.result(method)
 }
 
