@@ -108,7 +108,8 @@ type SecretConfig struct {
 	Expires time.Time `yaml:"expires"`
 }
 
-// RouteConfig sends the events it matches to its sinks, jira then email.
+// RouteConfig sends the events it matches to its sinks: jira, then email,
+// then Sinks in their order. It needs at least one of the three.
 type RouteConfig struct {
 	// Name identifies the route in sink names (and so in the record of
 	// done sinks and in the dead-letter file); default route1, route2, …
@@ -121,6 +122,12 @@ type RouteConfig struct {
 	Jira *JiraRoute `yaml:"jira"`
 	// Email sends a message for each matching event.
 	Email *EmailRoute `yaml:"email"`
+	// Sinks names sinks of your own, given to NewServer in
+	// ServerOptions.Sinks, by their Name; none by default. Each is 1 to
+	// 128 of a-z, 0-9, _, - and ., at most once per route. ParseConfig
+	// checks only that shape; NewServer reports a name that no sink of
+	// ServerOptions.Sinks has.
+	Sinks []string `yaml:"sinks"`
 }
 
 // Match selects events. Each non-empty list must contain the event's value
@@ -299,6 +306,14 @@ func (c *Config) applyDefaults() {
 // urlSafeName is the shape of webhook and route names.
 var urlSafeName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
+// sinkName is the shape of the names of the sinks in ServerOptions.Sinks:
+// that of route names plus ".", and longer. No "/", so the ledger key
+// "sink/<event id>/<sink name>" splits at its last "/" unambiguously.
+var sinkName = regexp.MustCompile(`^[a-z0-9_.-]{1,128}$`)
+
+// sinkNameRule says what sinkName requires.
+const sinkNameRule = "must be 1 to 128 of a-z, 0-9, _, - and ."
+
 // maxKeys is verify's limit on a keyring.
 const maxKeys = 16
 
@@ -404,8 +419,19 @@ func (w *WebhookConfig) validate(p string) []error {
 				}
 			}
 		}
-		if r.Jira == nil && r.Email == nil {
-			bad(rp, "needs at least one sink (jira or email)")
+		if r.Jira == nil && r.Email == nil && len(r.Sinks) == 0 {
+			bad(rp, "needs at least one sink (jira, email or sinks)")
+		}
+		listed := map[string]bool{}
+		for k, n := range r.Sinks {
+			sp := rp + ".sinks[" + strconv.Itoa(k) + "]"
+			switch {
+			case !sinkName.MatchString(n):
+				bad(sp, sinkNameRule+" (the Name of a sink in ServerOptions.Sinks)")
+			case listed[n]:
+				bad(sp, fmt.Sprintf("%q is listed twice in this route", n))
+			}
+			listed[n] = true
 		}
 		if r.Jira != nil {
 			errs = append(errs, wrapConfig(r.Jira.check(rp+".jira"))...)

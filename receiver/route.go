@@ -45,12 +45,32 @@ func rolesMatch(roles []string, people []Person) bool {
 }
 
 // matchSinks returns the sinks of every route ev matches, in configuration
-// order (within a route: jira, then email).
+// order (within a route: jira, email, then its own list), each once: a
+// sink of ServerOptions.Sinks named by several matching routes runs once,
+// where the first of them puts it. Names are unique per sink (NewServer
+// checks), so comparing names is comparing sinks.
 func matchSinks(routes []route, ev *Event) []Sink {
 	var out []Sink
+	var seen map[string]bool // made once a second route matches
 	for i := range routes {
-		if routes[i].match.matches(ev) {
+		if !routes[i].match.matches(ev) {
+			continue
+		}
+		if len(out) == 0 {
 			out = append(out, routes[i].sinks...)
+			continue
+		}
+		if seen == nil {
+			seen = make(map[string]bool, len(out))
+			for _, s := range out {
+				seen[s.Name()] = true
+			}
+		}
+		for _, s := range routes[i].sinks {
+			if name := s.Name(); !seen[name] {
+				seen[name] = true
+				out = append(out, s)
+			}
 		}
 	}
 	return out

@@ -56,6 +56,10 @@ func TestMatchSinks(t *testing.T) {
 		{name: "r3", sinks: []Sink{c}},
 	}
 	assert.Equal(t, []Sink{a, b, c}, matchSinks(routes, &Event{Type: TypeChurnRisk}))
-	assert.Equal(t, []Sink{c, c}, matchSinks(routes, &Event{Type: TypeRenewal}))
+	// A sink named by two matching routes runs once, at its first place.
+	assert.Equal(t, []Sink{c}, matchSinks(routes, &Event{Type: TypeRenewal}))
+	routes = append(routes, route{name: "r4", sinks: []Sink{b, a}})
+	assert.Equal(t, []Sink{a, b, c}, matchSinks(routes, &Event{Type: TypeChurnRisk}))
+	assert.Equal(t, []Sink{c, b, a}, matchSinks(routes, &Event{Type: TypeRenewal}))
 	assert.Empty(t, matchSinks(routes[:2], &Event{Type: TypeNoReachOut}))
 }

@@ -65,6 +65,17 @@ type ServerOptions struct {
 	// in-flight deliveries once their context is done. Default value is
 	// DeliveryTimeout plus 5 s.
 	ShutdownTimeout time.Duration
+	// Sinks are sinks of your own (a chat message, a pager, a queue), each
+	// known by its Name, which routes list in RouteConfig.Sinks. Default
+	// value is none. NewServer rejects a nil sink, a name that is not 1 to
+	// 128 of a-z, 0-9, _, - and ., two sinks of one name, a name a sink
+	// built from the configuration has ("<webhook>.<route>.jira" or
+	// ".email", for every route) and a route naming a sink that is not
+	// here. Name is read once, by NewServer. One sink may serve several
+	// routes and webhooks: it runs once per event id whichever routes
+	// select the event (see Sink), and Deliver may be called for
+	// different events at the same time.
+	Sinks []Sink
 
 	// idEntries and ledgerEntries are the capacities of the in-memory
 	// stores of ids and of done sinks. Default value is
@@ -113,7 +124,9 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 	}
 	c := *cfg
 	c.applyDefaults()
-	if errs := c.validate(); len(errs) > 0 {
+	errs := c.validate()
+	custom, unused, serrs := customSinks(&c, opts.Sinks)
+	if errs = append(errs, serrs...); len(errs) > 0 {
 		return nil, joinErrors(errs)
 	}
 	s := &Server{
@@ -178,8 +191,11 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 	}
 	s.ledger = ledger{store: ledgerStore, retention: c.Retention, hold: s.deliveryTimeout + time.Minute}
 
+	for _, name := range unused {
+		s.log.Warn("a sink of ServerOptions.Sinks is named by no route", "sink", name)
+	}
 	for _, wc := range c.Webhooks {
-		h, err := s.newWebhook(&c, wc, store, client)
+		h, err := s.newWebhook(&c, wc, store, client, custom)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -222,7 +238,84 @@ func allowedMethods(r *mux.Router, req *http.Request) string {
 	return strings.Join(methods, ", ")
 }
 
-func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, client *http.Client) (*webhook, error) {
+// customSinks checks the sinks of ServerOptions.Sinks and the names routes
+// give in RouteConfig.Sinks against each other. It returns the sinks by
+// name, each under the name read now, and the names no route uses.
+func customSinks(c *Config, sinks []Sink) (map[string]Sink, []string, []error) {
+	var errs []error
+	bad := func(path, msg string) { errs = append(errs, configErr(path, msg)) }
+	builtin := map[string]bool{}
+	for _, w := range c.Webhooks {
+		for j, r := range w.Routes {
+			prefix := w.Name + "." + routeName(r, j) + "."
+			builtin[prefix+"jira"], builtin[prefix+"email"] = true, true
+		}
+	}
+	byName := map[string]Sink{}
+	index := map[string]int{}
+	var order []string
+	for i, sink := range sinks {
+		p := "ServerOptions.Sinks[" + strconv.Itoa(i) + "]"
+		if sink == nil {
+			bad(p, "is nil")
+			continue
+		}
+		name, ok := sinkNameOf(sink)
+		switch {
+		case !ok:
+			bad(p, "its Name method panicked (a nil pointer?)")
+		case !sinkName.MatchString(name):
+			// Not quoted: it may be anything.
+			bad(p+".Name()", sinkNameRule)
+		case builtin[name]:
+			bad(p+".Name()", fmt.Sprintf("%q is the name of a sink built from the configuration (<webhook>.<route>.jira or .email)", name))
+		case byName[name] != nil:
+			bad(p+".Name()", fmt.Sprintf("%q is also the name of ServerOptions.Sinks[%d]", name, index[name]))
+		default:
+			byName[name], index[name] = namedSink{name: name, Sink: sink}, i
+			order = append(order, name)
+		}
+	}
+	used := map[string]bool{}
+	for i, w := range c.Webhooks {
+		for j, r := range w.Routes {
+			for k, name := range r.Sinks {
+				used[name] = true
+				if sinkName.MatchString(name) && byName[name] == nil { // a bad shape is validate's to report
+					bad(fmt.Sprintf("webhooks[%d].routes[%d].sinks[%d]", i, j, k), fmt.Sprintf("no sink named %q in ServerOptions.Sinks", name))
+				}
+			}
+		}
+	}
+	var unused []string
+	for _, name := range order {
+		if !used[name] {
+			unused = append(unused, name)
+		}
+	}
+	return byName, unused, errs
+}
+
+// sinkNameOf calls sink.Name, reporting a panic as !ok.
+func sinkNameOf(sink Sink) (name string, ok bool) {
+	defer func() {
+		if recover() != nil {
+			name, ok = "", false
+		}
+	}()
+	return sink.Name(), true
+}
+
+// namedSink is a sink of ServerOptions.Sinks under the name NewServer
+// read, so a Name that changes later cannot split its ledger records.
+type namedSink struct {
+	name string
+	Sink
+}
+
+func (n namedSink) Name() string { return n.name }
+
+func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, client *http.Client, custom map[string]Sink) (*webhook, error) {
 	keys := make([]verify.Key, 0, len(wc.Secrets))
 	for i, sc := range wc.Secrets {
 		sec, err := verify.ParseSecret(sc.Secret)
@@ -281,6 +374,9 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 				return nil, fmt.Errorf("webhook %s, route %s, email: %w", name, rt.name, err)
 			}
 			rt.sinks = append(rt.sinks, sink)
+		}
+		for _, name := range rc.Sinks {
+			rt.sinks = append(rt.sinks, custom[name])
 		}
 		h.routes = append(h.routes, rt)
 	}
