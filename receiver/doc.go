@@ -1,5 +1,6 @@
-// Package receiver turns signed Staircase webhooks into Jira issues and
-// emails: the reference receiver that `stairhook serve` runs.
+// Package receiver turns signed Staircase webhooks into Jira issues, emails
+// and calls to sinks of your own: the reference receiver that `stairhook
+// serve` runs.
 //
 // For most uses, load a configuration with [LoadConfig] (or build one with
 // [DefaultConfig]), create a [Server] with [NewServer] and run
@@ -20,7 +21,7 @@
 //   - decodes the event (400 invalid_event) and checks that its id is the
 //     signed one (400 id_mismatch);
 //   - runs the sinks of every route whose [Match] selects the event, in
-//     order (200 {"status":"ignored"} when none does). A sink that already
+//     order, each sink once (200 {"status":"ignored"} when none does). A sink that already
 //     succeeded for this event id is skipped: the record, kept for
 //     [Config.Retention] under the key "sink/<event id>/<sink name>", lives
 //     in the same store as the ids with Redis, and in memory by default
@@ -32,7 +33,8 @@
 //     [DeadLetter] per rejecting sink to <outbox>/deadletter.jsonl (if that
 //     write fails, 503: the event is never dropped). The 422 names the sink
 //     and a reason class derived from the error's type, such as
-//     "jira 400", "smtp 550" or "template", never the destination's text.
+//     "jira 400", "smtp 550" or "template" ("unclassified" for a sink of
+//     your own), never the destination's text.
 //
 // The Jira sink marks each issue with the label stairhook-<first 16 hex
 // digits of SHA-256 over the event id> and, before creating one, searches
@@ -46,6 +48,16 @@
 // name or route1, route2, … by position. A route naming jira or email while
 // the configuration has no jira or smtp section uses a dry-run sink that
 // writes the exact request or message into the outbox.
+//
+// # Sinks of your own
+//
+// To send events elsewhere (a chat, a pager, a queue), implement [Sink],
+// give it to [NewServer] in [ServerOptions.Sinks] and list its Name under
+// a route's sinks ([RouteConfig.Sinks]); it runs after the route's jira and
+// email. It gets the same treatment as the built-in sinks: its success is
+// recorded under its Name, so it runs once per event id even when several
+// routes or webhooks select the event, and its failures are retried or
+// dead-lettered (see [Sink] for the contract).
 //
 // # Memory store
 //
