@@ -236,6 +236,10 @@ type Attempt struct {
 	// RetryAfter is the delay asked for by a 429 or 503 answer's
 	// Retry-After header, or zero.
 	RetryAfter time.Duration
+	// Duplicate reports a 2xx answer marked with verify.DuplicateHeader:
+	// the receiver had already processed this event id and did nothing
+	// again.
+	Duplicate bool
 }
 
 // Success reports whether the attempt got a 2xx answer.
@@ -363,6 +367,7 @@ func (s *Sender) attempt(ctx context.Context, signer *verify.Signer, target, id 
 		a.Err = err
 	}
 	a.Duration = s.now().Sub(a.Start)
+	a.Duplicate = a.Success() && resp.Header.Get(verify.DuplicateHeader) == "true"
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		a.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.now())
 	}

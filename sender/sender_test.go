@@ -388,6 +388,7 @@ func TestSendFullLoopIdempotency(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rep.Attempts, 2)
 	assert.Len(t, rcv.Reached(), 2, "the retry after the 500 is processed")
+	assert.False(t, rep.Attempts[1].Duplicate)
 
 	// The sender redelivers the same event, for example after losing the
 	// answer: the receiver says 200 duplicate and does not process it again.
@@ -398,6 +399,7 @@ func TestSendFullLoopIdempotency(t *testing.T) {
 	require.Len(t, rep.Attempts, 1)
 	assert.Equal(t, http.StatusOK, rep.Attempts[0].Status)
 	assert.Equal(t, "true", dup.Get(verify.DuplicateHeader))
+	assert.True(t, rep.Attempts[0].Duplicate)
 	assert.Len(t, rcv.Reached(), 2, "a duplicate never reaches the handler")
 
 	// A tampered body with the same id is rejected, not deduplicated.

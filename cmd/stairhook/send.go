@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -106,18 +105,8 @@ Types: `+strings.Join(receiver.SampleTypes(), ", "))
 	}
 
 	attempts := schedule[:*retries+1]
-	// The sender's Attempt has no headers: the tap remembers whether the
-	// answer to the attempt just made was a duplicate. Attempts of one Send
-	// are sequential, and OnAttempt runs after the response is read.
-	tap := &duplicateTap{next: http.DefaultTransport}
 	var duplicate bool
 	s := sender.New(sender.Options{
-		Client: &http.Client{
-			Transport: tap,
-			// As the sender's default client: a signed body only ever goes
-			// to --url.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
 		Timeout:  *timeout,
 		Schedule: attempts,
 		Sleep: func(ctx context.Context, d time.Duration) error {
@@ -125,8 +114,8 @@ Types: `+strings.Join(receiver.SampleTypes(), ", "))
 			return sender.Sleep(ctx, d)
 		},
 		OnAttempt: func(a sender.Attempt) {
-			duplicate = a.Success() && tap.duplicate.Load()
-			printAttempt(e.stdout, a, duplicate)
+			duplicate = a.Duplicate
+			printAttempt(e.stdout, a)
 		},
 	})
 	fmt.Fprintf(e.stdout, "POST %s id %s (%d bytes)\n", *target, *id, len(body))
@@ -144,24 +133,6 @@ Types: `+strings.Join(receiver.SampleTypes(), ", "))
 	}
 }
 
-// duplicateTap is an http.RoundTripper that records whether the latest
-// response said the receiver had already processed the event.
-type duplicateTap struct {
-	next      http.RoundTripper
-	duplicate atomic.Bool
-}
-
-// RoundTrip sends req through next and records the response's
-// verify.DuplicateHeader.
-func (d *duplicateTap) RoundTrip(req *http.Request) (*http.Response, error) {
-	d.duplicate.Store(false)
-	resp, err := d.next.RoundTrip(req)
-	if err == nil {
-		d.duplicate.Store(resp.Header.Get(verify.DuplicateHeader) == "true")
-	}
-	return resp, err
-}
-
 // duplicateNote is what the attempt and final lines add for an answer
 // marked as a duplicate: the receiver did not process the event again.
 func duplicateNote(duplicate bool) string {
@@ -172,14 +143,13 @@ func duplicateNote(duplicate bool) string {
 }
 
 // printAttempt prints one attempt: status line, then the response body.
-// duplicate marks a 2xx answer with verify.DuplicateHeader.
-func printAttempt(w io.Writer, a sender.Attempt, duplicate bool) {
+func printAttempt(w io.Writer, a sender.Attempt) {
 	d := durationText(a.Duration)
 	if a.Status == 0 {
 		fmt.Fprintf(w, "attempt %d: no response after %v: %v\n", a.Number, d, a.Err)
 		return
 	}
-	fmt.Fprintf(w, "attempt %d: %d %s in %v%s\n", a.Number, a.Status, statusText(a.Status), d, duplicateNote(duplicate))
+	fmt.Fprintf(w, "attempt %d: %d %s in %v%s\n", a.Number, a.Status, statusText(a.Status), d, duplicateNote(a.Duplicate))
 	if len(a.Body) > 0 {
 		fmt.Fprintf(w, "%s\n", printable(a.Body))
 	}
