@@ -174,11 +174,15 @@ func LoadConfig(path string) (*Config, error) {
 //
 // All problems are reported at once: the error joins one error per problem
 // (see errors.Join), each wrapping ErrInvalidConfig and naming where it is,
-// such as "webhooks[0].routes[1].email.to[0]: not an email address", or the
-// line of a ${NAME} whose variable is not set. A missing variable counts as
-// empty for the later stages, and a key that is unknown or holds a value of
-// the wrong type is left out of the decoded configuration, so the
-// remaining keys are still checked. Only a YAML syntax error stops before
+// such as "webhooks[0].routes[1].email.to[0]: not an email address". A
+// ${NAME} whose variable is not set is reported under the field it fills,
+// with its line ("jira.email: environment variable JIRA_EMAIL is not set
+// (referenced as ${JIRA_EMAIL}) (line 4)"), or by its line alone when that
+// line holds several values (a flow mapping or list). A missing variable
+// counts as empty for the later stages (a field it fills is not reported
+// again as required), and a key that is unknown or holds a value of the
+// wrong type is left out of the decoded configuration, so the remaining
+// keys are still checked. Only a YAML syntax error stops before
 // validation. No error quotes a secret.
 func ParseConfig(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
 	if len(data) > maxConfigBytes {
@@ -206,6 +210,7 @@ func ParseConfig(data []byte, lookupEnv func(string) (string, bool)) (*Config, e
 	if len(doc.Content) > 0 {
 		d := &nodeDecoder{}
 		d.decode(doc.Content[0], reflect.ValueOf(cfg).Elem(), "")
+		errs = namedEnvErrors(errs, d.scalars, failed)
 		errs = append(errs, d.errs...)
 		for _, p := range d.failed {
 			failed[p] = true
@@ -226,6 +231,25 @@ func ParseConfig(data []byte, lookupEnv func(string) (string, bool)) (*Config, e
 		return nil, joinErrors(errs)
 	}
 	return cfg, nil
+}
+
+// namedEnvErrors gives each ${NAME} problem of errs the path of the field
+// on its line, when the line holds exactly one scalar value (a flow list
+// or mapping with several keeps the line alone), and marks that path
+// failed, so validation does not report the same field again as, say,
+// required.
+func namedEnvErrors(errs []error, scalars map[int][]string, failed map[string]bool) []error {
+	for i, err := range errs {
+		ce, ok := err.(*configError)
+		if !ok || ce.line == 0 || len(scalars[ce.line]) != 1 || scalars[ce.line][0] == "" {
+			continue
+		}
+		path := scalars[ce.line][0]
+		_, msg, _ := strings.Cut(ce.msg, ": ")
+		errs[i] = configErr(path, msg+" (line "+strconv.Itoa(ce.line)+")")
+		failed[path] = true
+	}
+	return errs
 }
 
 // errorPath is the config path a validation error names.
@@ -460,6 +484,9 @@ func routeName(r RouteConfig, i int) string {
 // configError is one configuration problem at a path.
 type configError struct {
 	path, msg string
+	// line is the line of a ${NAME} problem, found before the YAML is
+	// parsed; ParseConfig then names the field on that line if it can.
+	line int
 }
 
 func (e *configError) Error() string {
@@ -530,7 +557,7 @@ func expandEnv(data []byte, lookup func(string) (string, bool)) ([]byte, []error
 	for n, line := range lines {
 		lineNo := n + 1
 		bad := func(msg string) {
-			errs = append(errs, configErr("", "line "+strconv.Itoa(lineNo)+": "+msg))
+			errs = append(errs, &configError{msg: "line " + strconv.Itoa(lineNo) + ": " + msg, line: lineNo})
 		}
 		var quote byte // 0, '"' or '\''
 		lastSig := byte(0)
@@ -643,6 +670,9 @@ type nodeDecoder struct {
 	errs   []error
 	failed []string // the paths of errs, which keep their zero value
 	nodes  int
+	// scalars holds the paths of the scalar values on each line, so a
+	// ${NAME} problem, known by its line, can name its field.
+	scalars map[int][]string
 }
 
 var (
@@ -670,6 +700,12 @@ func (d *nodeDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			d.bad(path, fmt.Sprintf("more than %d YAML nodes (aliases expanded)", maxConfigNodes))
 		}
 		return
+	}
+	if n.Kind == yaml.ScalarNode {
+		if d.scalars == nil {
+			d.scalars = map[int][]string{}
+		}
+		d.scalars[n.Line] = append(d.scalars[n.Line], path)
 	}
 	if n.Kind == yaml.AliasNode {
 		d.decode(n.Alias, v, path)

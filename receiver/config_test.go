@@ -474,3 +474,34 @@ func TestParseConfigByteLimit(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "once ${...} are expanded")
 }
+
+// A missing variable on a line of its own is reported under the field it
+// fills, once: not again as that field being required.
+func TestParseConfigMissingVariableNamesItsField(t *testing.T) {
+	data := []byte(`
+jira:
+  base_url: https://example.atlassian.net
+  email: "${JIRA_EMAIL}"
+  api_token: ${JIRA_TOKEN}
+webhooks:
+  - name: staircase
+    secrets: [{secret: "` + testSecret + `"}, {secret: "${OLD}", label: old}]
+    routes:
+      - jira: {project: CS}
+`)
+	_, err := ParseConfig(data, env(nil))
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	var joined interface{ Unwrap() []error }
+	require.ErrorAs(t, err, &joined)
+	var got []string
+	for _, e := range joined.Unwrap() {
+		got = append(got, e.Error())
+	}
+	assert.ElementsMatch(t, []string{
+		"jira.email: environment variable JIRA_EMAIL is not set (referenced as ${JIRA_EMAIL}) (line 4)",
+		"jira.api_token: environment variable JIRA_TOKEN is not set (referenced as ${JIRA_TOKEN}) (line 5)",
+		// A flow mapping holds several values on one line: the line it is.
+		"line 8: environment variable OLD is not set (referenced as ${OLD})",
+		"webhooks[0].secrets[1].secret: not a whsec_ secret (invalid secret: empty)",
+	}, got)
+}
