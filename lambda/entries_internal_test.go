@@ -22,6 +22,9 @@ func TestSeparateEntries(t *testing.T) {
 		{"unknown value with commas", "v2,a,b,v1,AAA=", "v2,a,b v1,AAA="},
 		{"empty first line", ",v1,AAA=", " v1,AAA="},
 		{"space before the comma", "v1,AAA= ,v1,BBB=", "v1,AAA=  v1,BBB="},
+		{"upper-case V", "v1,AAA=,V1,BBB=", "v1,AAA= V1,BBB="},
+		{"version with a letter", "v1,AAA=,v1a,BBB=", "v1,AAA= v1a,BBB="},
+		{"version with a letter first", "v1a,BBB=,v1,AAA=", "v1a,BBB= v1,AAA="},
 
 		// Left alone.
 		{"one entry", "v1,AAA=", "v1,AAA="},
@@ -29,9 +32,10 @@ func TestSeparateEntries(t *testing.T) {
 		{"empty", "", ""},
 		{"the comma after the version", "v1,v1,AAA=", "v1,v1,AAA="},
 		{"not a version next", "v1,AAA=,x1,BBB=", "v1,AAA=,x1,BBB="},
-		{"upper-case V", "v1,AAA=,V1,BBB=", "v1,AAA=,V1,BBB="},
-		{"version with a letter", "v1,AAA=,v1a,BBB=", "v1,AAA=,v1a,BBB="},
 		{"v without digits", "v1,AAA=,v,BBB=", "v1,AAA=,v,BBB="},
+		{"v and a letter", "v1,AAA=,va,BBB=", "v1,AAA=,va,BBB="},
+		{"version token too long", "v1,AAA=,v1234567890abcdefg,BBB=", "v1,AAA=,v1234567890abcdefg,BBB="},
+		{"token not a version inside an unknown value", "v2,a,b,c", "v2,a,b,c"},
 		{"version without its comma", "v1,AAA=,v1", "v1,AAA=,v1"},
 		{"trailing comma", "v1,AAA=,", "v1,AAA=,"},
 		{"legacy value first", "sha256=abc,v1,AAA=", "sha256=abc,v1,AAA="},

@@ -185,29 +185,34 @@ func fromHTTPv2(in *events.APIGatewayV2HTTPRequest) *event {
 	return ev
 }
 
-// signatureHeader is the one header whose repeated lines are read together:
-// SPEC.md §2 takes the entries of every line.
-const signatureHeader = "X-Staircase-Signature"
+// signatureHeaders are the headers whose repeated lines are read together:
+// SPEC.md §2 takes the entries of every line, for the Staircase family and
+// for the Standard Webhooks one (§7).
+var signatureHeaders = [...]string{"X-Staircase-Signature", "Webhook-Signature"}
 
-// splitJoinedSignature undoes, in the signature header of an HTTP API or
+// splitJoinedSignature undoes, in the signature headers of an HTTP API or
 // Function URL event, the commas with which AWS joined repeated header
 // lines, so that the verifier reads the entries of every line as it does
 // over HTTP. Other headers keep their commas: only here does the scheme
 // define what the lines hold.
 func splitJoinedSignature(h http.Header) {
-	vs := h[signatureHeader]
-	for i, v := range vs {
-		vs[i] = separateEntries(v)
+	for _, name := range signatureHeaders {
+		vs := h[name]
+		for i, v := range vs {
+			vs[i] = separateEntries(v)
+		}
 	}
 }
 
 // separateEntries returns s with every comma that separates two signature
 // entries replaced by a space, the separator the verifier expects. An entry
 // is <version>,<value>: its first comma, after the version token, stays, and
-// a v1 value is base64, which never holds a comma. A later comma separates
-// entries when the next one starts like an entry, v<digits>, after optional
-// spaces or tabs; any other comma is left in place, so a value that was
-// malformed on its own line stays malformed.
+// a v1 or v1a value is base64, which never holds a comma. A later comma
+// separates entries when the next one starts like an entry, a version token
+// (v or V, a digit, then letters or digits, as v1, v1a, v2) and its comma,
+// after optional spaces or tabs; any other comma is left in place, so a
+// value that was malformed on its own line stays malformed, and a value of
+// an unknown version that holds commas stays whole.
 func separateEntries(s string) string {
 	var out []byte // a copy, made at the first change
 	inEntry, versioned := false, false
@@ -235,22 +240,31 @@ func separateEntries(s string) string {
 	return string(out)
 }
 
+// maxVersionToken bounds the version token startsVersionedEntry looks
+// for, so each comma costs a bounded look ahead.
+const maxVersionToken = 16
+
 // startsVersionedEntry reports whether s starts, after optional spaces or
-// tabs, with a version token v<digits> and its comma.
+// tabs, with a version token and its comma: v or V, a digit, then up to
+// maxVersionToken letters and digits in all.
 func startsVersionedEntry(s string) bool {
 	i := 0
 	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
 		i++
 	}
-	if i == len(s) || s[i] != 'v' {
+	if i+2 >= len(s) || (s[i] != 'v' && s[i] != 'V') || s[i+1] < '0' || s[i+1] > '9' {
 		return false
 	}
-	i++
-	digits := i
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+	start := i
+	i += 2
+	for i < len(s) && i-start < maxVersionToken && isAlnum(s[i]) {
 		i++
 	}
-	return i > digits && i < len(s) && s[i] == ','
+	return i < len(s) && s[i] == ','
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // fromALB reads an ALB event. The ALB passes the path and the query

@@ -24,12 +24,13 @@
 // unchanged, never re-serialized. Header names are matched
 // case-insensitively (HTTP APIs and Function URLs lower-case them).
 //
-// A sender may send several x-staircase-signature lines, whose entries are
-// read together. HTTP APIs and Function URLs join repeated header lines with
-// commas into one value; in the signature header, and only there, the
-// adapter turns each comma that ends one entry and starts the next
-// (a comma followed by v<digits>,) back into a space, so the lines verify as
-// they do over HTTP. Every other header that such a trigger joined stays one
+// A sender may send several x-staircase-signature (or webhook-signature)
+// lines, whose entries are read together. HTTP APIs and Function URLs join
+// repeated header lines with commas into one value; in the signature
+// headers, and only there, the adapter turns each comma that ends one entry
+// and starts the next (a comma followed by a version token such as v1, v1a
+// or v2 and its comma) back into a space, so the lines verify as they do
+// over HTTP. Every other header that such a trigger joined stays one
 // value, commas included. REST APIs and ALB target groups with multi-value
 // headers pass every line as it was. An ALB target group without multi-value
 // headers passes only one line of a repeated header and drops the others,

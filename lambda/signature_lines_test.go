@@ -58,6 +58,10 @@ func TestSignatureLines(t *testing.T) {
 	}{
 		{"valid line first", current, retired},
 		{"valid line last", retired, current},
+		// Standard Webhooks' asymmetric entry, of a version v1 receivers
+		// ignore, on a line of its own.
+		{"v1a line last", current, "v1a," + strings.Repeat("QUJD", 21) + "QQ=="},
+		{"v1a line first", "v1a," + strings.Repeat("QUJD", 21) + "QQ==", current},
 	}
 
 	// The reference: two lines over HTTP verify.
@@ -117,7 +121,7 @@ func TestJoinedHeadersUntouched(t *testing.T) {
 	const joined = "v1,AAA=,v1,BBB="
 	var got http.Header
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header })
-	headers := map[string]string{"x-staircase-signature": joined, "x-custom": joined, "accept": "a,v2,b"}
+	headers := map[string]string{"x-staircase-signature": joined, "webhook-signature": joined, "x-custom": joined, "accept": "a,v2,b"}
 
 	for _, name := range []string{"http-api-v2", "function-url"} {
 		t.Run(name, func(t *testing.T) {
@@ -129,6 +133,7 @@ func TestJoinedHeadersUntouched(t *testing.T) {
 			invokeOK(t, h, ev)
 			require.NotNil(t, got)
 			assert.Equal(t, []string{"v1,AAA= v1,BBB="}, got.Values(sigHeader))
+			assert.Equal(t, []string{"v1,AAA= v1,BBB="}, got.Values("Webhook-Signature"))
 			assert.Equal(t, []string{joined}, got.Values("X-Custom"))
 			assert.Equal(t, []string{"a,v2,b"}, got.Values("Accept"))
 		})
