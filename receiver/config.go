@@ -332,7 +332,8 @@ var urlSafeName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
 // sinkName is the shape of the names of the sinks in ServerOptions.Sinks:
 // that of route names plus ".", and longer. No "/", so the ledger key
-// "sink/<event id>/<sink name>" splits at its last "/" unambiguously.
+// "sink/<webhook>/<event id>/<sink name>" splits at its first and last "/"
+// unambiguously.
 var sinkName = regexp.MustCompile(`^[a-z0-9_.-]{1,128}$`)
 
 // sinkNameRule says what sinkName requires.

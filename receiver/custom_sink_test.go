@@ -93,18 +93,25 @@ func TestCustomSinkRunsOncePerEvent(t *testing.T) {
 	assert.Equal(t, "true", rec.Header().Get(verify.DuplicateHeader))
 	assert.Len(t, slack.ids(), 1)
 
-	// The same event on another webhook naming slack: the record is per
-	// event id and sink name, so slack does not run again.
+	// The same event id on another webhook naming slack is another
+	// delivery: the record is per webhook, as the middleware's ids are, so
+	// one webhook's sender cannot mark an event done for another.
 	rec = h.postTo("/webhooks/other", "evt_c1", body)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	assert.Equal(t, map[string]string{"slack": "skipped"}, outcomes(decodeResponse(t, rec)))
-	assert.Len(t, slack.ids(), 1)
+	assert.Equal(t, map[string]string{"slack": "delivered"}, outcomes(decodeResponse(t, rec)))
+	assert.Len(t, slack.ids(), 2)
+	// And its redelivery there runs nothing.
+	h.now = h.now.Add(time.Second)
+	rec = h.postTo("/webhooks/other", "evt_c1", body)
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.Equal(t, "true", rec.Header().Get(verify.DuplicateHeader))
+	assert.Len(t, slack.ids(), 2)
 
 	// Another type matches only the second route.
 	rec = h.post("evt_c2", event(t, TypeRenewal, "evt_c2", nil))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	assert.Equal(t, []string{"slack", "pager"}, sinkNames(decodeResponse(t, rec)))
-	assert.Equal(t, []string{"evt_c1", "evt_c2"}, slack.ids())
+	assert.Equal(t, []string{"evt_c1", "evt_c1", "evt_c2"}, slack.ids())
 }
 
 func TestCustomSinkTransientFailure(t *testing.T) {

@@ -23,7 +23,7 @@
 //   - runs the sinks of every route whose [Match] selects the event, in
 //     order, each sink once (200 {"status":"ignored"} when none does). A sink that already
 //     succeeded for this event id is skipped: the record, kept for
-//     [Config.Retention] under the key "sink/<event id>/<sink name>", lives
+//     [Config.Retention] under the key "sink/<webhook>/<event id>/<sink name>", lives
 //     in the same store as the ids with Redis, and in memory by default
 //     (see Memory store below);
 //   - answers 200 when every sink succeeded now or before; 503 with

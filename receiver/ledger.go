@@ -29,14 +29,21 @@ type ledger struct {
 	hold time.Duration
 }
 
-func ledgerKey(eventID, sink string) string { return "sink/" + eventID + "/" + sink }
+// ledgerKey is where the ledger records that sink succeeded for the event
+// id as delivered to webhook. The webhook is part of it, as it is of the
+// middleware's id keys, so a sink shared by several webhooks keeps one
+// record per webhook: a sender of one webhook cannot mark an event done
+// for another by sending its id first.
+func ledgerKey(webhook, eventID, sink string) string {
+	return "sink/" + webhook + "/" + eventID + "/" + sink
+}
 
 // reserve claims the sink for the event. StateDone means the sink succeeded
 // before; StateInFlight that another delivery of the event is running it.
-func (l *ledger) reserve(ctx context.Context, eventID, sink string) (verify.Reservation, verify.State, error) {
+func (l *ledger) reserve(ctx context.Context, webhook, eventID, sink string) (verify.Reservation, verify.State, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
-	return l.store.Reserve(ctx, ledgerKey(eventID, sink), l.hold)
+	return l.store.Reserve(ctx, ledgerKey(webhook, eventID, sink), l.hold)
 }
 
 // done records that the reserved sink succeeded.

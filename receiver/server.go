@@ -53,7 +53,10 @@ type ServerOptions struct {
 	// verify.NewMemoryStore with its defaults for the ids, which answers
 	// 503 when full rather than forget an id, and one with EvictDone for
 	// the done sinks, which forgets the oldest when full rather than
-	// refuse events. A Store set here holds both, as Redis does.
+	// refuse events. A Store set here holds both, as Redis does: it must
+	// hold the done sinks for Config.Retention (days) beside the ids, so a
+	// bounded in-process store set here fills up and answers 503; use a
+	// shared store such as verify/redisstore.
 	Store verify.Store
 	// Now returns the current time, for signature timestamps and
 	// dead-letter records. Default value is time.Now.
@@ -627,7 +630,7 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request, h *webhook) {
 	defer cancel()
 	results := make([]sinkResult, len(sinks))
 	for i, sink := range sinks {
-		results[i] = s.runSink(ctx, ev, sink)
+		results[i] = s.runSink(ctx, h.name, ev, sink)
 	}
 
 	status, resp, retryAfter := summarize(results)
@@ -647,10 +650,11 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request, h *webhook) {
 	writeJSON(w, status, resp)
 }
 
-// runSink runs one sink for ev unless the ledger says it already succeeded.
-func (s *Server) runSink(ctx context.Context, ev *Event, sink Sink) sinkResult {
+// runSink runs one sink for ev, as delivered to the named webhook, unless
+// the ledger says it already succeeded.
+func (s *Server) runSink(ctx context.Context, webhook string, ev *Event, sink Sink) sinkResult {
 	out := sinkResult{Name: sink.Name()}
-	resv, state, err := s.ledger.reserve(ctx, ev.ID, out.Name)
+	resv, state, err := s.ledger.reserve(ctx, webhook, ev.ID, out.Name)
 	switch {
 	case err != nil:
 		out.Outcome, out.err = outcomeUnavailable, err

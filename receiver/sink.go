@@ -41,10 +41,12 @@ import (
 // after a panic), since the other classes, such as "jira 400", belong to
 // the package's own sinks. A sink serves every route that names it, in
 // every webhook, and Deliver may run for several events at once; it runs
-// once per event id, however many routes select the event.
+// once per event id and webhook, however many routes of the webhook select
+// the event (an event delivered to two webhooks is two deliveries, as the
+// middleware's ids are kept per webhook too).
 type Sink interface {
 	// Name identifies the sink in logs, in responses, in the ledger of
-	// done sinks (the key "sink/<event id>/<name>") and in the dead-letter
+	// done sinks (the key "sink/<webhook>/<event id>/<name>") and in the dead-letter
 	// file. Sinks built from a Config are named
 	// <webhook>.<route>.<jira|email>, for example "staircase.route1.jira"
 	// or "staircase.risk.email". A sink of ServerOptions.Sinks chooses

@@ -124,8 +124,8 @@ func TestSinkFaults(t *testing.T) {
 			assert.Equal(t, tc.jiraCreates, r.jira.Requests(jiraIssuePath), "create requests")
 			assert.Empty(t, readDeadLetters(t, r.outbox), "nothing dead-lettered")
 			done := r.ledger.check(t)
-			assert.Equal(t, 1, done["sink/"+id+"/"+sinkJira], "jira recorded once")
-			assert.Equal(t, 1, done["sink/"+id+"/"+sinkEmail], "email recorded once")
+			assert.Equal(t, 1, done[ledgerPrefix+id+"/"+sinkJira], "jira recorded once")
+			assert.Equal(t, 1, done[ledgerPrefix+id+"/"+sinkEmail], "email recorded once")
 
 			// A redelivery after success is a duplicate: nothing new.
 			rep, err = newSender(1).Send(t.Context(), r.endpoint(), id, body)
@@ -187,8 +187,8 @@ func TestSinkPermanentFaults(t *testing.T) {
 				other = sinkEmail
 			}
 			done := r.ledger.check(t)
-			assert.Zero(t, done["sink/"+id+"/"+tc.sink], "the rejecting sink is not recorded")
-			assert.Equal(t, 1, done["sink/"+id+"/"+other], "the other sink is recorded")
+			assert.Zero(t, done[ledgerPrefix+id+"/"+tc.sink], "the rejecting sink is not recorded")
+			assert.Equal(t, 1, done[ledgerPrefix+id+"/"+other], "the other sink is recorded")
 			if tc.sink == sinkJira {
 				assert.Zero(t, issuesFor(r.jira, id))
 				assert.Equal(t, 1, mailsFor(r.smtp, id))
@@ -204,8 +204,8 @@ func TestSinkPermanentFaults(t *testing.T) {
 			assert.Equal(t, 1, issuesFor(r.jira, id))
 			assert.Equal(t, 1, mailsFor(r.smtp, id))
 			done = r.ledger.check(t)
-			assert.Equal(t, 1, done["sink/"+id+"/"+sinkJira])
-			assert.Equal(t, 1, done["sink/"+id+"/"+sinkEmail])
+			assert.Equal(t, 1, done[ledgerPrefix+id+"/"+sinkJira])
+			assert.Equal(t, 1, done[ledgerPrefix+id+"/"+sinkEmail])
 		})
 	}
 }

@@ -41,6 +41,9 @@ const (
 	webhookName  = "staircase"
 	sinkJira     = webhookName + ".main.jira"
 	sinkEmail    = webhookName + ".main.email"
+	// ledgerPrefix starts the ledger's keys of the rig's webhook:
+	// ledgerPrefix + event id + "/" + sink name.
+	ledgerPrefix = "sink/" + webhookName + "/"
 )
 
 // rigOptions chooses how a rig's receiver is set up.
@@ -248,7 +251,10 @@ type checkedStore struct {
 
 func (s *checkedStore) Done(ctx context.Context, res verify.Reservation, ttl time.Duration) error {
 	if rest, ok := strings.CutPrefix(res.Key, "sink/"); ok {
-		id, sink, _ := strings.Cut(rest, "/")
+		// sink/<webhook>/<event id>/<sink>: neither name holds a "/".
+		_, rest, _ = strings.Cut(rest, "/")
+		i := strings.LastIndexByte(rest, '/')
+		id, sink := rest[:max(i, 0)], rest[i+1:]
 		var have int
 		switch {
 		case strings.HasSuffix(sink, ".jira"):
