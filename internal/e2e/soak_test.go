@@ -96,27 +96,27 @@ func (c cutRequest) String() string {
 }
 
 // closedUnread reports whether c is a request that the server closed
-// unread while it was shutting down, between stopping and restarted.
-// http.Server.Shutdown first closes its listener, and the kernel resets the
-// connections still waiting in its accept queue, whose clients may have
-// written a request already: a reset on a new connection. It then closes
-// each connection it sees idle, and a client may be writing its next
-// request on one at that moment (the race between a server closing an idle
-// keep-alive connection and a client reusing it, RFC 9112 section 9.3.1):
-// EOF or a reset on a reused connection. Shutdown never closes a connection
-// once it has started reading a request from it, and the test checks that
-// the server exited 0, so it did not have to force any closed: such a
-// request never reached the handler, and the sender's retry is its one
-// delivery. Any other cut request fails the test.
+// without handling it while it was shutting down, between stopping and
+// restarted. http.Server.Shutdown first closes its listener, and the kernel
+// resets the connections still waiting in its accept queue, whose clients
+// may have written a request already: a reset on a new connection. A
+// connection accepted just before that may have its first request read,
+// and net/http's conn.serve returns without handling it once the server is
+// shutting down: EOF on a new connection. Shutdown then closes each
+// connection it sees idle, and a client may be writing its next request on
+// one at that moment (the race between a server closing an idle keep-alive
+// connection and a client reusing it, RFC 9112 section 9.3.1): EOF or a
+// reset on a reused connection. Shutdown never closes a connection whose
+// request reached the handler, and the test checks that the server exited
+// 0, so it did not have to force any closed: such a request never reached
+// the handler, and the sender's retry is its one delivery (the soak counts
+// issues and emails per event to prove it). Any other cut request fails
+// the test.
 func (c cutRequest) closedUnread(stopping, restarted time.Time) bool {
 	if c.at.Before(stopping) || c.at.After(restarted) {
 		return false
 	}
-	reset := errors.Is(c.err, syscall.ECONNRESET)
-	if !c.reused {
-		return reset
-	}
-	return reset || errors.Is(c.err, io.EOF)
+	return errors.Is(c.err, syscall.ECONNRESET) || errors.Is(c.err, io.EOF)
 }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -468,8 +468,8 @@ func tail(s string, n int) string {
 }
 
 // TestSoakCutClassification checks the soak's sorting of transport errors:
-// only a refused connection counts as never sent, and only a reset, or EOF
-// on a reused connection, during the shutdown counts as closed unread.
+// only a refused connection counts as never sent, and only a reset or EOF
+// during the shutdown counts as closed unread.
 func TestSoakCutClassification(t *testing.T) {
 	// A real dial error: nothing listens on a port just closed.
 	_, dialErr := http.DefaultTransport.RoundTrip(postRequest(t, "http://"+testenv.Addr(testenv.FreePort(t))))
@@ -493,10 +493,11 @@ func TestSoakCutClassification(t *testing.T) {
 		{"EOF before the shutdown", cutRequest{at: stopping.Add(-time.Millisecond), err: io.EOF, reused: true, written: true}, false},
 		{"EOF after the restart", cutRequest{at: restarted.Add(time.Millisecond), err: io.EOF, reused: true, written: true}, false},
 		// A new connection still in the accept queue is reset when the
-		// listener closes; one the server accepted is never closed by
-		// Shutdown.
+		// listener closes; one accepted just before is closed after its
+		// first request is read, without handling it.
 		{"reset on a new connection during the shutdown", cutRequest{at: during, err: reset, written: true}, true},
-		{"EOF on a new connection", cutRequest{at: during, err: io.EOF, written: true}, false},
+		{"EOF on a new connection during the shutdown", cutRequest{at: during, err: io.EOF, written: true}, true},
+		{"EOF on a new connection before the shutdown", cutRequest{at: stopping.Add(-time.Millisecond), err: io.EOF, written: true}, false},
 		{"reset on a new connection before the shutdown", cutRequest{at: stopping.Add(-time.Millisecond), err: reset, written: true}, false},
 		{"reset while writing the request during the shutdown", cutRequest{at: during, err: reset}, true},
 		// A hang is a request the server held, not one it closed unread.
