@@ -54,12 +54,9 @@ func startEmulator(tb testing.TB, env ...string) string {
 	tb.Helper()
 	rie := testenv.Binary(tb, "aws-lambda-rie", rieInstall)
 	bootstrap := buildBootstrap(tb)
-	var (
-		cmd  *exec.Cmd
-		logs *testenv.Buffer
-	)
-	ports := testenv.StartServer(tb, 2, func(ports []int) *exec.Cmd {
-		cmd = exec.Command(rie,
+	var logs *testenv.Buffer
+	ports, proc := testenv.StartServer(tb, 2, func(ports []int) *exec.Cmd {
+		cmd := exec.Command(rie,
 			"--runtime-interface-emulator-address", testenv.Addr(ports[0]),
 			"--runtime-api-address", testenv.Addr(ports[1]),
 			bootstrap)
@@ -81,10 +78,10 @@ func startEmulator(tb testing.TB, env ...string) string {
 	// so no orphan is left behind. testenv's SIGKILL follows if it has not
 	// exited by then.
 	tb.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) && cmd.Process.Signal(syscall.Signal(0)) == nil {
-			time.Sleep(20 * time.Millisecond)
+		_ = proc.Signal(syscall.SIGTERM)
+		select {
+		case <-proc.Exited():
+		case <-time.After(5 * time.Second):
 		}
 		if tb.Failed() {
 			tb.Logf("emulator and function output:\n%s", logs.String())

@@ -56,10 +56,10 @@ func TestBinaryServeSendSIGTERM(t *testing.T) {
 		assert.Contains(t, string(b), "TEST", "%s carries the test marker", f)
 	}
 
-	require.NoError(t, serve.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, serve.Signal(syscall.SIGTERM))
 	select {
-	case <-serve.exited:
-		err := serve.err
+	case <-serve.Exited():
+		err := serve.Err()
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
 			t.Fatalf("serve exited with %d after SIGTERM: %s", exit.ExitCode(), stderr.String())
@@ -95,11 +95,9 @@ func freeAddr(t *testing.T) func() string {
 
 // binaryServe is a `stairhook serve` child process.
 type binaryServe struct {
-	cmd            *exec.Cmd
+	*testenv.Process
 	addr           string
 	stdout, stderr *testenv.Buffer
-	exited         chan struct{} // closed once the process has exited
-	err            error         // from Wait, once exited is closed
 }
 
 // startBinaryServe runs `bin serve` in dir on an address from next and
@@ -111,26 +109,20 @@ func startBinaryServe(t *testing.T, bin, dir string, env []string, next func() s
 	t.Helper()
 	var errs []error
 	for range 3 {
-		p := &binaryServe{addr: next(), stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, exited: make(chan struct{})}
-		p.cmd = exec.Command(bin, "serve", "--addr", p.addr)
-		p.cmd.Dir = dir // the default outbox ./stairhook-outbox lands here
-		p.cmd.Env = env
-		p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-		require.NoError(t, p.cmd.Start())
-		go func() {
-			p.err = p.cmd.Wait()
-			close(p.exited)
-		}()
-		t.Cleanup(func() {
-			_ = p.cmd.Process.Kill() // ErrProcessDone once it has exited
-			<-p.exited
-		})
+		p := &binaryServe{addr: next(), stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}}
+		cmd := exec.Command(bin, "serve", "--addr", p.addr)
+		cmd.Dir = dir // the default outbox ./stairhook-outbox lands here
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+		var err error
+		p.Process, err = testenv.StartProcess(t, cmd)
+		require.NoError(t, err)
 		// Only "listening on" says that serve itself holds the address.
 		deadline := time.Now().Add(10 * time.Second)
 		for !strings.Contains(p.stdout.String(), "listening on") {
 			select {
-			case <-p.exited:
-				errs = append(errs, fmt.Errorf("serve on %s exited at start: %v: %s", p.addr, p.err, p.stderr))
+			case <-p.Exited():
+				errs = append(errs, fmt.Errorf("serve on %s exited at start: %v: %s", p.addr, p.Err(), p.stderr))
 				if !strings.Contains(p.stderr.String(), "address already in use") {
 					t.Fatalf("serve did not start: %v", errors.Join(errs...))
 				}
@@ -141,7 +133,7 @@ func startBinaryServe(t *testing.T, bin, dir string, env []string, next func() s
 			break
 		}
 		select {
-		case <-p.exited:
+		case <-p.Exited():
 		default:
 			return p
 		}

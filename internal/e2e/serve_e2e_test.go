@@ -28,15 +28,13 @@ import (
 
 // serveProc is a `stairhook serve` child process.
 type serveProc struct {
-	cmd    *exec.Cmd
+	*testenv.Process
 	bin    string
 	config string
 	addr   string
 	env    []string
 	stdout *testenv.Buffer
 	stderr *testenv.Buffer
-	exited chan struct{}
-	err    error // from Wait, once exited is closed
 }
 
 // errAddrInUse means serve exited because its address was taken.
@@ -79,7 +77,7 @@ func startServeOn(t testing.TB, next func() string, bin string, config func(addr
 // again for a few seconds.
 func (p *serveProc) restart(t testing.TB) *serveProc {
 	t.Helper()
-	<-p.exited
+	<-p.Exited()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		q, err := tryServe(t, p.bin, p.config, p.addr, p.env)
@@ -97,32 +95,21 @@ func (p *serveProc) restart(t testing.TB) *serveProc {
 // "listening on") and accepts connections. It kills the process by its id
 // when the test ends if it is still running.
 func tryServe(t testing.TB, bin, config, addr string, env []string) (*serveProc, error) {
-	p := &serveProc{bin: bin, config: config, addr: addr, env: env, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve", "--config", config)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
+	p := &serveProc{bin: bin, config: config, addr: addr, env: env, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}}
+	cmd := exec.Command(bin, "serve", "--config", config)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	var err error
+	if p.Process, err = testenv.StartProcess(t, cmd); err != nil {
 		return nil, err
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
 	// Only "listening on" says that serve itself holds addr: another
 	// process on it would answer a dial too.
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(p.stdout.String(), "listening on") || !testenvDialable(addr) {
 		select {
-		case <-p.exited:
-			err := fmt.Errorf("stairhook serve on %s exited at start: %v\nstdout: %s\nstderr: %s", addr, p.err, p.stdout, p.stderr)
+		case <-p.Exited():
+			err := fmt.Errorf("stairhook serve on %s exited at start: %v\nstdout: %s\nstderr: %s", addr, p.Err(), p.stdout, p.stderr)
 			if strings.Contains(p.stderr.String(), "address already in use") {
 				err = fmt.Errorf("%w: %w", errAddrInUse, err)
 			}
@@ -130,7 +117,7 @@ func tryServe(t testing.TB, bin, config, addr string, env []string) (*serveProc,
 		default:
 		}
 		if time.Now().After(deadline) {
-			_ = p.cmd.Process.Kill()
+			_ = p.Signal(os.Kill)
 			return nil, fmt.Errorf("stairhook serve did not listen on %s\nstderr: %s", addr, p.stderr)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -142,10 +129,10 @@ func tryServe(t testing.TB, bin, config, addr string, env []string) (*serveProc,
 // exit code 0).
 func (p *serveProc) stop(t testing.TB, timeout time.Duration) error {
 	t.Helper()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, p.Signal(syscall.SIGTERM))
 	select {
-	case <-p.exited:
-		return p.err
+	case <-p.Exited():
+		return p.Err()
 	case <-time.After(timeout):
 		t.Fatalf("stairhook serve did not exit within %v of SIGTERM\nstderr: %s", timeout, p.stderr)
 		return nil
@@ -395,13 +382,13 @@ func TestServeSIGTERMInFlight(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "the create never reached Jira")
 		time.Sleep(10 * time.Millisecond)
 	}
-	require.NoError(t, proc.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, proc.Signal(syscall.SIGTERM))
 	got := <-res
 	require.Len(t, got.rep.Attempts, 1)
 	assert.Equal(t, http.StatusServiceUnavailable, got.rep.Attempts[0].Status, "the in-flight delivery is answered: %v %s", got.rep.Attempts[0].Err, got.rep.Attempts[0].Body)
 	select {
-	case <-proc.exited:
-		require.NoError(t, proc.err, "exit code after SIGTERM; stderr: %s", proc.stderr)
+	case <-proc.Exited():
+		require.NoError(t, proc.Err(), "exit code after SIGTERM; stderr: %s", proc.stderr)
 	case <-time.After(30 * time.Second):
 		t.Fatal("no exit after SIGTERM")
 	}

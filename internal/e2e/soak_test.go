@@ -387,7 +387,7 @@ func TestSoak(t *testing.T) {
 	for completed.Load() < int64(n/2) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	rss1, _ := peakRSS(proc.cmd.Process.Pid)
+	rss1, _ := peakRSS(proc.Pid())
 	t0 := time.Now()
 	t.Logf("SIGTERM to the first server at %s", t0.Format("15:04:05.000"))
 	if err := proc.stop(t, 60*time.Second); err != nil {
@@ -398,7 +398,7 @@ func TestSoak(t *testing.T) {
 	restartGap := restarted.Sub(t0)
 	wg.Wait()
 	elapsed := time.Since(start)
-	rss2, _ := peakRSS(proc.cmd.Process.Pid)
+	rss2, _ := peakRSS(proc.Pid())
 	require.NoError(t, proc.stop(t, 60*time.Second), "second server: exit after SIGTERM; stderr tail: %s", tail(proc.stderr.String(), 2000))
 
 	for _, f := range failures {

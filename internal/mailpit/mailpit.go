@@ -44,7 +44,7 @@ func Start(t testing.TB) *Mailpit {
 	bin := testenv.Binary(t, "mailpit", Install)
 	db := filepath.Join(t.TempDir(), "mailpit.db")
 	client := &http.Client{Timeout: 10 * time.Second}
-	ports := testenv.StartServer(t, 2, func(p []int) *exec.Cmd {
+	ports, _ := testenv.StartServer(t, 2, func(p []int) *exec.Cmd {
 		return exec.Command(bin,
 			"--smtp", testenv.Addr(p[0]),
 			"--listen", testenv.Addr(p[1]),

@@ -42,7 +42,7 @@ type Redis struct {
 	bin     string
 	dir     string
 	port    int
-	proc    *process
+	proc    *Process
 	started bool
 }
 
@@ -94,7 +94,7 @@ func (r *Redis) try() error {
 		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", r.dir)
 	log := &tailBuffer{max: 4 << 10}
 	cmd.Stdout, cmd.Stderr = log, log
-	p, err := startProcess(r.t, cmd)
+	p, err := StartProcess(r.t, cmd)
 	if err != nil {
 		return err
 	}

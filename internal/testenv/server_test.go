@@ -18,7 +18,7 @@ func TestStartServerRetriesOnATakenPort(t *testing.T) {
 	}
 	var held net.Listener
 	attempts := 0
-	ports := StartServer(t, 1, func(p []int) *exec.Cmd {
+	ports, _ := StartServer(t, 1, func(p []int) *exec.Cmd {
 		attempts++
 		if attempts == 1 {
 			// Someone else takes the port between FreePort and the bind.

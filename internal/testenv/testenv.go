@@ -105,35 +105,23 @@ func WaitTCP(t testing.TB, addr string, timeout time.Duration) {
 	}
 }
 
-// Start runs cmd and registers a cleanup that kills it by process id
-// (SIGKILL: some emulators ignore SIGTERM) and waits for it.
-func Start(t testing.TB, cmd *exec.Cmd) {
-	t.Helper()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", cmd.Path, err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-}
-
-// process is a child started by startProcess, waited for by its own
-// goroutine so a caller can see it exit early without calling Wait itself.
-type process struct {
+// Process is a child started by StartProcess or StartServer, waited for by
+// its own goroutine, so a test can see it exit, and how, without calling
+// Wait itself.
+type Process struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed once the child has exited
 	err  error         // Wait's result, set before done is closed
 }
 
-// startProcess runs cmd and registers a cleanup that kills it by process id
-// and waits for it, like Start, but reports a failure to start instead of
-// failing the test.
-func startProcess(t testing.TB, cmd *exec.Cmd) (*process, error) {
+// StartProcess runs cmd and registers a cleanup that kills it by process
+// id (SIGKILL: some emulators ignore SIGTERM) and waits for it. A failure
+// to start is returned rather than failing the test.
+func StartProcess(t testing.TB, cmd *exec.Cmd) (*Process, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
+	p := &Process{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -142,8 +130,21 @@ func startProcess(t testing.TB, cmd *exec.Cmd) (*process, error) {
 	return p, nil
 }
 
+// Exited is closed once the child has exited.
+func (p *Process) Exited() <-chan struct{} { return p.done }
+
+// Err is how the child ended, Wait's result (nil for exit status 0); it is
+// set once Exited is closed.
+func (p *Process) Err() error { return p.err }
+
+// Pid is the child's process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Signal sends sig to the child by its process id.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
 // kill sends SIGKILL by process id and waits until the child has exited.
-func (p *process) kill() {
+func (p *Process) kill() {
 	_ = p.cmd.Process.Kill() // ErrProcessDone if it exited already
 	<-p.done
 }
