@@ -168,11 +168,11 @@ func (a *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	} else {
 		a.next.ServeHTTP(w, r)
 	}
-	out, err := ev.encodeResponse(w.result(ev.method))
+	out, err := ev.encodeResponse(w.result(ev))
 	if err == nil && len(out) > ev.responseLimit() {
 		// Base64, JSON escaping or the headers took the answer past what
 		// AWS accepts; the invocation would fail without a response.
-		return ev.encodeResponse(responseTooLarge(ev.method))
+		return ev.encodeResponse(responseTooLarge(ev))
 	}
 	return out, err
 }

@@ -100,25 +100,25 @@ func (ev *event) responseLimit() int {
 }
 
 // responseTooLarge is the answer instead of a handler's response that does
-// not fit: over MaxBodyBytes as written, or over maxResponseBytes once
-// encoded in the trigger's shape.
-func responseTooLarge(method string) *response {
+// not fit: over MaxBodyBytes as written, or over the trigger's limit once
+// encoded in its shape.
+func responseTooLarge(ev *event) *response {
 	fw := newResponseWriter()
 	(&failure{http.StatusInternalServerError, "response_too_large", "the handler's response is larger than the trigger accepts"}).write(fw)
-	return fw.result(method)
+	return fw.result(ev)
 }
 
-// result returns the answer for a request with the given method.
-func (w *responseWriter) result(method string) *response {
+// result returns the answer to the request of ev.
+func (w *responseWriter) result(ev *event) *response {
 	if w.overflow {
-		return responseTooLarge(method)
+		return responseTooLarge(ev)
 	}
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
 	h := w.sent
 	body := w.body.Bytes()
-	if method == http.MethodHead {
+	if ev.method == http.MethodHead {
 		body = nil
 	}
 	if _, set := h["Content-Type"]; !set && len(body) > 0 && h.Get("Content-Encoding") == "" {
@@ -131,8 +131,8 @@ func (w *responseWriter) result(method string) *response {
 		// Base64 makes a body a third larger: 6 MiB written becomes 8 MiB.
 		// Checked before encoding, so no work is spent on an answer that
 		// cannot be sent; Invoke checks the whole encoded response.
-		if base64.StdEncoding.EncodedLen(len(body)) > maxResponseBytes {
-			return responseTooLarge(method)
+		if base64.StdEncoding.EncodedLen(len(body)) > ev.responseLimit() {
+			return responseTooLarge(ev)
 		}
 		r.body = base64.StdEncoding.EncodeToString(body)
 		r.base64 = true
