@@ -33,21 +33,19 @@ var (
 // by hand may spell a name otherwise, even under several keys at once;
 // when the canonical key is absent, every spelling is read, as lines of one
 // header, in sorted key order, so map order never decides the outcome.
-type headers struct {
-	h http.Header
-}
+type headers http.Header
 
 // lines returns the value lists of canon: its canonical key's alone when
 // present, else those of every key of h that spells it, in sorted key
 // order; empty when there is none. The usual single list needs no
 // allocation: one is the caller's room for it.
-func (hs headers) lines(one *[1][]string, canon string) [][]string {
-	if v, ok := hs.h[canon]; ok {
+func (h headers) lines(one *[1][]string, canon string) [][]string {
+	if v, ok := h[canon]; ok {
 		one[0] = v
 		return one[:]
 	}
 	var keys []string
-	for k := range hs.h {
+	for k := range h {
 		// Equal lengths keep EqualFold to ASCII: no other rune folds to
 		// an ASCII letter in one byte.
 		if len(k) == len(canon) && strings.EqualFold(k, canon) {
@@ -58,22 +56,22 @@ func (hs headers) lines(one *[1][]string, canon string) [][]string {
 	case 0:
 		return nil
 	case 1:
-		one[0] = hs.h[keys[0]]
+		one[0] = h[keys[0]]
 		return one[:]
 	}
 	slices.Sort(keys)
 	lines := make([][]string, len(keys))
 	for i, k := range keys {
-		lines[i] = hs.h[k]
+		lines[i] = h[k]
 	}
 	return lines
 }
 
 // single returns the only value of a header; several values, on one key or
 // on several spellings of it, are ambiguous and so malformed.
-func (hs headers) single(canon string) (string, bool) {
+func (h headers) single(canon string) (string, bool) {
 	var one [1][]string
-	lines := hs.lines(&one, canon)
+	lines := h.lines(&one, canon)
 	if len(lines) != 1 || len(lines[0]) != 1 {
 		return "", false
 	}

@@ -220,7 +220,7 @@ func (k *verifierKey) active(now time.Time) bool {
 // Verify does not remember ids: replay protection within the tolerance
 // window needs a Store, as the Middleware uses.
 func (v *Verifier) Verify(h http.Header, body []byte) (Result, error) {
-	hs := headers{h}
+	hs := headers(h)
 	var one [1][]string
 	fam := staircaseHeaders
 	lines := hs.lines(&one, fam.signature)
