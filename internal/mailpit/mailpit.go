@@ -93,17 +93,13 @@ type Summary struct {
 	Subject   string    `json:"Subject"`
 }
 
-// Message is GET /api/v1/message/{ID}: the parsed message with both parts.
+// Message is GET /api/v1/message/{ID}: the fields of its Summary, the
+// blind copies and both parts.
 type Message struct {
-	ID        string    `json:"ID"`
-	MessageID string    `json:"MessageID"`
-	From      Address   `json:"From"`
-	To        []Address `json:"To"`
-	Cc        []Address `json:"Cc"`
-	Bcc       []Address `json:"Bcc"`
-	Subject   string    `json:"Subject"`
-	Text      string    `json:"Text"`
-	HTML      string    `json:"HTML"`
+	Summary
+	Bcc  []Address `json:"Bcc"`
+	Text string    `json:"Text"`
+	HTML string    `json:"HTML"`
 }
 
 // Messages lists the captured messages, newest first.
