@@ -1,7 +1,6 @@
 package receiver
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -102,7 +101,6 @@ type Server struct {
 	deadLetters     *deadLetters
 	ping            func(context.Context) error // nil when the store cannot be checked
 	memIDs          *verify.MemoryStore         // the in-memory id store, if the server made it
-	memIDsCap       int
 	closeStore      func() error
 
 	mu      sync.Mutex
@@ -183,8 +181,7 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 		// only risks running a sink again for a very late redelivery. In
 		// one store the done sinks would fill it and every new event would
 		// be refused.
-		s.memIDsCap = cmp.Or(opts.idEntries, verify.DefaultMemoryStoreEntries)
-		s.memIDs = verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: s.memIDsCap, Now: opts.Now})
+		s.memIDs = verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: opts.idEntries, Now: opts.Now})
 		store = s.memIDs
 		ledgerStore = verify.NewMemoryStore(verify.MemoryStoreOptions{
 			MaxEntries: opts.ledgerEntries,
@@ -515,7 +512,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if s.idStoreFull(r.Context()) {
+	if s.idStoreFull() {
 		s.log.Warn("health check: the in-memory id store is full")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
 			"status": "unavailable",
@@ -528,22 +525,8 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 
 // idStoreFull reports whether the in-memory id store, if the server made
 // one, would refuse a new id now.
-func (s *Server) idStoreFull(ctx context.Context) bool {
-	if s.memIDs == nil || s.memIDs.Len() < s.memIDsCap {
-		return false
-	}
-	// Len counts expired ids until a call drops them. A Reserve drops them
-	// and answers as it would for a new event; its key is outside the
-	// "id/" space of the middleware's ids, and it holds a slot only until
-	// the Release below. Only a store that looks full is probed.
-	r, state, err := s.memIDs.Reserve(ctx, "health/probe", time.Second)
-	if err != nil {
-		return errors.Is(err, verify.ErrStoreFull)
-	}
-	if state == verify.StateNew {
-		_ = s.memIDs.Release(ctx, r)
-	}
-	return false
+func (s *Server) idStoreFull() bool {
+	return s.memIDs != nil && s.memIDs.Full()
 }
 
 // Sink outcomes, as reported in responses and logs.

@@ -237,6 +237,24 @@ func (s *MemoryStore) Len() int {
 	return len(s.index)
 }
 
+// Full reports whether Reserve of a new key would now fail with
+// ErrStoreFull: once expired keys are dropped the store holds MaxEntries
+// keys and, with EvictDone, none of them is done. A health check can ask
+// it without reserving anything.
+func (s *MemoryStore) Full() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expire(s.clock())
+	if len(s.index) < s.max {
+		return false
+	}
+	if !s.evictDone {
+		return true
+	}
+	_, ok := s.doneNearestExpiry()
+	return !ok
+}
+
 // addSaturated is a + b, saturated at MaxInt64 rather than wrapped when a
 // positive b overflows it: an expiry or a retention that wrapped would lie in the
 // past and forget ids at once.

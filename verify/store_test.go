@@ -1,6 +1,7 @@
 package verify_test
 
 import (
+	"fmt"
 	"math"
 	mathrand "math/rand/v2"
 	"net/http"
@@ -408,4 +409,34 @@ func TestStateString(t *testing.T) {
 	assert.Equal(t, "in-flight", verify.StateInFlight.String())
 	assert.Equal(t, "done", verify.StateDone.String())
 	assert.Equal(t, "State(7)", verify.State(7).String())
+}
+
+// TestMemoryStoreFull: Full agrees with what Reserve of a new key would
+// answer, counts expired keys out, and with EvictDone is false while a done
+// key could make room.
+func TestMemoryStoreFull(t *testing.T) {
+	ctx := t.Context()
+	for _, evict := range []bool{false, true} {
+		t.Run(fmt.Sprintf("EvictDone=%v", evict), func(t *testing.T) {
+			clk := &fakeClock{now: mwNow}
+			s := verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: 2, EvictDone: evict, Now: clk.Now})
+			assert.False(t, s.Full())
+			r, _, err := s.Reserve(ctx, "a", time.Minute)
+			require.NoError(t, err)
+			_, _, err = s.Reserve(ctx, "b", time.Hour)
+			require.NoError(t, err)
+			assert.True(t, s.Full(), "two keys in flight")
+
+			require.NoError(t, s.Done(ctx, r, time.Minute))
+			assert.Equal(t, !evict, s.Full(), "a done key makes room only with EvictDone")
+
+			clk.now = clk.now.Add(2 * time.Minute)
+			assert.False(t, s.Full(), "an expired key is no longer held")
+			_, _, err = s.Reserve(ctx, "c", time.Minute)
+			require.NoError(t, err)
+			assert.True(t, s.Full())
+			_, _, err = s.Reserve(ctx, "d", time.Minute)
+			assert.ErrorIs(t, err, verify.ErrStoreFull, "Full said so")
+		})
+	}
 }
