@@ -344,14 +344,11 @@ func TestServeEndToEnd(t *testing.T) {
 	assert.NotContains(t, proc.stderr.String(), secret.Encode())
 }
 
-// TestServeSIGTERMInFlight stops `stairhook serve` (Redis store) with
-// SIGTERM while a delivery is in flight: its Jira create hangs until the
-// Jira timeout. The in-flight request must still get its answer (503: the
-// create failed, the email went out and is recorded), the process must exit
-// 0, and once restarted on the same store the sender's retry must create
-// exactly one issue and send no second email.
-func TestServeSIGTERMInFlight(t *testing.T) {
-	t.Parallel()
+// startServeStack runs `stairhook serve` with a Redis store, the Jira test
+// server and the SMTP test server, as the SIGTERM and soak tests need it,
+// and returns it with the destinations and the webhook's secret.
+func startServeStack(t *testing.T) (*serveProc, *jiratest.Server, *smtptest.Server, verify.Secret) {
+	t.Helper()
 	rs := testenv.StartRedis(t)
 	bin := stairhookBinary(t)
 	jira := jiratest.NewServer(jiratest.Options{Email: jiraEmail, APIToken: jiraToken})
@@ -363,6 +360,18 @@ func TestServeSIGTERMInFlight(t *testing.T) {
 	proc := startServe(t, bin, func(addr string) string {
 		return serveConfig(t, addr, outbox, rs.URL(), jira.URL, "127.0.0.1", smtp.Port)
 	}, serveEnv(secret)...)
+	return proc, jira, smtp, secret
+}
+
+// TestServeSIGTERMInFlight stops `stairhook serve` (Redis store) with
+// SIGTERM while a delivery is in flight: its Jira create hangs until the
+// Jira timeout. The in-flight request must still get its answer (503: the
+// create failed, the email went out and is recorded), the process must exit
+// 0, and once restarted on the same store the sender's retry must create
+// exactly one issue and send no second email.
+func TestServeSIGTERMInFlight(t *testing.T) {
+	t.Parallel()
+	proc, jira, smtp, secret := startServeStack(t)
 	ep := sender.Endpoint{URL: "http://" + proc.addr + "/webhooks/" + webhookName, Secrets: []verify.Secret{secret}, Enabled: true}
 
 	id := fmt.Sprintf("evt_sigterm_%d", time.Now().UnixNano())

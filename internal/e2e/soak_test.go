@@ -25,10 +25,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/stairhook/stairhook/internal/smtptest"
 	"github.com/stairhook/stairhook/internal/testenv"
 	"github.com/stairhook/stairhook/receiver"
-	"github.com/stairhook/stairhook/receiver/jiratest"
 	"github.com/stairhook/stairhook/sender"
 	"github.com/stairhook/stairhook/verify"
 )
@@ -186,17 +184,7 @@ func TestSoak(t *testing.T) {
 	const concurrency = 32
 	const maxRSS = 512 << 20
 
-	rs := testenv.StartRedis(t)
-	bin := stairhookBinary(t)
-	jira := jiratest.NewServer(jiratest.Options{Email: jiraEmail, APIToken: jiraToken})
-	t.Cleanup(jira.Close)
-	smtp := smtptest.NewServer(t, smtptest.Options{Username: smtpUser, Password: smtpPassword, NoTLS: true})
-	secret, err := verify.NewSecret()
-	require.NoError(t, err)
-	outbox := t.TempDir()
-	proc := startServe(t, bin, func(addr string) string {
-		return serveConfig(t, addr, outbox, rs.URL(), jira.URL, "127.0.0.1", smtp.Port)
-	}, serveEnv(secret)...)
+	proc, jira, smtp, secret := startServeStack(t)
 
 	rec := &recorder{next: http.DefaultTransport, byStatus: map[int]int{}}
 	client := &http.Client{
