@@ -22,7 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/lambda"
-	"github.com/stairhook/stairhook/receiver"
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/testvectors"
 	"github.com/stairhook/stairhook/verify"
 )
@@ -641,8 +641,8 @@ func TestWrapDirectInvoke(t *testing.T) {
 // shapes by turns; each with a plain and a base64 body; and a few
 // hand-written edge cases.
 func FuzzWrap(f *testing.F) {
-	for _, typ := range receiver.SampleTypes() {
-		body, err := receiver.Sample(typ)
+	for _, typ := range event.SampleTypes() {
+		body, err := event.Sample(typ)
 		require.NoError(f, err)
 		sf := signedFill(f, testSecret, "evt_fuzz_"+typ, fixedNow, body)
 		for _, name := range triggerFixtures {

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/stairhook/stairhook/receiver/event"
 )
 
 // adfNode is one node of an Atlassian Document Format document, the rich
@@ -111,7 +113,7 @@ func safeLink(s string) (string, bool) {
 // buildDescription is the issue description for ev: the account (linked to
 // its Staircase page), the signal, its severity and the people concerned as
 // a bullet list.
-func buildDescription(ev *Event) *adfNode {
+func buildDescription(ev *event.Event) *adfNode {
 	doc := &adfNode{Type: "doc", Version: 1}
 	add := func(n ...*adfNode) {
 		for _, x := range n {
@@ -171,7 +173,7 @@ func buildDescription(ev *Event) *adfNode {
 
 // adfPerson is one bullet: name, title, role, change and previous title,
 // whichever are set; nil when none is.
-func adfPerson(p Person) *adfNode {
+func adfPerson(p event.Person) *adfNode {
 	var parts []string
 	for _, s := range []string{p.Title, p.Role, p.Change} {
 		if s = strings.TrimSpace(s); s != "" {
@@ -201,10 +203,10 @@ func adfPerson(p Person) *adfNode {
 const maxRawDate = 100
 
 // detectedAt is the signal's detection time as the description shows it:
-// formatted in UTC when it parsed; else the value as received (DecodeEvent
+// formatted in UTC when it parsed; else the value as received (event.Decode
 // accepts dates it cannot parse and leaves the zero time), made one line
 // and clipped; else "", which leaves the line out. Never the zero time.
-func detectedAt(ev *Event) string {
+func detectedAt(ev *event.Event) string {
 	if !ev.Signal.DetectedAt.IsZero() {
 		return ev.Signal.DetectedAt.UTC().Format("2006-01-02 15:04 UTC")
 	}

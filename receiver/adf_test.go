@@ -12,20 +12,21 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/internal/testenv"
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/receiver/jiratest"
 )
 
 // sinkTestEvents are the events the sink tests render: every sample payload
 // in testdata/samples, plus hostile and sparse ones built here.
-func sinkTestEvents(t *testing.T) map[string]*Event {
+func sinkTestEvents(t *testing.T) map[string]*event.Event {
 	t.Helper()
-	events := map[string]*Event{}
+	events := map[string]*event.Event{}
 	files, err := filepath.Glob(filepath.Join("testdata", "samples", "*.json"))
 	require.NoError(t, err)
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		require.NoError(t, err)
-		ev, err := DecodeEvent(data)
+		ev, err := event.Decode(data)
 		require.NoError(t, err, f)
 		events["sample/"+filepath.Base(f)] = ev
 	}
@@ -34,42 +35,42 @@ func sinkTestEvents(t *testing.T) map[string]*Event {
 		"empty-dates": `"created_at":"","signal":{"title":"T","detected_at":""}`,
 		"zero-dates":  `"created_at":"0001-01-01T00:00:00Z","signal":{"title":"T","detected_at":"0001-01-01T00:00:00Z"}`,
 	} {
-		ev, err := DecodeEvent([]byte(strings.TrimSuffix(minimalEvent, "}") + "," + dates + "}"))
+		ev, err := event.Decode([]byte(strings.TrimSuffix(minimalEvent, "}") + "," + dates + "}"))
 		require.NoError(t, err, name)
 		events[name] = ev
 	}
-	for _, typ := range KnownTypes() {
+	for _, typ := range event.KnownTypes() {
 		ev := hostileEvent()
 		ev.Type = typ
 		events["hostile/"+typ] = ev
 	}
-	events["sparse"] = &Event{ID: "evt_sparse", Type: "something_new", Account: Account{ID: "acc_1"}}
-	events["blank-strings"] = &Event{
-		ID: "evt_blank", Type: TypeRenewal, Test: true,
-		Account: Account{ID: "acc_2", Name: "  ", StaircaseURL: "javascript:alert(1)"},
-		Signal:  Signal{Title: "\n\n", Summary: "\r\n \r\n", Severity: ""},
-		People:  []Person{{}, {Name: "\n"}, {Title: "CFO"}},
+	events["sparse"] = &event.Event{ID: "evt_sparse", Type: "something_new", Account: event.Account{ID: "acc_1"}}
+	events["blank-strings"] = &event.Event{
+		ID: "evt_blank", Type: event.TypeRenewal, Test: true,
+		Account: event.Account{ID: "acc_2", Name: "  ", StaircaseURL: "javascript:alert(1)"},
+		Signal:  event.Signal{Title: "\n\n", Summary: "\r\n \r\n", Severity: ""},
+		People:  []event.Person{{}, {Name: "\n"}, {Title: "CFO"}},
 	}
 	return events
 }
 
 // hostileEvent carries markup, line breaks, control characters and odd
 // Unicode in every string a sink renders.
-func hostileEvent() *Event {
-	return &Event{
-		ID: "evt_hostile/../../x", Type: TypeChurnRisk, Test: true,
+func hostileEvent() *event.Event {
+	return &event.Event{
+		ID: "evt_hostile/../../x", Type: event.TypeChurnRisk, Test: true,
 		CreatedAt: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC),
-		Account: Account{
+		Account: event.Account{
 			ID: "acc_<1>", Name: "Acme <script>alert(1)</script>\r\nBcc: victim@example.com",
 			Domain: "acme.com", Status: "active", StaircaseURL: "https://app.staircase.ai/accounts/1?a=b&c=<d>",
 		},
-		Signal: Signal{
+		Signal: event.Signal{
 			Title:    "Churn\r\nX-Injected: yes",
 			Summary:  "First line\nsecond line\n\nSecond paragraph \x00 with NUL\u2028and LS\r\n\r\n\r\n",
 			Severity: "high", Sentiment: "negative", Category: "risk",
 			DetectedAt: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC),
 		},
-		People: []Person{
+		People: []event.Person{
 			{Name: "Ann <b>Lee</b>\r\nSubject: hijack", Email: "ann@acme.com", Title: "VP\nFinance", Role: "decision_maker", Change: "joined"},
 			{Name: "Bo 😀 Chen", Title: "CTO", PreviousTitle: "VP Eng", Change: "title_changed"},
 			{},
@@ -77,7 +78,7 @@ func hostileEvent() *Event {
 	}
 }
 
-func descriptionJSON(t *testing.T, ev *Event) []byte {
+func descriptionJSON(t *testing.T, ev *event.Event) []byte {
 	t.Helper()
 	doc, err := json.Marshal(buildDescription(ev))
 	require.NoError(t, err)

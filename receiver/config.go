@@ -133,7 +133,7 @@ type RouteConfig struct {
 // Match selects events. Each non-empty list must contain the event's value
 // (compared without regard to case); an empty list matches anything.
 type Match struct {
-	// Types are event types. Types outside KnownTypes are allowed (the
+	// Types are event types. Types outside event.KnownTypes are allowed (the
 	// sender may add types) but NewServer logs a warning for each, to
 	// catch typos.
 	Types []string `yaml:"types"`

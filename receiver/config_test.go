@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
@@ -64,7 +65,7 @@ func TestParseConfigExample(t *testing.T) {
 	assert.Equal(t, 5*time.Minute, w.Tolerance)
 	assert.Equal(t, []SecretConfig{{Label: "current", Secret: testSecret}}, w.Secrets)
 	require.Len(t, w.Routes, 2)
-	assert.Equal(t, []string{TypeChurnRisk, TypeChurnNotification, TypeExtremelyNegativeMessage}, w.Routes[0].When.Types)
+	assert.Equal(t, []string{event.TypeChurnRisk, event.TypeChurnNotification, event.TypeExtremelyNegativeMessage}, w.Routes[0].When.Types)
 	assert.Equal(t, map[string]string{"critical": "Highest", "high": "High"}, w.Routes[0].Jira.Priorities)
 	assert.Nil(t, w.Routes[0].Email)
 	assert.Equal(t, []string{"decision_maker", "champion"}, w.Routes[1].When.Roles)
@@ -323,8 +324,8 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Equal(t, "staircase", cfg.Webhooks[0].Name)
 	assert.Nil(t, cfg.Jira)
 	assert.Nil(t, cfg.SMTP)
-	for _, typ := range KnownTypes() {
-		ev := &Event{Type: typ}
+	for _, typ := range event.KnownTypes() {
+		ev := &event.Event{Type: typ}
 		var jira, email bool
 		for _, r := range cfg.Webhooks[0].Routes {
 			if r.When.matches(ev) {

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/internal/testenv"
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/verify"
 )
 
@@ -28,7 +29,7 @@ func customConfig(outbox string) *Config {
 				Name:    "staircase",
 				Secrets: []SecretConfig{{Secret: testSecret}},
 				Routes: []RouteConfig{
-					{Name: "risk", When: Match{Types: []string{TypeChurnRisk}}, Jira: &JiraRoute{Project: "CS"}, Sinks: []string{"slack"}},
+					{Name: "risk", When: Match{Types: []string{event.TypeChurnRisk}}, Jira: &JiraRoute{Project: "CS"}, Sinks: []string{"slack"}},
 					{Name: "all", Sinks: []string{"slack", "pager"}},
 				},
 			},
@@ -73,7 +74,7 @@ func sinkNames(r response) []string {
 func TestCustomSinkRunsOncePerEvent(t *testing.T) {
 	slack, pager := &fakeSink{name: "slack"}, &fakeSink{name: "pager"}
 	h := newCustomHarness(t, slack, pager)
-	body := event(t, TypeChurnRisk, "evt_c1", nil)
+	body := eventBody(t, event.TypeChurnRisk, "evt_c1", nil)
 
 	rec := h.post("evt_c1", body)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
@@ -108,7 +109,7 @@ func TestCustomSinkRunsOncePerEvent(t *testing.T) {
 	assert.Len(t, slack.ids(), 2)
 
 	// Another type matches only the second route.
-	rec = h.post("evt_c2", event(t, TypeRenewal, "evt_c2", nil))
+	rec = h.post("evt_c2", eventBody(t, event.TypeRenewal, "evt_c2", nil))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	assert.Equal(t, []string{"slack", "pager"}, sinkNames(decodeResponse(t, rec)))
 	assert.Equal(t, []string{"evt_c1", "evt_c1", "evt_c2"}, slack.ids())
@@ -117,7 +118,7 @@ func TestCustomSinkRunsOncePerEvent(t *testing.T) {
 func TestCustomSinkTransientFailure(t *testing.T) {
 	slack, pager := &fakeSink{name: "slack"}, &fakeSink{name: "pager"}
 	h := newCustomHarness(t, slack, pager)
-	body := event(t, TypeChurnRisk, "evt_t", nil)
+	body := eventBody(t, event.TypeChurnRisk, "evt_t", nil)
 	slack.fail(errors.New("slack: 500 SLACK-DETAIL"))
 
 	rec := h.post("evt_t", body)
@@ -150,7 +151,7 @@ func TestCustomSinkRetryAfter(t *testing.T) {
 	slack, pager := &fakeSink{name: "slack"}, &fakeSink{name: "pager"}
 	h := newCustomHarness(t, slack, pager)
 	slack.fail(&RetryAfterError{Err: errors.New("slack: 429"), After: 41200 * time.Millisecond})
-	rec := h.post("evt_ra", event(t, TypeRenewal, "evt_ra", nil))
+	rec := h.post("evt_ra", eventBody(t, event.TypeRenewal, "evt_ra", nil))
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
 	assert.Equal(t, "42", rec.Header().Get("Retry-After"), "rounded up to whole seconds")
 	assert.Equal(t, map[string]string{"slack": "failed", "pager": "delivered"}, outcomes(decodeResponse(t, rec)))
@@ -159,7 +160,7 @@ func TestCustomSinkRetryAfter(t *testing.T) {
 func TestCustomSinkPermanentFailure(t *testing.T) {
 	slack, pager := &fakeSink{name: "slack"}, &fakeSink{name: "pager"}
 	h := newCustomHarness(t, slack, pager)
-	body := event(t, TypeChurnRisk, "evt_p", nil)
+	body := eventBody(t, event.TypeChurnRisk, "evt_p", nil)
 	pager.fail(Permanent(errors.New("pager: unknown service PAGER-DETAIL")))
 
 	rec := h.post("evt_p", body)
@@ -195,7 +196,7 @@ func TestCustomSinkPermanentFailure(t *testing.T) {
 func TestCustomSinkPanicIsClassified(t *testing.T) {
 	slack, pager := &fakeSink{name: "slack"}, &fakeSink{name: "pager", panics: true}
 	h := newCustomHarness(t, slack, pager)
-	rec := h.post("evt_x", event(t, TypeRenewal, "evt_x", nil))
+	rec := h.post("evt_x", eventBody(t, event.TypeRenewal, "evt_x", nil))
 	require.Equal(t, http.StatusUnprocessableEntity, rec.Code, rec.Body.String())
 	assert.Equal(t, "panic", decodeResponse(t, rec).Error.Reason)
 }
@@ -206,7 +207,7 @@ func TestCustomSinkNameReadOnce(t *testing.T) {
 	slack, pager := &fakeSink{name: "slack"}, &fakeSink{name: "pager"}
 	h := newCustomHarness(t, slack, pager)
 	slack.name = "renamed"
-	rec := h.post("evt_n", event(t, TypeRenewal, "evt_n", nil))
+	rec := h.post("evt_n", eventBody(t, event.TypeRenewal, "evt_n", nil))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	assert.Equal(t, []string{"slack", "pager"}, sinkNames(decodeResponse(t, rec)))
 }

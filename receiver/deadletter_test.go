@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -18,7 +19,7 @@ import (
 func TestDeadLettersRoundTrip(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "outbox")
 	d := &deadLetters{path: filepath.Join(dir, DeadLetterFile)}
-	body, err := Sample(TypeChurnRisk)
+	body, err := event.Sample(event.TypeChurnRisk)
 	require.NoError(t, err)
 	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	require.NoError(t, d.append([]DeadLetter{
@@ -216,7 +217,7 @@ func TestDeadLettersLargeBodies(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			body := bigBody(t, s, maxDeadLetterBody)
 			require.Greater(t, len(body), maxDeadLetterBody-(20<<10))
-			ev, err := DecodeEvent(body)
+			ev, err := event.Decode(body)
 			require.NoError(t, err, "a body the server accepts")
 
 			d := &deadLetters{path: filepath.Join(t.TempDir(), DeadLetterFile)}

@@ -9,8 +9,8 @@
 // GET /healthz answers 200 while the id store answers (503
 // store_unavailable otherwise) and, in memory, has room for a new id (503
 // store_full otherwise). Use it for readiness rather than liveness: a
-// restart forgets an in-memory store (see Memory store). [DecodeEvent] and
-// [Sample] are usable on their own.
+// restart forgets an in-memory store (see Memory store). [event.Decode] and
+// [event.Sample] are usable on their own.
 //
 // # Delivery
 //
@@ -77,7 +77,7 @@
 // # Security
 //
 // Nothing reaches a sink before the signature verified. Requests are
-// bounded: the middleware caps the body (1 MiB), [DecodeEvent] caps nesting
+// bounded: the middleware caps the body (1 MiB), [event.Decode] caps nesting
 // depth, string lengths and the number of people, and all sinks of one
 // delivery share one deadline ([ServerOptions.DeliveryTimeout]). The store
 // fails closed: when it cannot be read or written the answer is 503, never
@@ -88,7 +88,7 @@
 // # Compatibility
 //
 // Unknown event types and fields are accepted, routed and kept
-// ([Event.Raw], [Event.Fields]). The response bodies' "error.code" values
+// ([event.Event.Raw], [event.Event.Fields]). The response bodies' "error.code" values
 // (invalid_event, id_mismatch, unknown_webhook, sink_unavailable,
 // store_unavailable, store_full, sink_rejected, dead_letter_unavailable,
 // not_found, method_not_allowed, besides the middleware's) and the

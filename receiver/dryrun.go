@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/stairhook/stairhook/receiver/event"
 )
 
 // Dry-run sinks stand in for Jira and SMTP when the config has no jira or
@@ -45,7 +47,7 @@ func newDryRunJiraSink(name, outbox string, route JiraRoute, log *slog.Logger) (
 
 func (s *dryRunJiraSink) Name() string { return s.name }
 
-func (s *dryRunJiraSink) Deliver(ctx context.Context, ev *Event) error {
+func (s *dryRunJiraSink) Deliver(ctx context.Context, ev *event.Event) error {
 	body, _, err := s.builder.build(ev)
 	if err != nil {
 		return err
@@ -83,7 +85,7 @@ func newDryRunEmailSink(name, outbox, from string, route EmailRoute, log *slog.L
 
 func (s *dryRunEmailSink) Name() string { return s.name }
 
-func (s *dryRunEmailSink) Deliver(ctx context.Context, ev *Event) error {
+func (s *dryRunEmailSink) Deliver(ctx context.Context, ev *event.Event) error {
 	m, err := s.builder.build(ev)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	texttemplate "text/template"
 	"time"
 
+	"github.com/stairhook/stairhook/receiver/event"
 	gomail "github.com/wneessen/go-mail"
 )
 
@@ -57,7 +58,7 @@ type EmailRoute struct {
 	To []string `yaml:"to"`
 	// Cc are the copy recipients, in the same form; none by default.
 	Cc []string `yaml:"cc"`
-	// Subject is a text/template over the Event (default
+	// Subject is a text/template over the event.Event (default
 	// DefaultEmailSubject); line breaks are removed and test events get the
 	// "[TEST] " prefix.
 	Subject string `yaml:"subject"`
@@ -244,7 +245,7 @@ func sinkMessageID(sink, eventID, domain string) string {
 }
 
 // build renders the message for ev. Errors are permanent.
-func (b *emailBuilder) build(ev *Event) (*gomail.Msg, error) {
+func (b *emailBuilder) build(ev *event.Event) (*gomail.Msg, error) {
 	subject, err := renderText(b.subject, ev, MaxTemplateOutput)
 	if err != nil {
 		return nil, err
@@ -359,7 +360,7 @@ func (s *emailSink) client() (*gomail.Client, error) {
 
 // Deliver renders and sends the message for ev. SMTP 4xx replies and
 // network failures are transient; 5xx replies are permanent.
-func (s *emailSink) Deliver(ctx context.Context, ev *Event) error {
+func (s *emailSink) Deliver(ctx context.Context, ev *event.Event) error {
 	m, err := s.builder.build(ev)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/internal/smtptest"
+	"github.com/stairhook/stairhook/receiver/event"
 )
 
 // newTestEmailSink makes an email sink for srv that trusts its test CA.
@@ -197,7 +198,7 @@ func TestEmailFaults(t *testing.T) {
 func TestEmailTemplateOutputCap(t *testing.T) {
 	b, err := newEmailBuilder("a@example.com", EmailRoute{To: []string{"b@example.com"}, Text: "{{.Signal.Summary}}", HTML: "<p>{{.Signal.Title}}</p>"})
 	require.NoError(t, err)
-	ev := &Event{ID: "e", Account: Account{ID: "a"}}
+	ev := &event.Event{ID: "e", Account: event.Account{ID: "a"}}
 	ev.Signal.Summary = strings.Repeat("s", MaxTemplateOutput)
 	_, err = b.build(ev)
 	require.NoError(t, err, "exactly at the cap")
@@ -216,7 +217,7 @@ func TestEmailTemplateOutputCap(t *testing.T) {
 func TestEmailSubjectOneLine(t *testing.T) {
 	b, err := newEmailBuilder("a@example.com", EmailRoute{To: []string{"b@example.com"}, Subject: "{{.Signal.Title}}\r\nBcc: x@example.com"})
 	require.NoError(t, err)
-	ev := &Event{ID: "e", Type: TypeRenewal, Account: Account{ID: "a"}, Signal: Signal{Title: "a\nb\rc"}}
+	ev := &event.Event{ID: "e", Type: event.TypeRenewal, Account: event.Account{ID: "a"}, Signal: event.Signal{Title: "a\nb\rc"}}
 	m, err := b.build(ev)
 	require.NoError(t, err)
 	var buf bytes.Buffer
@@ -227,7 +228,7 @@ func TestEmailSubjectOneLine(t *testing.T) {
 	assert.Empty(t, pm.header.Get("Bcc"))
 
 	ev.Signal.Title = ""
-	m, err = b.build(&Event{ID: "e", Type: TypeRenewal, Test: true, Account: Account{ID: "a"}})
+	m, err = b.build(&event.Event{ID: "e", Type: event.TypeRenewal, Test: true, Account: event.Account{ID: "a"}})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"[TEST] Bcc: x@example.com"}, m.GetGenHeader("Subject"))
 }
@@ -316,7 +317,7 @@ func BenchmarkEmailBuild(b *testing.B) {
 func TestEmailMessageIDPerSink(t *testing.T) {
 	cfg := SMTPConfig{Host: "smtp.example.com", From: "alerts@example.com"}
 	route := EmailRoute{To: []string{"csm@example.com"}}
-	id := func(sink string, ev *Event) string {
+	id := func(sink string, ev *event.Event) string {
 		t.Helper()
 		s, err := newEmailSink(sink, cfg, route, nil)
 		require.NoError(t, err)

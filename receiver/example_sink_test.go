@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stairhook/stairhook/receiver"
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/verify"
 	"github.com/stairhook/stairhook/verify/verifytest"
 )
@@ -26,7 +27,7 @@ type auditSink struct {
 func (s *auditSink) Name() string { return "audit" }
 
 // Deliver may run for several events at once.
-func (s *auditSink) Deliver(ctx context.Context, ev *receiver.Event) error {
+func (s *auditSink) Deliver(ctx context.Context, ev *event.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err // transient: the sender is told 503 and retries
 	}
@@ -72,11 +73,11 @@ webhooks:
 	if err != nil {
 		log.Fatal(err)
 	}
-	body, err := receiver.Sample(receiver.TypeChurnRisk)
+	body, err := event.Sample(event.TypeChurnRisk)
 	if err != nil {
 		log.Fatal(err)
 	}
-	ev, err := receiver.DecodeEvent(body)
+	ev, err := event.Decode(body)
 	if err != nil {
 		log.Fatal(err)
 	}

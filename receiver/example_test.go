@@ -12,29 +12,6 @@ import (
 	"github.com/stairhook/stairhook/receiver"
 )
 
-func ExampleDecodeEvent() {
-	body, err := receiver.Sample(receiver.TypeChurnRisk)
-	if err != nil {
-		log.Fatal(err)
-	}
-	ev, err := receiver.DecodeEvent(body)
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(ev.Type, ev.Account.Name, ev.Signal.Severity)
-	for _, p := range ev.People {
-		fmt.Println(p.Name, p.Role)
-	}
-
-	_, err = receiver.DecodeEvent([]byte(`{"id":"evt_1","type":"churn_risk"}`))
-	fmt.Println(errors.Is(err, receiver.ErrInvalidEvent), err)
-	// Output:
-	// churn_risk Acme Corp high
-	// Luis Ortega champion
-	// Dana Whitfield decision_maker
-	// true receiver: invalid event: missing account.id
-}
-
 func ExampleParseConfig() {
 	data := []byte(`
 webhooks:
@@ -77,16 +54,4 @@ func ExampleNewServer() {
 	if err := srv.ListenAndServe(ctx); err != nil {
 		log.Fatal(err)
 	}
-}
-
-func ExampleSample() {
-	for _, typ := range receiver.SampleTypes()[:3] {
-		body, _ := receiver.Sample(typ)
-		ev, _ := receiver.DecodeEvent(body)
-		fmt.Println(ev.ID, ev.Signal.Title)
-	}
-	// Output:
-	// evt_01JD3QX8M2A1B4C6D8E0F2G4H1 New decision-maker joined
-	// evt_01JD3QX8M2A1B4C6D8E0F2G4H2 Reorganisation in the support team
-	// evt_01JD3QX8M2A1B4C6D8E0F2G4H3 Pricing discussed on a call
 }

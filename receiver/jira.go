@@ -21,6 +21,8 @@ import (
 	"text/template"
 	"time"
 	"unicode"
+
+	"github.com/stairhook/stairhook/receiver/event"
 )
 
 // JiraConfig is the Jira Cloud site the jira routes create issues in. Without
@@ -51,7 +53,7 @@ type JiraRoute struct {
 	// (a hash of the event id alone) that makes creation idempotent: the
 	// sink searches the route's project for it before creating.
 	Labels []string `yaml:"labels"`
-	// Summary is a text/template over the Event. Default
+	// Summary is a text/template over the event.Event. Default
 	// DefaultJiraSummary. The result is made one line and cut to 255
 	// characters; test events get the "[TEST] " prefix whatever the
 	// template says.
@@ -233,7 +235,7 @@ func jqlString(s string) string {
 
 // build returns the JSON body of the create request for ev and its
 // idempotency label. Errors are permanent.
-func (b *jiraIssueBuilder) build(ev *Event) ([]byte, string, error) {
+func (b *jiraIssueBuilder) build(ev *event.Event) ([]byte, string, error) {
 	summary, err := renderText(b.summary, ev, MaxTemplateOutput)
 	if err != nil {
 		return nil, "", err
@@ -329,7 +331,7 @@ func newJiraSink(name string, cfg JiraConfig, route JiraRoute, client *http.Clie
 func (s *jiraSink) Name() string { return s.name }
 
 // Deliver searches for the event's issue and creates it when absent.
-func (s *jiraSink) Deliver(ctx context.Context, ev *Event) error {
+func (s *jiraSink) Deliver(ctx context.Context, ev *event.Event) error {
 	body, label, err := s.builder.build(ev)
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/receiver/jiratest"
 )
 
@@ -330,14 +331,14 @@ func TestJiraErrorBodyBounded(t *testing.T) {
 func TestJiraSummary(t *testing.T) {
 	b, err := newJiraIssueBuilder(JiraRoute{Project: "CS", Summary: "{{.Signal.Title}}"})
 	require.NoError(t, err)
-	summary := func(ev *Event) string {
+	summary := func(ev *event.Event) string {
 		body, _, err := b.build(ev)
 		require.NoError(t, err)
 		var req jiraCreateRequest
 		require.NoError(t, json.Unmarshal(body, &req))
 		return req.Fields.Summary
 	}
-	ev := &Event{ID: "e", Type: TypeRenewal, Test: true, Account: Account{ID: "a"}}
+	ev := &event.Event{ID: "e", Type: event.TypeRenewal, Test: true, Account: event.Account{ID: "a"}}
 
 	ev.Signal.Title = "line one\r\nline two\ttab"
 	assert.Equal(t, "[TEST] line one line two tab", summary(ev))
@@ -359,7 +360,7 @@ func TestJiraSummary(t *testing.T) {
 func TestJiraTemplateOutputCap(t *testing.T) {
 	b, err := newJiraIssueBuilder(JiraRoute{Project: "CS", Summary: "{{.Signal.Summary}}"})
 	require.NoError(t, err)
-	ev := &Event{ID: "e", Account: Account{ID: "a"}}
+	ev := &event.Event{ID: "e", Account: event.Account{ID: "a"}}
 	ev.Signal.Summary = strings.Repeat("s", MaxTemplateOutput)
 	_, _, err = b.build(ev)
 	require.NoError(t, err, "exactly at the cap")

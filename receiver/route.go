@@ -1,6 +1,10 @@
 package receiver
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/stairhook/stairhook/receiver/event"
+)
 
 // route is one configured route with its sinks built.
 type route struct {
@@ -10,7 +14,7 @@ type route struct {
 }
 
 // matches reports whether ev passes every non-empty list of m.
-func (m *Match) matches(ev *Event) bool {
+func (m *Match) matches(ev *event.Event) bool {
 	return anyFold(m.Types, ev.Type) &&
 		anyFold(m.Severities, ev.Signal.Severity) &&
 		anyFold(m.AccountStatuses, ev.Account.Status) &&
@@ -32,7 +36,7 @@ func anyFold(list []string, v string) bool {
 
 // rolesMatch reports whether roles is empty or some person has one of them.
 // An event without people does not match a non-empty roles list.
-func rolesMatch(roles []string, people []Person) bool {
+func rolesMatch(roles []string, people []event.Person) bool {
 	if len(roles) == 0 {
 		return true
 	}
@@ -49,7 +53,7 @@ func rolesMatch(roles []string, people []Person) bool {
 // sink of ServerOptions.Sinks named by several matching routes runs once,
 // where the first of them puts it. Names are unique per sink (NewServer
 // checks), so comparing names is comparing sinks.
-func matchSinks(routes []route, ev *Event) []Sink {
+func matchSinks(routes []route, ev *event.Event) []Sink {
 	var out []Sink
 	var seen map[string]bool // made once a second route matches
 	for i := range routes {

@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/verify"
 	"github.com/stairhook/stairhook/verify/redisstore"
 )
@@ -345,7 +346,7 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 	for j, rc := range wc.Routes {
 		rt := route{name: routeName(rc, j), match: rc.When}
 		for _, t := range rc.When.Types {
-			if !slices.Contains(knownTypes[:], t) {
+			if !slices.Contains(event.KnownTypes(), t) {
 				s.log.Warn("route matches a type that is not documented; check the spelling",
 					"webhook", name, "route", rt.name, "type", t)
 			}
@@ -583,7 +584,7 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request, h *webhook) {
 		writeError(w, http.StatusBadRequest, "bad_body", "body could not be read")
 		return
 	}
-	ev, err := DecodeEvent(body)
+	ev, err := event.Decode(body)
 	if err != nil {
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "event rejected",
 			slog.String("webhook", h.name), slog.String("id", res.ID),
@@ -635,7 +636,7 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request, h *webhook) {
 
 // runSink runs one sink for ev, as delivered to the named webhook, unless
 // the ledger says it already succeeded.
-func (s *Server) runSink(ctx context.Context, webhook string, ev *Event, sink Sink) sinkResult {
+func (s *Server) runSink(ctx context.Context, webhook string, ev *event.Event, sink Sink) sinkResult {
 	out := sinkResult{Name: sink.Name()}
 	resv, state, err := s.ledger.reserve(ctx, webhook, ev.ID, out.Name)
 	switch {
@@ -679,7 +680,7 @@ func (s *Server) runSink(ctx context.Context, webhook string, ev *Event, sink Si
 
 // callSink runs sink.Deliver, turning a panic into a permanent failure so
 // the ledger reservation is released and the event dead-lettered.
-func callSink(ctx context.Context, sink Sink, ev *Event) (err error) {
+func callSink(ctx context.Context, sink Sink, ev *event.Event) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = Permanent(&classedError{"panic", fmt.Errorf("sink %s panicked: %v", sink.Name(), p)})
@@ -729,7 +730,7 @@ func summarize(results []sinkResult) (status int, resp deliveryResponse, retryAf
 	return http.StatusOK, resp, 0
 }
 
-func (s *Server) deadLetter(h *webhook, ev *Event, results []sinkResult) error {
+func (s *Server) deadLetter(h *webhook, ev *event.Event, results []sinkResult) error {
 	var recs []DeadLetter
 	for _, r := range results {
 		if r.Outcome == outcomeRejected {
@@ -742,7 +743,7 @@ func (s *Server) deadLetter(h *webhook, ev *Event, results []sinkResult) error {
 	return s.deadLetters.append(recs)
 }
 
-func (s *Server) logDelivery(ctx context.Context, h *webhook, ev *Event, res verify.Result, status int, results []sinkResult, start time.Time) {
+func (s *Server) logDelivery(ctx context.Context, h *webhook, ev *event.Event, res verify.Result, status int, results []sinkResult, start time.Time) {
 	level := slog.LevelInfo
 	if status != http.StatusOK {
 		level = slog.LevelWarn

@@ -25,6 +25,7 @@ import (
 
 	"github.com/stairhook/stairhook/internal/smtptest"
 	"github.com/stairhook/stairhook/internal/testenv"
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/receiver/jiratest"
 	"github.com/stairhook/stairhook/verify"
 	"github.com/stairhook/stairhook/verify/verifytest"
@@ -35,7 +36,7 @@ type fakeSink struct {
 	name string
 
 	mu      sync.Mutex
-	calls   []*Event
+	calls   []*event.Event
 	results []error // one per call, in order; nil or exhausted means success
 	hold    chan struct{}
 	entered chan struct{}
@@ -44,7 +45,7 @@ type fakeSink struct {
 
 func (f *fakeSink) Name() string { return f.name }
 
-func (f *fakeSink) Deliver(ctx context.Context, ev *Event) error {
+func (f *fakeSink) Deliver(ctx context.Context, ev *event.Event) error {
 	f.mu.Lock()
 	f.calls = append(f.calls, ev)
 	var err error
@@ -94,7 +95,7 @@ func testConfig(outbox string) *Config {
 			Name:    "staircase",
 			Secrets: []SecretConfig{{Label: "current", Secret: testSecret}},
 			Routes: []RouteConfig{
-				{Name: "risk", When: Match{Types: []string{TypeChurnRisk}},
+				{Name: "risk", When: Match{Types: []string{event.TypeChurnRisk}},
 					Jira:  &JiraRoute{Project: "CS"},
 					Email: &EmailRoute{To: []string{"csm@example.com"}}},
 				{Name: "people", When: Match{Roles: []string{"decision_maker"}},
@@ -154,9 +155,9 @@ func (h *harness) sink(name string) *fakeSink {
 }
 
 // event returns the sample of typ with its id set and edit applied.
-func event(t testing.TB, typ, id string, edit func(map[string]any)) []byte {
+func eventBody(t testing.TB, typ, id string, edit func(map[string]any)) []byte {
 	t.Helper()
-	body, err := Sample(typ)
+	body, err := event.Sample(typ)
 	require.NoError(t, err)
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(body, &m))
@@ -221,7 +222,7 @@ const (
 func TestServerDelivers(t *testing.T) {
 	h := newHarness(t, nil, ServerOptions{})
 	// The churn_risk sample names a decision-maker: both routes match.
-	rec := h.post("evt_a", event(t, TypeChurnRisk, "evt_a", nil))
+	rec := h.post("evt_a", eventBody(t, event.TypeChurnRisk, "evt_a", nil))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	r := decodeResponse(t, rec)
 	assert.Equal(t, "delivered", r.Status)
@@ -244,7 +245,7 @@ func TestServerDelivers(t *testing.T) {
 	}
 	assert.Equal(t, "delivery", line["msg"])
 	assert.Equal(t, "evt_a", line["id"])
-	assert.Equal(t, TypeChurnRisk, line["type"])
+	assert.Equal(t, event.TypeChurnRisk, line["type"])
 	assert.Equal(t, "acc_01J9Z3K7QK2V8M4N6P0R2T4V6X", line["account"])
 	assert.Equal(t, "current", line["key"])
 	assert.Equal(t, "staircase", line["webhook"])
@@ -254,7 +255,7 @@ func TestServerDelivers(t *testing.T) {
 
 	// Redelivered after success: the middleware answers, no sink runs.
 	h.now = h.now.Add(time.Minute)
-	rec = h.post("evt_a", event(t, TypeChurnRisk, "evt_a", nil))
+	rec = h.post("evt_a", eventBody(t, event.TypeChurnRisk, "evt_a", nil))
 	assert.Equal(t, http.StatusOK, rec.Code)
 	assert.Equal(t, "true", rec.Header().Get(verify.DuplicateHeader))
 	for _, name := range []string{riskJira, riskEmail, peopleEmail} {
@@ -298,20 +299,20 @@ func TestServerRouting(t *testing.T) {
 		sinks []string
 		test  bool
 	}{
-		{"type and role", TypeChurnRisk, nil, []string{riskJira, riskEmail, peopleEmail}, false},
-		{"type only", TypeChurnRisk, noPeople, []string{riskJira, riskEmail}, false},
-		{"role only", TypeAccountPersonnelChange, nil, []string{peopleEmail}, false},
-		{"role case ignored", TypeRenewal, func(m map[string]any) {
+		{"type and role", event.TypeChurnRisk, nil, []string{riskJira, riskEmail, peopleEmail}, false},
+		{"type only", event.TypeChurnRisk, noPeople, []string{riskJira, riskEmail}, false},
+		{"role only", event.TypeAccountPersonnelChange, nil, []string{peopleEmail}, false},
+		{"role case ignored", event.TypeRenewal, func(m map[string]any) {
 			m["people"] = []any{map[string]any{"name": "X", "role": "Decision_Maker"}}
 		}, []string{peopleEmail}, false},
-		{"unknown type with a decision-maker", TypeRenewal, func(m map[string]any) { m["type"] = "brand_new_type" }, []string{peopleEmail}, false},
-		{"test event goes through the same routes", TypeChurnRisk, func(m map[string]any) { m["test"] = true; noPeople(m) }, []string{riskJira, riskEmail}, true},
+		{"unknown type with a decision-maker", event.TypeRenewal, func(m map[string]any) { m["type"] = "brand_new_type" }, []string{peopleEmail}, false},
+		{"test event goes through the same routes", event.TypeChurnRisk, func(m map[string]any) { m["test"] = true; noPeople(m) }, []string{riskJira, riskEmail}, true},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, nil, ServerOptions{})
 			id := fmt.Sprintf("evt_route_%d", i)
-			rec := h.post(id, event(t, tt.typ, id, tt.edit))
+			rec := h.post(id, eventBody(t, tt.typ, id, tt.edit))
 			require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 			var called []string
 			for _, name := range []string{riskJira, riskEmail, peopleEmail} {
@@ -326,7 +327,7 @@ func TestServerRouting(t *testing.T) {
 
 	t.Run("no route matches", func(t *testing.T) {
 		h := newHarness(t, nil, ServerOptions{})
-		rec := h.post("evt_x", event(t, TypeRenewal, "evt_x", noPeople))
+		rec := h.post("evt_x", eventBody(t, event.TypeRenewal, "evt_x", noPeople))
 		require.Equal(t, http.StatusOK, rec.Code)
 		assert.Equal(t, "ignored", decodeResponse(t, rec).Status)
 		for _, f := range h.sinks {
@@ -337,7 +338,7 @@ func TestServerRouting(t *testing.T) {
 
 func TestServerPartialFailureRetry(t *testing.T) {
 	h := newHarness(t, nil, ServerOptions{})
-	body := event(t, TypeChurnRisk, "evt_p", nil)
+	body := eventBody(t, event.TypeChurnRisk, "evt_p", nil)
 	h.sink(riskEmail).fail(errors.New("smtp: 451 try again later"))
 
 	rec := h.post("evt_p", body)
@@ -364,18 +365,18 @@ func TestServerRetryAfter(t *testing.T) {
 	h := newHarness(t, nil, ServerOptions{})
 	h.sink(riskJira).fail(&RetryAfterError{Err: errors.New("jira 429"), After: 30 * time.Second})
 	h.sink(riskEmail).fail(&RetryAfterError{Err: errors.New("smtp 421"), After: 1500 * time.Millisecond})
-	rec := h.post("evt_r", event(t, TypeChurnRisk, "evt_r", nil))
+	rec := h.post("evt_r", eventBody(t, event.TypeChurnRisk, "evt_r", nil))
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.Equal(t, "30", rec.Header().Get("Retry-After"), "the longest delay asked")
 
 	h.sink(riskJira).fail(&RetryAfterError{Err: errors.New("jira 429"), After: 48 * time.Hour})
-	rec = h.post("evt_r2", event(t, TypeChurnRisk, "evt_r2", nil))
+	rec = h.post("evt_r2", eventBody(t, event.TypeChurnRisk, "evt_r2", nil))
 	assert.Equal(t, "3600", rec.Header().Get("Retry-After"), "capped")
 }
 
 func TestServerPermanentFailure(t *testing.T) {
 	h := newHarness(t, nil, ServerOptions{})
-	body := event(t, TypeChurnRisk, "evt_d", nil)
+	body := eventBody(t, event.TypeChurnRisk, "evt_d", nil)
 	h.sink(riskEmail).fail(Permanent(errors.New("smtp: 550 no such user")))
 
 	rec := h.post("evt_d", body)
@@ -415,7 +416,7 @@ func TestServerTransientWinsOverPermanent(t *testing.T) {
 	h := newHarness(t, nil, ServerOptions{})
 	h.sink(riskJira).fail(Permanent(errors.New("jira 400: project does not exist")))
 	h.sink(riskEmail).fail(errors.New("connection reset"))
-	rec := h.post("evt_m", event(t, TypeChurnRisk, "evt_m", nil))
+	rec := h.post("evt_m", eventBody(t, event.TypeChurnRisk, "evt_m", nil))
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	_, err := os.Stat(filepath.Join(h.outbox, DeadLetterFile))
 	assert.ErrorIs(t, err, os.ErrNotExist, "dead letters only with the 422")
@@ -424,13 +425,13 @@ func TestServerTransientWinsOverPermanent(t *testing.T) {
 func TestServerSinkPanic(t *testing.T) {
 	h := newHarness(t, nil, ServerOptions{})
 	h.sink(riskJira).panics = true
-	rec := h.post("evt_panic", event(t, TypeChurnRisk, "evt_panic", nil))
+	rec := h.post("evt_panic", eventBody(t, event.TypeChurnRisk, "evt_panic", nil))
 	require.Equal(t, http.StatusUnprocessableEntity, rec.Code)
 	assert.Equal(t, "sink_rejected", decodeResponse(t, rec).Error.Code)
 	assert.NotContains(t, rec.Body.String(), "panicked")
 	h.sink(riskJira).panics = false
 	h.now = h.now.Add(time.Second)
-	rec = h.post("evt_panic", event(t, TypeChurnRisk, "evt_panic", nil))
+	rec = h.post("evt_panic", eventBody(t, event.TypeChurnRisk, "evt_panic", nil))
 	require.Equal(t, http.StatusOK, rec.Code, "the reservation was released")
 	assert.Len(t, h.sink(riskJira).ids(), 2)
 }
@@ -442,7 +443,7 @@ func TestServerDeadLetterWriteFails(t *testing.T) {
 	require.NoError(t, os.WriteFile(blocker, nil, 0o600))
 	h.srv.deadLetters.path = filepath.Join(blocker, DeadLetterFile)
 	h.sink(riskEmail).fail(Permanent(errors.New("550")))
-	rec := h.post("evt_dl", event(t, TypeChurnRisk, "evt_dl", nil))
+	rec := h.post("evt_dl", eventBody(t, event.TypeChurnRisk, "evt_dl", nil))
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.Equal(t, "dead_letter_unavailable", decodeResponse(t, rec).Error.Code)
 	assert.NotEmpty(t, rec.Header().Get("Retry-After"))
@@ -479,7 +480,7 @@ func TestServerBadRequests(t *testing.T) {
 			if tt.status == 400 {
 				// The id was released: a corrected retry is processed.
 				h.now = h.now.Add(time.Second)
-				rec = h.post(tt.id, event(t, TypeChurnRisk, tt.id, nil))
+				rec = h.post(tt.id, eventBody(t, event.TypeChurnRisk, tt.id, nil))
 				assert.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 			}
 		})
@@ -537,7 +538,7 @@ func (s *flakyStore) Ping(context.Context) error { return s.pingErr }
 func TestServerLedgerStoreFailure(t *testing.T) {
 	store := &flakyStore{Store: verify.NewMemoryStore(verify.MemoryStoreOptions{})}
 	h := newHarness(t, nil, ServerOptions{Store: store})
-	body := event(t, TypeChurnRisk, "evt_s", nil)
+	body := eventBody(t, event.TypeChurnRisk, "evt_s", nil)
 
 	store.failReserve.Store(true)
 	rec := h.post("evt_s", body)
@@ -573,14 +574,14 @@ func TestServerLedgerFull(t *testing.T) {
 	const events = 5 // three sinks each: far past the capacity
 	for i := range events {
 		id := fmt.Sprintf("evt_full%d", i)
-		rec := h.post(id, event(t, TypeChurnRisk, id, nil))
+		rec := h.post(id, eventBody(t, event.TypeChurnRisk, id, nil))
 		require.Equal(t, http.StatusOK, rec.Code, "event %d: %s", i, rec.Body.String())
 		assert.Equal(t, map[string]string{riskJira: "delivered", riskEmail: "delivered", peopleEmail: "delivered"}, outcomes(decodeResponse(t, rec)))
 		h.now = h.now.Add(time.Second)
 	}
 	// The first event's sink records are gone, its id is not: a
 	// redelivery is still answered as a duplicate and runs no sink.
-	rec := h.post("evt_full0", event(t, TypeChurnRisk, "evt_full0", nil))
+	rec := h.post("evt_full0", eventBody(t, event.TypeChurnRisk, "evt_full0", nil))
 	assert.Equal(t, http.StatusOK, rec.Code)
 	assert.Equal(t, "true", rec.Header().Get(verify.DuplicateHeader))
 	for _, name := range []string{riskJira, riskEmail, peopleEmail} {
@@ -614,26 +615,26 @@ func TestServerHealthIDStoreFull(t *testing.T) {
 	}
 	for _, id := range []string{"evt_h1", "evt_h2"} {
 		require.Equal(t, http.StatusOK, health().Code, "room left before %s", id)
-		require.Equal(t, http.StatusOK, h.post(id, event(t, TypeChurnRisk, id, nil)).Code)
+		require.Equal(t, http.StatusOK, h.post(id, eventBody(t, event.TypeChurnRisk, id, nil)).Code)
 	}
 	rec := health()
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.Equal(t, "store_full", decodeResponse(t, rec).Error.Code)
-	assert.Equal(t, http.StatusServiceUnavailable, h.post("evt_h3", event(t, TypeChurnRisk, "evt_h3", nil)).Code,
+	assert.Equal(t, http.StatusServiceUnavailable, h.post("evt_h3", eventBody(t, event.TypeChurnRisk, "evt_h3", nil)).Code,
 		"the middleware refuses new ids, as the health check says")
 	assert.Equal(t, http.StatusServiceUnavailable, health().Code, "the probe took no room")
 
 	// The ids expire: healthy again, although no request has dropped them.
 	h.now = h.now.Add(time.Hour)
 	assert.Equal(t, http.StatusOK, health().Code)
-	assert.Equal(t, http.StatusOK, h.post("evt_h3", event(t, TypeChurnRisk, "evt_h3", nil)).Code)
+	assert.Equal(t, http.StatusOK, h.post("evt_h3", eventBody(t, event.TypeChurnRisk, "evt_h3", nil)).Code)
 }
 
 func TestServerConcurrentDuplicates(t *testing.T) {
 	h := newHarness(t, nil, ServerOptions{})
 	hold := make(chan struct{})
 	h.sink(riskJira).hold = hold
-	body := event(t, TypeChurnRisk, "evt_c", nil)
+	body := eventBody(t, event.TypeChurnRisk, "evt_c", nil)
 
 	const n = 16
 	codes := make(chan int, n)
@@ -690,7 +691,7 @@ func TestServerGracefulShutdown(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	go func() {
-		resp, err := h.send(url, "evt_g", event(t, TypeChurnRisk, "evt_g", nil))
+		resp, err := h.send(url, "evt_g", eventBody(t, event.TypeChurnRisk, "evt_g", nil))
 		if err != nil {
 			got <- result{err: err}
 			return
@@ -730,7 +731,7 @@ func TestServerShutdownTimeout(t *testing.T) {
 	h.sink(riskJira).hold, h.sink(riskJira).entered = hold, entered
 	url, cancel, done := h.serve()
 	go func() {
-		if resp, err := h.send(url, "evt_t", event(t, TypeChurnRisk, "evt_t", nil)); err == nil {
+		if resp, err := h.send(url, "evt_t", eventBody(t, event.TypeChurnRisk, "evt_t", nil)); err == nil {
 			resp.Body.Close()
 		}
 	}()
@@ -782,10 +783,10 @@ func TestServerDryRun(t *testing.T) {
 	srv, err := NewServer(DefaultConfig(secret.Encode(), "127.0.0.1:0", outbox), ServerOptions{Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	defer srv.Close()
-	for _, typ := range SampleTypes() {
-		body, err := Sample(typ)
+	for _, typ := range event.SampleTypes() {
+		body, err := event.Sample(typ)
 		require.NoError(t, err)
-		ev, err := DecodeEvent(body)
+		ev, err := event.Decode(body)
 		require.NoError(t, err)
 		rec := httptest.NewRecorder()
 		srv.Handler().ServeHTTP(rec, verifytest.NewRequest(secret, ev.ID, time.Now(), "/webhooks/staircase", body))
@@ -796,8 +797,8 @@ func TestServerDryRun(t *testing.T) {
 	require.NoError(t, err)
 	email, err := filepath.Glob(filepath.Join(outbox, "email", "*.eml"))
 	require.NoError(t, err)
-	assert.Len(t, jira, len(SampleTypes()))
-	assert.Len(t, email, len(SampleTypes()))
+	assert.Len(t, jira, len(event.SampleTypes()))
+	assert.Len(t, email, len(event.SampleTypes()))
 }
 
 // TestServerNeverLeaks drives every failure path and checks that no
@@ -813,7 +814,7 @@ func TestServerNeverLeaks(t *testing.T) {
 			fmt.Fprintf(&seen, "%s: %s\n", k, v)
 		}
 	}
-	body := event(t, TypeChurnRisk, "evt_l", nil)
+	body := eventBody(t, event.TypeChurnRisk, "evt_l", nil)
 	sign := func(id string, b []byte) *http.Request {
 		req := verifytest.NewRequest(h.secret, id, h.now, "/webhooks/staircase", b)
 		sigs = append(sigs, req.Header.Get("X-Staircase-Signature"))
@@ -832,7 +833,7 @@ func TestServerNeverLeaks(t *testing.T) {
 	h.sink(riskJira).fail(errors.New("transient"), Permanent(errors.New("permanent")))
 	serve(sign("evt_l", body))
 	serve(sign("evt_l", body))
-	dup := event(t, TypeChurnRisk, "evt_dup", nil)
+	dup := eventBody(t, event.TypeChurnRisk, "evt_dup", nil)
 	serve(sign("evt_dup", dup))
 	serve(sign("evt_dup", dup)) // answered and logged as a duplicate
 	store.failReserve.Store(true)
@@ -881,7 +882,7 @@ func benchDelivery(b *testing.B, cfg *Config, nop bool) {
 	require.NoError(b, err)
 	signer, err := verify.NewSigner(secret)
 	require.NoError(b, err)
-	sample, err := Sample(TypeChurnRisk)
+	sample, err := event.Sample(event.TypeChurnRisk)
 	require.NoError(b, err)
 	const oldID = `"evt_01JD3QX8M2A1B4C6D8E0F2G4H6"`
 	require.Contains(b, string(sample), oldID)
@@ -920,8 +921,8 @@ func benchDelivery(b *testing.B, cfg *Config, nop bool) {
 
 type nopSink string
 
-func (n nopSink) Name() string                          { return string(n) }
-func (n nopSink) Deliver(context.Context, *Event) error { return nil }
+func (n nopSink) Name() string                                { return string(n) }
+func (n nopSink) Deliver(context.Context, *event.Event) error { return nil }
 
 // TestServerClientGone checks that a sender hanging up (its request
 // context cancelled) does not cut a delivery short: the sinks finish and
@@ -930,7 +931,7 @@ func TestServerClientGone(t *testing.T) {
 	h := newHarness(t, nil, ServerOptions{})
 	hold, entered := make(chan struct{}), make(chan struct{}, 1)
 	h.sink(riskJira).hold, h.sink(riskJira).entered = hold, entered
-	body := event(t, TypeChurnRisk, "evt_gone", nil)
+	body := eventBody(t, event.TypeChurnRisk, "evt_gone", nil)
 
 	ctx, hangUp := context.WithCancel(context.Background())
 	req := verifytest.NewRequest(h.secret, "evt_gone", h.now, "/webhooks/staircase", body).WithContext(ctx)
@@ -969,7 +970,7 @@ func TestServerRedis(t *testing.T) {
 	}
 	assert.Equal(t, http.StatusOK, health())
 
-	body := event(t, TypeChurnRisk, "evt_redis", nil)
+	body := eventBody(t, event.TypeChurnRisk, "evt_redis", nil)
 	h.sink(riskEmail).fail(errors.New("451"))
 	rec := h.post("evt_redis", body)
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
@@ -988,14 +989,14 @@ func TestServerRedis(t *testing.T) {
 	// Redis stops: fail closed.
 	rs.Stop()
 	assert.Equal(t, http.StatusServiceUnavailable, health())
-	rec = h.post("evt_redis2", event(t, TypeChurnRisk, "evt_redis2", nil))
+	rec = h.post("evt_redis2", eventBody(t, event.TypeChurnRisk, "evt_redis2", nil))
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.Empty(t, h.sink(riskJira).ids()[1:], "no sink ran without the store")
 
 	// Redis is back: the retry is delivered once.
 	rs.Start()
 	require.Eventually(t, func() bool { return health() == http.StatusOK }, 10*time.Second, 50*time.Millisecond)
-	rec = h.post("evt_redis2", event(t, TypeChurnRisk, "evt_redis2", nil))
+	rec = h.post("evt_redis2", eventBody(t, event.TypeChurnRisk, "evt_redis2", nil))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	assert.Equal(t, []string{"evt_redis", "evt_redis2"}, h.sink(riskJira).ids())
 }
@@ -1065,28 +1066,28 @@ func TestServerRealSinks(t *testing.T) {
 		return r
 	}
 
-	for _, typ := range SampleTypes() {
-		body, err := Sample(typ)
+	for _, typ := range event.SampleTypes() {
+		body, err := event.Sample(typ)
 		require.NoError(t, err)
-		ev, err := DecodeEvent(body)
+		ev, err := event.Decode(body)
 		require.NoError(t, err)
 		require.Equal(t, "200 delivered", post(ev.ID, body).Status, typ)
 	}
-	require.Len(t, js.Issues(), len(SampleTypes()))
-	require.Len(t, ms.Messages(), len(SampleTypes()))
+	require.Len(t, js.Issues(), len(event.SampleTypes()))
+	require.Len(t, ms.Messages(), len(event.SampleTypes()))
 
 	// Redelivered: nothing new.
-	body, err := Sample(TypeChurnRisk)
+	body, err := event.Sample(event.TypeChurnRisk)
 	require.NoError(t, err)
 	rec := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(rec, verifytest.NewRequest(secret, "evt_01JD3QX8M2A1B4C6D8E0F2G4H6", now.Add(time.Second), "/webhooks/staircase", body))
 	assert.Equal(t, "true", rec.Header().Get(verify.DuplicateHeader))
-	assert.Len(t, js.Issues(), len(SampleTypes()))
-	assert.Len(t, ms.Messages(), len(SampleTypes()))
+	assert.Len(t, js.Issues(), len(event.SampleTypes()))
+	assert.Len(t, ms.Messages(), len(event.SampleTypes()))
 
 	// Jira is down for longer than the sink retries: 503, the email went
 	// out; the retry creates exactly one issue and sends nothing more.
-	body = event(t, TypeRenewal, "evt_outage", nil)
+	body = eventBody(t, event.TypeRenewal, "evt_outage", nil)
 	js.Inject(jiraMaxAttempts, jiratest.Fault{Status: http.StatusServiceUnavailable})
 	r := post("evt_outage", body)
 	require.Equal(t, "503 retry", r.Status, "%+v", r)
@@ -1094,12 +1095,12 @@ func TestServerRealSinks(t *testing.T) {
 	r = post("evt_outage", body)
 	require.Equal(t, "200 delivered", r.Status, "%+v", r)
 	assert.Equal(t, map[string]string{"staircase.route1.jira": "delivered", "staircase.route1.email": "skipped"}, outcomes(r))
-	assert.Len(t, js.Issues(), len(SampleTypes())+1)
-	assert.Len(t, ms.Messages(), len(SampleTypes())+1)
+	assert.Len(t, js.Issues(), len(event.SampleTypes())+1)
+	assert.Len(t, ms.Messages(), len(event.SampleTypes())+1)
 
 	// The mail server rejects the message for good: 422 and a dead
 	// letter; replayed once fixed, only the email is sent.
-	body = event(t, TypeNoReachOut, "evt_550", nil)
+	body = eventBody(t, event.TypeNoReachOut, "evt_550", nil)
 	ms.FailNext(1, 550)
 	r = post("evt_550", body)
 	require.Equal(t, "422 rejected", r.Status, "%+v", r)
@@ -1116,8 +1117,8 @@ func TestServerRealSinks(t *testing.T) {
 	r = post("evt_550", recs[0].Body)
 	require.Equal(t, "200 delivered", r.Status, "%+v", r)
 	assert.Equal(t, map[string]string{"staircase.route1.jira": "skipped", "staircase.route1.email": "delivered"}, outcomes(r))
-	assert.Len(t, js.Issues(), len(SampleTypes())+2)
-	assert.Len(t, ms.Messages(), len(SampleTypes())+2)
+	assert.Len(t, js.Issues(), len(event.SampleTypes())+2)
+	assert.Len(t, ms.Messages(), len(event.SampleTypes())+2)
 	assert.NotContains(t, logs.String(), "test-token")
 	assert.NotContains(t, logs.String(), ms.Password)
 }
@@ -1146,7 +1147,7 @@ func TestServerJiraIssuePerProject(t *testing.T) {
 	}
 	secret, err := verify.ParseSecret(testSecret)
 	require.NoError(t, err)
-	body := event(t, TypeChurnRisk, "evt_shared", nil)
+	body := eventBody(t, event.TypeChurnRisk, "evt_shared", nil)
 	post := func(srv *Server, path string) response {
 		t.Helper()
 		rec := httptest.NewRecorder()
@@ -1195,14 +1196,14 @@ func TestServerRejectionReason(t *testing.T) {
 		{func() error {
 			tpl, err := parseText("summary", "{{index .People 99}}")
 			require.NoError(t, err)
-			_, err = renderText(tpl, &Event{}, MaxTemplateOutput)
+			_, err = renderText(tpl, &event.Event{}, MaxTemplateOutput)
 			return fmt.Errorf("SECRET-DETAIL: %w", err)
 		}(), "template"},
 		{Permanent(errors.New("SECRET-DETAIL")), "unclassified"},
 	} {
 		h := newHarness(t, nil, ServerOptions{})
 		h.sink(riskJira).fail(tc.err)
-		rec := h.post("evt_reason", event(t, TypeChurnRisk, "evt_reason", nil))
+		rec := h.post("evt_reason", eventBody(t, event.TypeChurnRisk, "evt_reason", nil))
 		require.Equal(t, http.StatusUnprocessableEntity, rec.Code, rec.Body.String())
 		r := decodeResponse(t, rec)
 		assert.Equal(t, tc.want, r.Error.Reason, tc.err.Error())

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/stairhook/stairhook/receiver/event"
 )
 
 // Sink delivers an event to one destination (a Jira project, a mailbox, the
@@ -56,7 +58,7 @@ type Sink interface {
 	Name() string
 	// Deliver acts on the event; see the contract above. It must not
 	// change ev, which the other sinks of the delivery share.
-	Deliver(ctx context.Context, ev *Event) error
+	Deliver(ctx context.Context, ev *event.Event) error
 }
 
 // ErrPermanent marks a sink failure that a retry cannot fix: a rejected

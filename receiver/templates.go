@@ -9,6 +9,8 @@ import (
 	texttemplate "text/template"
 	"time"
 	"unicode"
+
+	"github.com/stairhook/stairhook/receiver/event"
 )
 
 // MaxTemplateOutput bounds what one template may produce for one event (a
@@ -40,13 +42,13 @@ func (c *cappedBuffer) Write(p []byte) (int, error) {
 
 // renderText runs a text/template for ev with output capped at max bytes.
 // Every failure is permanent: the template and the event are fixed.
-func renderText(t *texttemplate.Template, ev *Event, max int) (string, error) {
+func renderText(t *texttemplate.Template, ev *event.Event, max int) (string, error) {
 	return render(t.Name(), func(w *cappedBuffer) error { return t.Execute(w, ev) }, max)
 }
 
 // renderHTML is renderText for html/template, which escapes every payload
 // string for its HTML context.
-func renderHTML(t *htmltemplate.Template, ev *Event, max int) (string, error) {
+func renderHTML(t *htmltemplate.Template, ev *event.Event, max int) (string, error) {
 	return render(t.Name(), func(w *cappedBuffer) error { return t.Execute(w, ev) }, max)
 }
 
@@ -104,7 +106,7 @@ func parseHTML(name, src string) (*htmltemplate.Template, error) {
 	return t, nil
 }
 
-// isFieldTypo reports a template error that names a field the Event type
+// isFieldTypo reports a template error that names a field the event.Event type
 // does not have. Other execution errors on the check event (an index out of
 // range, a missing key in .Fields) depend on the payload and are left to
 // delivery time. The template packages export no typed error for this, so
@@ -125,12 +127,12 @@ func unwrapPermanent(err error) error {
 
 // sampleEvent is the event templates are checked against at start-up: every
 // field set, one person, so a template that ranges over people runs too.
-func sampleEvent() *Event {
-	return &Event{
-		ID: "evt_check", Type: TypeChurnRisk, CreatedAt: time.Unix(0, 0).UTC(),
-		Account: Account{ID: "acc_check", Name: "Account", StaircaseURL: "https://app.staircase.ai/"},
-		Signal:  Signal{Title: "Title", Summary: "Summary", Severity: "high"},
-		People:  []Person{{Name: "Name", Title: "Title", Role: "role", Change: "joined"}},
+func sampleEvent() *event.Event {
+	return &event.Event{
+		ID: "evt_check", Type: event.TypeChurnRisk, CreatedAt: time.Unix(0, 0).UTC(),
+		Account: event.Account{ID: "acc_check", Name: "Account", StaircaseURL: "https://app.staircase.ai/"},
+		Signal:  event.Signal{Title: "Title", Summary: "Summary", Severity: "high"},
+		People:  []event.Person{{Name: "Name", Title: "Title", Role: "role", Change: "joined"}},
 		Fields:  map[string]any{},
 	}
 }
@@ -178,7 +180,7 @@ const testMarker = "[TEST] "
 
 // withTestMarker prefixes s with the test marker for test events, unless the
 // template already put it there.
-func withTestMarker(ev *Event, s string) string {
+func withTestMarker(ev *event.Event, s string) string {
 	if ev.Test && !strings.HasPrefix(s, strings.TrimSpace(testMarker)) {
 		return testMarker + s
 	}

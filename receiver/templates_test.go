@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -33,16 +34,16 @@ func TestTruncateUTF16(t *testing.T) {
 }
 
 func TestTestMarker(t *testing.T) {
-	ev := &Event{Test: true}
+	ev := &event.Event{Test: true}
 	assert.Equal(t, "[TEST] x", withTestMarker(ev, "x"))
 	assert.Equal(t, "[TEST] x", withTestMarker(ev, "[TEST] x"), "not doubled")
-	assert.Equal(t, "x", withTestMarker(&Event{}, "x"))
+	assert.Equal(t, "x", withTestMarker(&event.Event{}, "x"))
 }
 
 func TestTemplateErrorsArePermanent(t *testing.T) {
 	tmpl, err := parseText("t", "{{index .Fields.list 5}}")
 	require.NoError(t, err, "missing keys are not an error at parse time")
-	_, err = renderText(tmpl, &Event{Fields: map[string]any{"list": []any{1}}}, MaxTemplateOutput)
+	_, err = renderText(tmpl, &event.Event{Fields: map[string]any{"list": []any{1}}}, MaxTemplateOutput)
 	require.ErrorIs(t, err, ErrPermanent)
 	assert.NotErrorIs(t, err, ErrTemplateOutputTooLarge)
 	assert.Contains(t, err.Error(), "template t")
@@ -56,9 +57,9 @@ func TestTemplateErrorsArePermanent(t *testing.T) {
 func TestTemplatesReachRawFields(t *testing.T) {
 	tmpl, err := parseText("t", `{{.Fields.extra.owner}}|{{date .Signal.DetectedAt}}|{{upper .Signal.Severity}}|{{oneline .Signal.Summary}}`)
 	require.NoError(t, err)
-	ev := &Event{
+	ev := &event.Event{
 		Fields: map[string]any{"extra": map[string]any{"owner": "dana"}},
-		Signal: Signal{Severity: "high", Summary: "a\nb"},
+		Signal: event.Signal{Severity: "high", Summary: "a\nb"},
 	}
 	out, err := renderText(tmpl, ev, MaxTemplateOutput)
 	require.NoError(t, err)
@@ -68,9 +69,9 @@ func TestTemplatesReachRawFields(t *testing.T) {
 func TestRenderCapIsExact(t *testing.T) {
 	tmpl, err := parseText("t", "{{.ID}}")
 	require.NoError(t, err)
-	out, err := renderText(tmpl, &Event{ID: strings.Repeat("x", 10)}, 10)
+	out, err := renderText(tmpl, &event.Event{ID: strings.Repeat("x", 10)}, 10)
 	require.NoError(t, err)
 	assert.Len(t, out, 10)
-	_, err = renderText(tmpl, &Event{ID: strings.Repeat("x", 11)}, 10)
+	_, err = renderText(tmpl, &event.Event{ID: strings.Repeat("x", 11)}, 10)
 	assert.ErrorIs(t, err, ErrTemplateOutputTooLarge)
 }

@@ -16,7 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/stairhook/stairhook/receiver"
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/sender"
 	"github.com/stairhook/stairhook/verify"
 )
@@ -30,11 +30,11 @@ print the status, duration and response body of each attempt. Without
 --body FILE that file is sent byte for byte. --retries follows the sender's
 retry schedule (5 s, 5 min, 30 min, 2 h, each ±10%).
 
-Types: `+strings.Join(receiver.SampleTypes(), ", "))
+Types: `+strings.Join(event.SampleTypes(), ", "))
 	var sf secretFlags
 	sf.register(fs)
 	target := fs.String("url", "", "the receiver's webhook `URL`, for example http://127.0.0.1:8080/webhooks/staircase")
-	typ := fs.String("type", receiver.TypeChurnRisk, "the sample signal `type` to send")
+	typ := fs.String("type", event.TypeChurnRisk, "the sample signal `type` to send")
 	account := fs.String("account", "", "replace the sample's account `name`")
 	test := fs.Bool("test", false, `mark the sample as a test notification ("test": true)`)
 	bodyFile := fs.String("body", "", "send the bytes of `FILE` instead of a sample")
@@ -62,8 +62,8 @@ Types: `+strings.Join(receiver.SampleTypes(), ", "))
 	if *bodyFile != "" && (set["type"] || set["account"] || set["test"]) {
 		return usageError(e, fs, "--body sends a file as it is: it cannot be combined with --type, --account or --test")
 	}
-	if *bodyFile == "" && !slices.Contains(receiver.SampleTypes(), *typ) {
-		return usageError(e, fs, fmt.Sprintf("--type %q has no sample; one of: %s", safeArg(*typ), strings.Join(receiver.SampleTypes(), ", ")))
+	if *bodyFile == "" && !slices.Contains(event.SampleTypes(), *typ) {
+		return usageError(e, fs, fmt.Sprintf("--type %q has no sample; one of: %s", safeArg(*typ), strings.Join(event.SampleTypes(), ", ")))
 	}
 	secrets, err := sf.load(e)
 	if err != nil {
@@ -188,7 +188,7 @@ func printable(b []byte) string {
 // current time, the test flag and, when account is set, that account name
 // (also in the signal's title and summary, where the sample names it).
 func sampleBody(typ, id, account string, test bool, now time.Time) ([]byte, error) {
-	raw, err := receiver.Sample(typ)
+	raw, err := event.Sample(typ)
 	if err != nil {
 		return nil, err
 	}

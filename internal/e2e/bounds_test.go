@@ -12,13 +12,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/receiver"
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/verify"
 	"github.com/stairhook/stairhook/verify/verifytest"
 )
 
 // Limits under test, as documented: the signature header (SPEC.md and
 // verify's ErrMalformedHeader: 4096 bytes, 16 entries), the body cap
-// (verify.DefaultMaxBodyBytes), the event decoder (receiver.DecodeEvent:
+// (verify.DefaultMaxBodyBytes), the event decoder (event.Decode:
 // nesting 32, strings 16 KiB, 200 people, type 128 bytes) and the template output
 // (receiver.MaxTemplateOutput).
 const (
@@ -70,7 +71,7 @@ func signatureWith(t testing.TB, secret verify.Secret, id string, body []byte, l
 // exactly size bytes (white space inside the array absorbs the rest).
 func paddedEvent(t testing.TB, id string, size int) []byte {
 	t.Helper()
-	base := event(t, receiver.TypeChurnRisk, id, func(m map[string]any) { m["pad"] = []string{} })
+	base := eventBody(t, event.TypeChurnRisk, id, func(m map[string]any) { m["pad"] = []string{} })
 	need := size - len(base)
 	require.Positive(t, need)
 	var b strings.Builder
@@ -107,11 +108,11 @@ func TestBounds(t *testing.T) {
 
 	t.Run("signature header at 4096 bytes passes, 4097 is 400", func(t *testing.T) {
 		id := nextID()
-		body := event(t, receiver.TypeRenewal, id, nil)
+		body := eventBody(t, event.TypeRenewal, id, nil)
 		resp := postRaw(t, r.url, signatureWith(t, r.secret, id, body, maxSignatureHeader, 2), body)
 		assert.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
 		id = nextID()
-		body = event(t, receiver.TypeRenewal, id, nil)
+		body = eventBody(t, event.TypeRenewal, id, nil)
 		resp = postRaw(t, r.url, signatureWith(t, r.secret, id, body, maxSignatureHeader+1, 2), body)
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 		assert.Equal(t, "malformed_header", code(t, resp.Body))
@@ -119,12 +120,12 @@ func TestBounds(t *testing.T) {
 	})
 	t.Run("16 signature entries pass, 17 are 400", func(t *testing.T) {
 		id := nextID()
-		body := event(t, receiver.TypeRenewal, id, nil)
+		body := eventBody(t, event.TypeRenewal, id, nil)
 		h := signatureWith(t, r.secret, id, body, 0, maxSignatureEntry)
 		resp := postRaw(t, r.url, h, body)
 		assert.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
 		id = nextID()
-		body = event(t, receiver.TypeRenewal, id, nil)
+		body = eventBody(t, event.TypeRenewal, id, nil)
 		h = signatureWith(t, r.secret, id, body, 0, maxSignatureEntry+1)
 		resp = postRaw(t, r.url, h, body)
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
@@ -155,10 +156,10 @@ func TestBounds(t *testing.T) {
 			}
 		}
 		id := nextID()
-		resp := r.post(t, id, event(t, receiver.TypeRenewal, id, nested(maxDepth)))
+		resp := r.post(t, id, eventBody(t, event.TypeRenewal, id, nested(maxDepth)))
 		assert.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
 		id = nextID()
-		resp = r.post(t, id, event(t, receiver.TypeRenewal, id, nested(maxDepth+1)))
+		resp = r.post(t, id, eventBody(t, event.TypeRenewal, id, nested(maxDepth+1)))
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 		assert.Equal(t, "invalid_event", code(t, resp.Body))
 	})
@@ -169,15 +170,15 @@ func TestBounds(t *testing.T) {
 			}
 		}
 		id := nextID()
-		resp := r.post(t, id, event(t, receiver.TypeRenewal, id, long(maxString)))
+		resp := r.post(t, id, eventBody(t, event.TypeRenewal, id, long(maxString)))
 		assert.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
 		id = nextID()
-		resp = r.post(t, id, event(t, receiver.TypeRenewal, id, long(maxString+1)))
+		resp = r.post(t, id, eventBody(t, event.TypeRenewal, id, long(maxString+1)))
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 		assert.Equal(t, "invalid_event", code(t, resp.Body))
 		// An unknown field is bounded too.
 		id = nextID()
-		resp = r.post(t, id, event(t, receiver.TypeRenewal, id, func(m map[string]any) { m["extra"] = strings.Repeat("e", maxString+1) }))
+		resp = r.post(t, id, eventBody(t, event.TypeRenewal, id, func(m map[string]any) { m["extra"] = strings.Repeat("e", maxString+1) }))
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 		assert.Equal(t, "invalid_event", code(t, resp.Body))
 	})
@@ -186,18 +187,18 @@ func TestBounds(t *testing.T) {
 			return func(m map[string]any) { m["type"] = strings.Repeat("t", n) }
 		}
 		id := nextID()
-		resp := r.post(t, id, event(t, receiver.TypeRenewal, id, typ(maxType)))
+		resp := r.post(t, id, eventBody(t, event.TypeRenewal, id, typ(maxType)))
 		assert.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
 		assert.Equal(t, 1, issuesFor(r.jira, id), "an unknown type is routed")
 		id = nextID()
-		resp = r.post(t, id, event(t, receiver.TypeRenewal, id, typ(maxType+1)))
+		resp = r.post(t, id, eventBody(t, event.TypeRenewal, id, typ(maxType+1)))
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 		assert.Equal(t, "invalid_event", code(t, resp.Body))
 		id = nextID()
-		resp = r.post(t, id, event(t, receiver.TypeRenewal, id, func(m map[string]any) { m[strings.Repeat("k", maxString)] = 1 }))
+		resp = r.post(t, id, eventBody(t, event.TypeRenewal, id, func(m map[string]any) { m[strings.Repeat("k", maxString)] = 1 }))
 		assert.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
 		id = nextID()
-		resp = r.post(t, id, event(t, receiver.TypeRenewal, id, func(m map[string]any) { m[strings.Repeat("k", maxString+1)] = 1 }))
+		resp = r.post(t, id, eventBody(t, event.TypeRenewal, id, func(m map[string]any) { m[strings.Repeat("k", maxString+1)] = 1 }))
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 		assert.Equal(t, "invalid_event", code(t, resp.Body))
 	})
@@ -212,10 +213,10 @@ func TestBounds(t *testing.T) {
 			}
 		}
 		id := nextID()
-		resp := r.post(t, id, event(t, receiver.TypeRenewal, id, people(maxPeople)))
+		resp := r.post(t, id, eventBody(t, event.TypeRenewal, id, people(maxPeople)))
 		assert.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
 		id = nextID()
-		resp = r.post(t, id, event(t, receiver.TypeRenewal, id, people(maxPeople+1)))
+		resp = r.post(t, id, eventBody(t, event.TypeRenewal, id, people(maxPeople+1)))
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 		assert.Equal(t, "invalid_event", code(t, resp.Body))
 	})
@@ -236,11 +237,11 @@ func TestBounds(t *testing.T) {
 			}
 		}
 		id := nextID()
-		resp := r.post(t, id, event(t, receiver.TypeRenewal, id, edit(nameLen)))
+		resp := r.post(t, id, eventBody(t, event.TypeRenewal, id, edit(nameLen)))
 		assert.Equal(t, http.StatusOK, resp.StatusCode, resp.Body)
 		assert.Equal(t, 1, mailsFor(r.smtp, id))
 		id = nextID()
-		resp = r.post(t, id, event(t, receiver.TypeRenewal, id, edit(nameLen+1)))
+		resp = r.post(t, id, eventBody(t, event.TypeRenewal, id, edit(nameLen+1)))
 		assert.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode, resp.Body)
 		assert.Equal(t, "sink_rejected", code(t, resp.Body))
 		assert.Zero(t, mailsFor(r.smtp, id))

@@ -10,7 +10,7 @@ import (
 
 	"github.com/stairhook/stairhook/internal/smtptest"
 	"github.com/stairhook/stairhook/internal/testenv"
-	"github.com/stairhook/stairhook/receiver"
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/receiver/jiratest"
 	"github.com/stairhook/stairhook/sender"
 	"github.com/stairhook/stairhook/verify"
@@ -104,7 +104,7 @@ func TestSinkFaults(t *testing.T) {
 			r := newRig(t, rigOptions{})
 			tc.inject(r)
 			id := "evt_fault_" + string(rune('a'+i))
-			body := event(t, receiver.TypeChurnRisk, id, nil)
+			body := eventBody(t, event.TypeChurnRisk, id, nil)
 			rep, err := newSender(8).Send(t.Context(), r.endpoint(), id, body)
 			require.NoError(t, err, "statuses %v", statuses(rep))
 			require.NotEmpty(t, rep.Attempts)
@@ -167,7 +167,7 @@ func TestSinkPermanentFaults(t *testing.T) {
 			r := newRig(t, rigOptions{})
 			tc.inject(r)
 			id := "evt_perm_" + string(rune('a'+i))
-			body := event(t, receiver.TypeChurnRisk, id, nil)
+			body := eventBody(t, event.TypeChurnRisk, id, nil)
 			rep, err := newSender(8).Send(t.Context(), r.endpoint(), id, body)
 			require.ErrorIs(t, err, sender.ErrPermanentRejection)
 			require.Len(t, rep.Attempts, 1, "a 422 is not retried")
@@ -224,8 +224,8 @@ func TestRedisRestart(t *testing.T) {
 	ep := r.endpoint()
 
 	idA, idB := "evt_redis_a", "evt_redis_b"
-	bodyA := event(t, receiver.TypeRenewal, idA, nil)
-	bodyB := event(t, receiver.TypeChurnRisk, idB, nil)
+	bodyA := eventBody(t, event.TypeRenewal, idA, nil)
+	bodyB := eventBody(t, event.TypeChurnRisk, idB, nil)
 	_, err := newSender(3).Send(t.Context(), ep, idA, bodyA)
 	require.NoError(t, err)
 

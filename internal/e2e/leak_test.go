@@ -28,6 +28,7 @@ import (
 
 	"github.com/stairhook/stairhook/internal/testenv"
 	"github.com/stairhook/stairhook/receiver"
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/verify"
 	"github.com/stairhook/stairhook/verify/verifytest"
 )
@@ -366,14 +367,14 @@ func TestLeakReceiver(t *testing.T) {
 				return resp
 			}
 			now := time.Now()
-			ev := event(t, receiver.TypeChurnRisk, "evt_leak_sink", nil)
+			ev := eventBody(t, event.TypeChurnRisk, "evt_leak_sink", nil)
 			resp := post("sink failure", "evt_leak_sink", verifytest.SignedHeaders(r.secret, "evt_leak_sink", now, ev), ev)
 			assert.Contains(t, []int{http.StatusUnprocessableEntity, http.StatusServiceUnavailable}, resp.StatusCode, resp.Body)
 
 			bad := []byte(`{"id":"evt_leak_bad","type":"x"`)
 			resp = post("bad event", "evt_leak_bad", verifytest.SignedHeaders(r.secret, "evt_leak_bad", now, bad), bad)
 			assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
-			other := event(t, receiver.TypeRenewal, "evt_other", nil)
+			other := eventBody(t, event.TypeRenewal, "evt_other", nil)
 			resp = post("id mismatch", "evt_leak_mm", verifytest.SignedHeaders(r.secret, "evt_leak_mm", now, other), other)
 			assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 			assert.Equal(t, "id_mismatch", code(t, resp.Body))
@@ -390,7 +391,7 @@ func TestLeakReceiver(t *testing.T) {
 			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 
 			// The sender's errors and report after retries run out.
-			rep, err := newSender(2).Send(t.Context(), r.endpoint(), "evt_leak_send", event(t, receiver.TypeRenewal, "evt_leak_send", nil))
+			rep, err := newSender(2).Send(t.Context(), r.endpoint(), "evt_leak_send", eventBody(t, event.TypeRenewal, "evt_leak_send", nil))
 			require.Error(t, err)
 			lc.check(t, "sender error", err.Error())
 			for _, a := range rep.Attempts {
@@ -442,7 +443,7 @@ func TestLeakCLI(t *testing.T) {
 		return out.String(), code
 	}
 
-	body := event(t, receiver.TypeRenewal, "evt_cli", nil)
+	body := eventBody(t, event.TypeRenewal, "evt_cli", nil)
 	now := time.Now()
 	hdrArgs := func(h http.Header) []string {
 		var a []string
@@ -494,7 +495,7 @@ func TestLeakCLI(t *testing.T) {
 
 	// deadletter replay to a receiver that holds another secret: 401.
 	outbox := t.TempDir()
-	dlBody := event(t, receiver.TypeRenewal, "evt_cli_dl", nil)
+	dlBody := eventBody(t, event.TypeRenewal, "evt_cli_dl", nil)
 	dl, err := json.Marshal(receiver.DeadLetter{Time: time.Now(), Webhook: webhookName, EventID: "evt_cli_dl", Sink: sinkEmail, Error: "test", Body: dlBody})
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(outbox, receiver.DeadLetterFile), append(dl, '\n'), 0o600))

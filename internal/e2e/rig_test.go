@@ -25,6 +25,7 @@ import (
 	"github.com/stairhook/stairhook/internal/smtptest"
 	"github.com/stairhook/stairhook/internal/testenv"
 	"github.com/stairhook/stairhook/receiver"
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/receiver/jiratest"
 	"github.com/stairhook/stairhook/sender"
 	"github.com/stairhook/stairhook/verify"
@@ -169,12 +170,12 @@ func newSender(attempts int) *sender.Sender {
 	})
 }
 
-// event returns the sample of typ with the given id, its signal title made
+// eventBody returns the sample of typ with the given id, its signal title made
 // "<title> [<id>]" so that the Jira summary and the mail subject name the
 // event.
-func event(t testing.TB, typ, id string, edit func(map[string]any)) []byte {
+func eventBody(t testing.TB, typ, id string, edit func(map[string]any)) []byte {
 	t.Helper()
-	b, err := receiver.Sample(typ)
+	b, err := event.Sample(typ)
 	require.NoError(t, err)
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(b, &m))

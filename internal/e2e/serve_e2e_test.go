@@ -20,7 +20,7 @@ import (
 	"github.com/stairhook/stairhook/internal/mailpit"
 	"github.com/stairhook/stairhook/internal/smtptest"
 	"github.com/stairhook/stairhook/internal/testenv"
-	"github.com/stairhook/stairhook/receiver"
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/receiver/jiratest"
 	"github.com/stairhook/stairhook/sender"
 	"github.com/stairhook/stairhook/verify"
@@ -239,15 +239,15 @@ func TestServeEndToEnd(t *testing.T) {
 	run := time.Now().UnixNano()
 	ids := map[string]string{}
 	bodies := map[string][]byte{}
-	for _, typ := range receiver.SampleTypes() {
+	for _, typ := range event.SampleTypes() {
 		id := fmt.Sprintf("evt_e2e_%d_%s", run, typ)
 		ids[typ] = id
-		bodies[typ] = event(t, typ, id, nil)
+		bodies[typ] = eventBody(t, typ, id, nil)
 		rep, err := snd.Send(ctx, ep, id, bodies[typ])
 		require.NoError(t, err, "%s: statuses %v", typ, statuses(rep))
 		assert.Equal(t, http.StatusOK, rep.Attempts[len(rep.Attempts)-1].Status)
 	}
-	for _, typ := range receiver.SampleTypes() {
+	for _, typ := range event.SampleTypes() {
 		id := ids[typ]
 		assert.Equal(t, 1, issuesFor(jira, id), "%s: one Jira issue", typ)
 		msgs := waitMailpit(t, mp, id, 1)
@@ -269,7 +269,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 
 	// A redelivered event creates nothing new.
-	typ := receiver.SampleTypes()[0]
+	typ := event.SampleTypes()[0]
 	creates := jira.Requests(jiraIssuePath)
 	rep, err := snd.Send(ctx, ep, ids[typ], bodies[typ])
 	require.NoError(t, err)
@@ -285,7 +285,7 @@ func TestServeEndToEnd(t *testing.T) {
 	// (the email went out and is recorded), then its retry creates exactly
 	// one issue and sends no second email.
 	id503 := fmt.Sprintf("evt_e2e_%d_jira503", run)
-	body := event(t, receiver.TypeChurnRisk, id503, nil)
+	body := eventBody(t, event.TypeChurnRisk, id503, nil)
 	jira.FailNext(3, http.StatusServiceUnavailable, "")
 	rep, err = snd.Send(ctx, ep, id503, body)
 	require.NoError(t, err, "statuses %v", statuses(rep))
@@ -297,7 +297,7 @@ func TestServeEndToEnd(t *testing.T) {
 
 	// A hostile payload: markup and CR/LF in names and titles.
 	idx := fmt.Sprintf("evt_e2e_%d_hostile", run)
-	body = event(t, receiver.TypeAccountPersonnelChange, idx, func(m map[string]any) {
+	body = eventBody(t, event.TypeAccountPersonnelChange, idx, func(m map[string]any) {
 		m["account"].(map[string]any)["name"] = "Evil <script>alert(1)</script> Corp\r\nBcc: victim@evil.example"
 		sig := m["signal"].(map[string]any)
 		sig["title"] = fmt.Sprintf("New <b>boss</b>\r\nX-Injected: yes [%s]", idx)
@@ -375,7 +375,7 @@ func TestServeSIGTERMInFlight(t *testing.T) {
 	ep := sender.Endpoint{URL: "http://" + proc.addr + "/webhooks/" + webhookName, Secrets: []verify.Secret{secret}, Enabled: true}
 
 	id := fmt.Sprintf("evt_sigterm_%d", time.Now().UnixNano())
-	body := event(t, receiver.TypeChurnRisk, id, nil)
+	body := eventBody(t, event.TypeChurnRisk, id, nil)
 	jira.Inject(1, jiratest.Fault{Path: jiraIssuePath, Hang: true})
 	type result struct {
 		rep *sender.Report

@@ -26,7 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/internal/testenv"
-	"github.com/stairhook/stairhook/receiver"
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/sender"
 	"github.com/stairhook/stairhook/verify"
 )
@@ -241,7 +241,7 @@ func TestSoak(t *testing.T) {
 			faultAt[i] = 1 + rng.IntN(4)
 		}
 	}
-	types := receiver.SampleTypes()
+	types := event.SampleTypes()
 	run := time.Now().UnixNano()
 	idOf := func(i int) string { return fmt.Sprintf("evt_soak_%d_%06d", run, i) }
 
@@ -289,7 +289,7 @@ func TestSoak(t *testing.T) {
 		wg.Go(func() {
 			for i := range work {
 				id := idOf(i)
-				body := event(t, types[i%len(types)], id, nil)
+				body := eventBody(t, types[i%len(types)], id, nil)
 				switch faultAt[i] {
 				case 1:
 					jira.FailNext(3, http.StatusServiceUnavailable, "")

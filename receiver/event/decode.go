@@ -1,4 +1,4 @@
-package receiver
+package event
 
 import (
 	"bytes"
@@ -11,12 +11,12 @@ import (
 	"unicode/utf8"
 )
 
-// ErrInvalidEvent means a body is not an event this package accepts: not a
+// ErrInvalid means a body is not an event this package accepts: not a
 // JSON object, a required field missing, a field of the wrong type, or a
 // size bound passed. The server answers it 400 with the code invalid_event.
-var ErrInvalidEvent = errors.New("receiver: invalid event")
+var ErrInvalid = errors.New("event: invalid event")
 
-// Bounds of DecodeEvent, on top of the body cap of the verify middleware.
+// Bounds of Decode, on top of the body cap of the verify middleware.
 const (
 	maxDepth     = 32       // nesting of JSON objects and arrays
 	maxIDLen     = 256      // bytes of "id", as for the signed x-staircase-id
@@ -25,7 +25,7 @@ const (
 	maxPeople    = 200      // entries of "people"
 )
 
-// DecodeEvent decodes a signed request body into an Event. The body must be
+// Decode decodes a signed request body into an Event. The body must be
 // one JSON object with a non-empty "id" (at most 256 visible ASCII
 // characters, like the signed x-staircase-id), a non-empty "type" (at most
 // 128 bytes, no control characters) and a non-empty "account.id". Known
@@ -47,9 +47,9 @@ const (
 //
 // The work is bounded by the body: nesting deeper than 32 objects or
 // arrays, any string or key longer than 16 KiB, or more than 200 people is
-// rejected. Every error wraps ErrInvalidEvent and says what is wrong,
+// rejected. Every error wraps ErrInvalid and says what is wrong,
 // without echoing the body.
-func DecodeEvent(body []byte) (*Event, error) {
+func Decode(body []byte) (*Event, error) {
 	if err := checkDepth(body); err != nil {
 		return nil, err
 	}
@@ -94,7 +94,7 @@ func DecodeEvent(body []byte) (*Event, error) {
 }
 
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalidEvent, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
 // jsonProblem turns an encoding/json error into a message that names the

@@ -1,4 +1,4 @@
-package receiver
+package event
 
 import (
 	"embed"
@@ -14,10 +14,10 @@ import (
 var samples embed.FS
 
 // ErrNoSample means Sample was asked for a type that has no sample.
-var ErrNoSample = errors.New("receiver: no sample for this type")
+var ErrNoSample = errors.New("event: no sample for this type")
 
 // Sample returns the sample body of type typ, one of SampleTypes: a valid
-// event (see DecodeEvent) about the account "Acme Corp" with test false. The
+// event (see Decode) about the account "Acme Corp" with test false. The
 // caller owns the returned bytes.
 func Sample(typ string) ([]byte, error) {
 	if !slices.Contains(knownTypes[:], typ) {

@@ -1,4 +1,4 @@
-package receiver
+package event
 
 import (
 	"encoding/json"
@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// minimalEvent is the smallest body DecodeEvent accepts.
+// minimalEvent is the smallest body Decode accepts.
 const minimalEvent = `{"id":"evt_1","type":"churn_risk","account":{"id":"acc_1"}}`
 
 // withField returns minimalEvent with extra top-level JSON members.
@@ -82,10 +82,10 @@ func TestDecodeEventInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev, err := DecodeEvent([]byte(tt.body))
+			ev, err := Decode([]byte(tt.body))
 			require.Error(t, err)
 			assert.Nil(t, ev)
-			assert.ErrorIs(t, err, ErrInvalidEvent)
+			assert.ErrorIs(t, err, ErrInvalid)
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
@@ -105,7 +105,7 @@ func TestDecodeEventAtBounds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := DecodeEvent([]byte(tt.body))
+			_, err := Decode([]byte(tt.body))
 			require.NoError(t, err)
 		})
 	}
@@ -117,7 +117,7 @@ func TestDecodeEventKeepsUnknown(t *testing.T) {
 		"signal":{"title":"T","score":12345678901234567890},
 		"people":[{"name":"Ann","role":"champion"}],
 		"extra":{"nested":[1,2,{"k":"v"}]}}`)
-	ev, err := DecodeEvent(body)
+	ev, err := Decode(body)
 	require.NoError(t, err)
 	assert.Equal(t, "evt_9", ev.ID)
 	assert.Equal(t, "brand_new_type", ev.Type)
@@ -145,7 +145,7 @@ func TestDecodeEventKeepsUnknown(t *testing.T) {
 func TestDecodeEventLenientDates(t *testing.T) {
 	for _, raw := range []string{`""`, `"yesterday"`, `"2026-11-26 10:00:00"`, `"26/11/2026"`, `1764151200`, `true`, `{}`, `null`} {
 		t.Run(raw, func(t *testing.T) {
-			ev, err := DecodeEvent([]byte(withField(`"created_at":` + raw + `,"signal":{"title":"T","detected_at":` + raw + `}`)))
+			ev, err := Decode([]byte(withField(`"created_at":` + raw + `,"signal":{"title":"T","detected_at":` + raw + `}`)))
 			require.NoError(t, err)
 			assert.True(t, ev.CreatedAt.IsZero())
 			assert.True(t, ev.Signal.DetectedAt.IsZero())
@@ -157,13 +157,13 @@ func TestDecodeEventLenientDates(t *testing.T) {
 	}
 
 	// RFC 3339 dates still parse, with fractions and offsets.
-	ev, err := DecodeEvent([]byte(withField(`"created_at":"2026-11-26T11:00:00.5+01:00","signal":{"detected_at":"2026-11-26T09:00:00Z"}`)))
+	ev, err := Decode([]byte(withField(`"created_at":"2026-11-26T11:00:00.5+01:00","signal":{"detected_at":"2026-11-26T09:00:00Z"}`)))
 	require.NoError(t, err)
 	assert.True(t, ev.CreatedAt.Equal(time.Date(2026, 11, 26, 10, 0, 0, 5e8, time.UTC)), ev.CreatedAt)
 	assert.True(t, ev.Signal.DetectedAt.Equal(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)))
 }
 
-// decodeValue decodes one JSON value as DecodeEvent does for Fields.
+// decodeValue decodes one JSON value as Decode does for Fields.
 func decodeValue(t *testing.T, raw string) any {
 	t.Helper()
 	dec := json.NewDecoder(strings.NewReader(raw))
@@ -182,7 +182,7 @@ func TestDecodeEventExactKeys(t *testing.T) {
 		"Account":{"id":"acc_3"},
 		"signal":{"title":"T","Title":["x"],"Detected_At":"2026-11-26T09:00:00Z"},
 		"Signal":7,"People":"x"}`
-	ev, err := DecodeEvent([]byte(body))
+	ev, err := Decode([]byte(body))
 	require.NoError(t, err)
 	assert.Equal(t, "evt_1", ev.ID)
 	assert.Equal(t, "renewal", ev.Type)
@@ -200,7 +200,7 @@ func TestDecodeEventExactKeys(t *testing.T) {
 
 // null counts as absent, as encoding/json has it.
 func TestDecodeEventNulls(t *testing.T) {
-	ev, err := DecodeEvent([]byte(withField(`"test":null,"webhook":null,"signal":{"title":null},"people":[null,{"name":null}]`)))
+	ev, err := Decode([]byte(withField(`"test":null,"webhook":null,"signal":{"title":null},"people":[null,{"name":null}]`)))
 	require.NoError(t, err)
 	assert.False(t, ev.Test)
 	assert.Empty(t, ev.Signal.Title)
@@ -215,7 +215,7 @@ func TestDecodeEventErrorDoesNotQuoteBody(t *testing.T) {
 		`{"id":"e","type":"t","account":{"id":"a"},"signal":{"title":["` + marker + `"]}}`,
 		marker,
 	} {
-		_, err := DecodeEvent([]byte(body))
+		_, err := Decode([]byte(body))
 		require.Error(t, err)
 		assert.NotContains(t, err.Error(), "c2VjcmV0", "body %q", body)
 	}
@@ -228,7 +228,7 @@ func TestSamples(t *testing.T) {
 		t.Run(typ, func(t *testing.T) {
 			body, err := Sample(typ)
 			require.NoError(t, err)
-			ev, err := DecodeEvent(body)
+			ev, err := Decode(body)
 			require.NoError(t, err)
 			assert.Equal(t, typ, ev.Type)
 			assert.True(t, strings.HasPrefix(ev.ID, "evt_01J"), ev.ID)

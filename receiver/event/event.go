@@ -1,4 +1,4 @@
-package receiver
+package event
 
 import (
 	"encoding/json"
@@ -35,7 +35,7 @@ var knownTypes = [...]string{
 func KnownTypes() []string { return slices.Clone(knownTypes[:]) }
 
 // Event is one signal as the sender posts it (the envelope in SPEC.md). The
-// sender builds payloads from the same types. DecodeEvent reads each field
+// sender builds payloads from the same types. Decode reads each field
 // from the exact key in its json tag only.
 type Event struct {
 	// ID is the event id ("evt_…"), required; it equals the signed
@@ -44,7 +44,7 @@ type Event struct {
 	// Type is the signal type, such as churn_risk (see KnownTypes);
 	// required, and unknown types are accepted.
 	Type string `json:"type"`
-	// CreatedAt is when the sender created the event. DecodeEvent leaves
+	// CreatedAt is when the sender created the event. Decode leaves
 	// it zero when created_at is absent or not an RFC 3339 date-time; the
 	// raw value is then in Fields["created_at"].
 	CreatedAt time.Time `json:"created_at"`
@@ -113,7 +113,7 @@ type Signal struct {
 	Sentiment string `json:"sentiment"`
 	// Category groups signal types, such as risk, personnel or renewal.
 	Category string `json:"category"`
-	// DetectedAt is when Staircase detected the signal. DecodeEvent
+	// DetectedAt is when Staircase detected the signal. Decode
 	// leaves it zero when detected_at is absent or not an RFC 3339
 	// date-time; the raw value is then in Fields.
 	DetectedAt time.Time `json:"detected_at"`
