@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/stairhook/stairhook/receiver/queue"
 	"github.com/stairhook/stairhook/verify"
 )
 
@@ -26,8 +28,10 @@ var ErrInvalidConfig = errors.New("receiver: invalid config")
 
 // Defaults applied by ParseConfig to keys left out or empty.
 const (
-	DefaultListen    = "127.0.0.1:8080"
-	DefaultOutbox    = "./stairhook-outbox"
+	DefaultListen = "127.0.0.1:8080"
+	DefaultOutbox = "./stairhook-outbox"
+	// DefaultSQLite is the database file when the store section is empty.
+	DefaultSQLite    = "./stairhook.db"
 	DefaultRetention = 7 * 24 * time.Hour
 )
 
@@ -66,6 +70,8 @@ type Config struct {
 	// again). The ids, kept minutes, answer 503 when their store is full
 	// rather than let a replay through.
 	Retention time.Duration `yaml:"retention"`
+	// Delivery tunes the queue's workers and retries.
+	Delivery DeliveryConfig `yaml:"delivery"`
 	// Jira is the Jira Cloud site; nil makes every jira route a dry run.
 	Jira *JiraConfig `yaml:"jira"`
 	// SMTP is the mail server; nil makes every email route a dry run.
@@ -76,10 +82,66 @@ type Config struct {
 
 // StoreConfig chooses the store of event ids and done sinks.
 type StoreConfig struct {
-	// Redis is a redis:// or rediss:// URL; empty means bounded in-memory
-	// stores, which protect one process only and forget everything on a
-	// restart (see Config.Retention).
+	// SQLite is the path of the server's database file, created with mode
+	// 0600 when missing. Default value is ./stairhook.db when Postgres is
+	// empty too.
+	SQLite string `yaml:"sqlite"`
+	// Postgres is a postgres:// URL: several instances on one database
+	// share the ids, the events and the work. At most one of SQLite and
+	// Postgres is set.
+	Postgres string `yaml:"postgres"`
+	// Redis is a redis:// or rediss:// URL for the ids and done sinks of
+	// inline mode (ServerOptions.Inline, the AWS Lambda bootstrap); empty
+	// means bounded in-memory stores, which protect one process only (see
+	// Config.Retention). The queued server refuses it at start: its ids
+	// live in its database.
 	Redis string `yaml:"redis"`
+}
+
+// DeliveryConfig tunes the queue's workers and retries. Zero values take
+// the defaults of package queue.
+type DeliveryConfig struct {
+	// Workers is how many jobs one process works at once. Default 8.
+	Workers int `yaml:"workers"`
+	// AttemptTimeout bounds one attempt of one sink. Default 30s.
+	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
+	// FirstRetry is the wait after a first failed attempt; it doubles,
+	// with jitter, up to MaxRetry. Default 5s.
+	FirstRetry time.Duration `yaml:"first_retry"`
+	// MaxRetry is the longest wait between attempts. Default 1h.
+	MaxRetry time.Duration `yaml:"max_retry"`
+	// GiveUpAfter makes a job still failing this long after it was queued
+	// a dead letter. Default 72h.
+	GiveUpAfter time.Duration `yaml:"give_up_after"`
+}
+
+// maxWorkers bounds delivery.workers.
+const maxWorkers = 1000
+
+// ParseStore reads the --store flag's and STAIRHOOK_STORE's form,
+// "sqlite:PATH" or a postgres:// URL, into a StoreConfig.
+func ParseStore(s string) (StoreConfig, error) {
+	loc, err := queue.ParseLocation(s)
+	if err != nil {
+		return StoreConfig{}, err
+	}
+	return StoreConfig{SQLite: loc.SQLitePath, Postgres: loc.PostgresURL}, nil
+}
+
+// location is where the queued server's database is.
+func (sc StoreConfig) location() (queue.Location, error) {
+	if sc.Redis != "" {
+		return queue.Location{}, configErr("store.redis", "is for inline mode (AWS Lambda) only: stairhook serve keeps its ids in its database; "+
+			"remove store.redis, and to share one database between instances write store: {postgres: URL}")
+	}
+	if sc.Postgres != "" {
+		loc, err := queue.ParseLocation(sc.Postgres)
+		if err != nil {
+			return loc, configErr("store.postgres", "must be a postgres:// URL")
+		}
+		return loc, nil
+	}
+	return queue.Location{SQLitePath: cmp.Or(sc.SQLite, DefaultSQLite)}, nil
 }
 
 // WebhookConfig is one webhook registration on the sender's side: its path,
@@ -362,6 +424,35 @@ func (c *Config) validate() []error {
 			// The URL may hold a password: never quote it.
 			bad("store.redis", "must be a redis:// or rediss:// URL")
 		}
+	}
+	if c.Store.SQLite != "" && c.Store.Postgres != "" {
+		bad("store", "set sqlite or postgres, not both")
+	}
+	if c.Store.SQLite != "" {
+		if _, err := queue.ParseLocation("sqlite:" + c.Store.SQLite); err != nil {
+			bad("store.sqlite", "must be a file path without ? or #")
+		}
+	}
+	if c.Store.Postgres != "" {
+		if _, err := queue.ParseLocation(c.Store.Postgres); err != nil {
+			// The URL may hold a password: never quote it.
+			bad("store.postgres", "must be a postgres:// URL")
+		}
+	}
+	d := c.Delivery
+	if d.Workers < 0 || d.Workers > maxWorkers {
+		bad("delivery.workers", fmt.Sprintf("must be from 1 to %d (0 for the default)", maxWorkers))
+	}
+	for _, f := range []struct {
+		path string
+		v    time.Duration
+	}{{"delivery.attempt_timeout", d.AttemptTimeout}, {"delivery.first_retry", d.FirstRetry}, {"delivery.max_retry", d.MaxRetry}, {"delivery.give_up_after", d.GiveUpAfter}} {
+		if f.v < 0 {
+			bad(f.path, "must not be negative")
+		}
+	}
+	if d.FirstRetry > 0 && d.MaxRetry > 0 && d.FirstRetry > d.MaxRetry {
+		bad("delivery.first_retry", "must not be longer than delivery.max_retry")
 	}
 	if strings.TrimSpace(c.Outbox) == "" || strings.ContainsRune(c.Outbox, 0) {
 		bad("outbox", "must be a folder path")

@@ -52,7 +52,7 @@ func newCustomHarness(t *testing.T, sinks ...Sink) *harness {
 	var err error
 	h.secret, err = verify.ParseSecret(testSecret)
 	require.NoError(t, err)
-	h.srv, err = NewServer(customConfig(h.outbox), ServerOptions{
+	h.srv, err = NewServer(customConfig(h.outbox), ServerOptions{Inline: true,
 		Logger: slog.New(slog.NewJSONHandler(h.logs, nil)),
 		Now:    func() time.Time { return h.now },
 		Sinks:  sinks,
@@ -222,7 +222,7 @@ func TestNewServerChecksCustomSinks(t *testing.T) {
 	cfg := customConfig(t.TempDir())
 	cfg.Webhooks[0].Routes[1].Sinks = []string{"slack", "missing", "pager", "Bad", "slack"}
 	var nilSink *fakeSink // its Name panics
-	_, err := NewServer(cfg, ServerOptions{
+	_, err := NewServer(cfg, ServerOptions{Inline: true,
 		Logger: slog.New(slog.DiscardHandler),
 		Sinks: []Sink{
 			&fakeSink{name: "slack"},
@@ -259,7 +259,7 @@ func TestNewServerChecksCustomSinks(t *testing.T) {
 func TestNewServerNeedsTheNamedSinks(t *testing.T) {
 	// A config naming sinks, run without them (as `stairhook serve` would):
 	// every reference is reported.
-	_, err := NewServer(customConfig(t.TempDir()), ServerOptions{Logger: slog.New(slog.DiscardHandler)})
+	_, err := NewServer(customConfig(t.TempDir()), ServerOptions{Inline: true, Logger: slog.New(slog.DiscardHandler)})
 	require.ErrorIs(t, err, ErrInvalidConfig)
 	assert.Equal(t, strings.Join([]string{
 		`webhooks[0].routes[0].sinks[0]: no sink named "slack" in ServerOptions.Sinks`,

@@ -3,16 +3,20 @@ package receiver
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/queue"
 	"github.com/stairhook/stairhook/verify"
 )
 
@@ -215,4 +219,41 @@ func clipText(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+// importDeadLetters moves the dead-letter file of an older version, if
+// the outbox has one, into the database: each record becomes a dead job
+// that `stairhook deadletter replay` queues like any other. The file is
+// then renamed (deadletter.jsonl.imported), so it is imported once.
+func (s *Server) importDeadLetters(ctx context.Context, c *Config) error {
+	path := filepath.Join(c.Outbox, DeadLetterFile)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("receiver: dead-letter file to import: %w", err)
+	}
+	recs, rerr := ReadDeadLetters(f)
+	f.Close()
+	if rerr != nil && recs == nil {
+		return fmt.Errorf("receiver: import %s: %w", path, rerr)
+	}
+	if rerr != nil {
+		s.log.Warn("dead-letter import: lines skipped", "file", path, "error", rerr.Error())
+	}
+	for _, rec := range recs {
+		a := &queue.Accepted{Webhook: rec.Webhook, EventID: rec.EventID, Type: "unknown", Scheme: "imported", Body: rec.Body, Sinks: []string{rec.Sink}}
+		if ev, err := event.Decode(rec.Body); err == nil {
+			a.Type, a.Account, a.Test = ev.Type, ev.Account.ID, ev.Test
+		}
+		if err := s.queue.Bury(ctx, a, rec.Time, rec.Error); err != nil {
+			return fmt.Errorf("receiver: import %s: %w", path, err)
+		}
+	}
+	if err := os.Rename(path, path+".imported"); err != nil {
+		return fmt.Errorf("receiver: imported %s but could not rename it: %w", path, err)
+	}
+	s.log.Info("dead letters imported into the database", "file", path, "records", len(recs), "renamed", path+".imported")
+	return nil
 }

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
-	"net/http/httptest"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -29,7 +32,7 @@ func (s *auditSink) Name() string { return "audit" }
 // Deliver may run for several events at once.
 func (s *auditSink) Deliver(ctx context.Context, ev *event.Event) error {
 	if err := ctx.Err(); err != nil {
-		return err // transient: the sender is told 503 and retries
+		return err // transient: the job is retried later
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -38,22 +41,26 @@ func (s *auditSink) Deliver(ctx context.Context, ev *event.Event) error {
 }
 
 // ExampleServerOptions_sinks plugs a sink of your own into the receiver:
-// give it in ServerOptions.Sinks and name it in a route's sinks.
+// give it in ServerOptions.Sinks and name it in a route's sinks. The
+// server answers 202 once the event is in its database; a worker then runs
+// the sink.
 func ExampleServerOptions_sinks() {
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	dir, err := os.MkdirTemp("", "stairhook-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	env := map[string]string{"STAIRCASE_WEBHOOK_SECRET": secret, "DB": filepath.Join(dir, "stairhook.db")}
 	cfg, err := receiver.ParseConfig([]byte(`
+store: {sqlite: "${DB}"}
 webhooks:
   - name: staircase
     secrets: [{secret: "${STAIRCASE_WEBHOOK_SECRET}"}]
     routes:
       - when: {types: [churn_risk, renewal]}
         sinks: [audit]
-`), func(name string) (string, bool) {
-		if name == "STAIRCASE_WEBHOOK_SECRET" { // os.LookupEnv in a real program
-			return secret, true
-		}
-		return "", false
-	})
+`), func(name string) (string, bool) { v, ok := env[name]; return v, ok }) // os.LookupEnv in a real program
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -66,9 +73,16 @@ webhooks:
 		log.Fatal(err)
 	}
 	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go srv.Serve(ctx, ln)
 
 	// Post a signed sample event twice, as a sender retrying would: the
-	// sink runs once.
+	// second is a duplicate, and the sink runs once.
 	key, err := verify.ParseSecret(secret)
 	if err != nil {
 		log.Fatal(err)
@@ -82,13 +96,33 @@ webhooks:
 		log.Fatal(err)
 	}
 	for range 2 {
-		rec := httptest.NewRecorder()
-		srv.Handler().ServeHTTP(rec, verifytest.NewRequest(key, ev.ID, time.Now(), "/webhooks/staircase", body))
-		fmt.Println(rec.Code)
+		req := verifytest.NewRequest(key, ev.ID, time.Now(), "http://"+ln.Addr().String()+"/webhooks/staircase", body)
+		req.RequestURI = ""
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp.Body.Close()
+		fmt.Println(resp.StatusCode, resp.Header.Get(verify.DuplicateHeader) == "true")
 	}
-	fmt.Println(audit.lines)
+	for deadline := time.Now().Add(10 * time.Second); audit.count() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Println(audit.snapshot())
 	// Output:
-	// 200
-	// 200
+	// 202 false
+	// 200 true
 	// [churn_risk Acme Corp]
+}
+
+func (s *auditSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.lines)
+}
+
+func (s *auditSink) snapshot() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.lines...)
 }

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -16,14 +14,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/queue"
 	"github.com/stairhook/stairhook/verify"
-	"github.com/stairhook/stairhook/verify/redisstore"
 )
 
 // Defaults of ServerOptions.
@@ -80,11 +78,38 @@ type ServerOptions struct {
 	// different events at the same time.
 	Sinks []Sink
 
+	// Inline runs the sinks inside the sender's request, as the AWS Lambda
+	// bootstrap does (it has no process that outlives a request to work a
+	// queue): no database, the ids and done sinks in Config.Store.Redis or
+	// in memory, and a rejection answered 422 with a line in the outbox's
+	// dead-letter file. Default value is false: the durable inbox of the
+	// package documentation, in the database of Config.Store.
+	Inline bool
+	// Role is what this instance does on the queued path: RoleAll (the
+	// default) answers webhooks and works the queue, RoleAccept only
+	// answers webhooks, RoleWork only works the queue (its webhooks answer
+	// 503 not_accepting). Instances of one Postgres database share the
+	// work whatever their roles.
+	Role Role
+
+	// pollInterval is the queue's poll for new jobs; tests shorten it.
+	pollInterval time.Duration
+
 	// idEntries and ledgerEntries are the capacities of the in-memory
 	// stores of ids and of done sinks. Default value is
 	// verify.DefaultMemoryStoreEntries; tests lower them.
 	idEntries, ledgerEntries int
 }
+
+// Role is what an instance does on the queued path; see ServerOptions.Role.
+type Role string
+
+// Roles of ServerOptions.Role and `stairhook serve --role`.
+const (
+	RoleAll    Role = "all"
+	RoleAccept Role = "accept"
+	RoleWork   Role = "work"
+)
 
 // Server receives signed events on POST /webhooks/{name} and delivers each
 // to the sinks of the routes it matches, at most once per sink (see the
@@ -103,6 +128,10 @@ type Server struct {
 	ping            func(context.Context) error // nil when the store cannot be checked
 	memIDs          *verify.MemoryStore         // the in-memory id store, if the server made it
 	closeStore      func() error
+	queue           *queue.Queue // nil in inline mode
+	role            Role
+	draining        atomic.Bool // shutting down: new webhooks are answered 503
+	closeQueue      sync.Once
 
 	mu      sync.Mutex
 	servers map[*http.Server]struct{}
@@ -114,6 +143,7 @@ type Server struct {
 type webhook struct {
 	name    string
 	routes  []route
+	sinks   map[string]Sink // by name, for the queue's workers
 	handler http.Handler
 }
 
@@ -158,45 +188,24 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 		client = &http.Client{}
 	}
 
-	store := opts.Store
-	switch {
-	case store != nil:
-		if p, ok := store.(interface{ Ping(context.Context) error }); ok {
-			s.ping = p.Ping
-		}
-	case c.Store.Redis != "":
-		ro, err := redis.ParseURL(c.Store.Redis)
-		if err != nil {
-			return nil, configErr("store.redis", "must be a redis:// or rediss:// URL")
-		}
-		rc := redis.NewClient(ro)
-		store = redisstore.New(rc, redisstore.Options{})
-		s.ping = func(ctx context.Context) error { return rc.Ping(ctx).Err() }
-		s.closeStore = rc.Close
+	if s.role = opts.Role; s.role == "" {
+		s.role = RoleAll
 	}
-	ledgerStore := store
-	if store == nil {
-		// Apart, because the two fill differently: the ids live minutes and
-		// must not be forgotten early (a replay would get through), while
-		// the done sinks live Retention (days) and forgetting the oldest
-		// only risks running a sink again for a very late redelivery. In
-		// one store the done sinks would fill it and every new event would
-		// be refused.
-		s.memIDs = verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: opts.idEntries, Now: opts.Now})
-		store = s.memIDs
-		ledgerStore = verify.NewMemoryStore(verify.MemoryStoreOptions{
-			MaxEntries: opts.ledgerEntries,
-			EvictDone:  true,
-			Now:        opts.Now,
-		})
+	var store verify.Store
+	var err error
+	if opts.Inline {
+		store, err = s.inlineStores(&c, opts)
+	} else {
+		store, err = s.openQueue(&c, opts)
 	}
-	s.ledger = ledger{store: ledgerStore, retention: c.Retention, hold: s.deliveryTimeout + time.Minute}
-
+	if err != nil {
+		return nil, err
+	}
 	for _, name := range unused {
 		s.log.Warn("a sink of ServerOptions.Sinks is named by no route", "sink", name)
 	}
 	for _, wc := range c.Webhooks {
-		h, err := s.newWebhook(&c, wc, store, client, custom)
+		h, err := s.newWebhook(&c, wc, store, client, custom, opts.Inline)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -316,7 +325,7 @@ type namedSink struct {
 
 func (n namedSink) Name() string { return n.name }
 
-func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, client *http.Client, custom map[string]Sink) (*webhook, error) {
+func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, client *http.Client, custom map[string]Sink, inline bool) (*webhook, error) {
 	keys := make([]verify.Key, 0, len(wc.Secrets))
 	for i, sc := range wc.Secrets {
 		sec, err := verify.ParseSecret(sc.Secret)
@@ -381,8 +390,18 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 		}
 		h.routes = append(h.routes, rt)
 	}
+	h.sinks = map[string]Sink{}
+	for _, rt := range h.routes {
+		for _, sink := range rt.sinks {
+			h.sinks[sink.Name()] = sink
+		}
+	}
+	next := s.accept
+	if inline {
+		next = s.deliver
+	}
 	h.handler = v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.deliver(w, r, h)
+		next(w, r, h)
 	}))
 	return h, nil
 }
@@ -429,22 +448,44 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		s.mu.Unlock()
 	}()
 
+	working := s.queue != nil && s.role != RoleAccept
+	if working {
+		if err := s.queue.Start(ctx); err != nil {
+			return fmt.Errorf("receiver: start the workers: %w", err)
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
 	case err := <-errc:
+		if working {
+			s.stopWorkers()
+		}
 		return err
 	case <-ctx.Done():
 	}
+	// New webhooks on kept-alive connections are answered 503 from now on;
+	// the requests being accepted finish, then the attempts running.
+	s.draining.Store(true)
 	sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)
 	<-errc
 	if err != nil {
 		srv.Close()
-		return fmt.Errorf("receiver: in-flight deliveries did not finish within %v: %w", s.shutdownTimeout, err)
+		err = fmt.Errorf("receiver: in-flight requests did not finish within %v: %w", s.shutdownTimeout, err)
 	}
-	return nil
+	if working {
+		// Attempts still running when the shutdown timeout ends are
+		// cancelled and left queued, for the next start or another
+		// instance: not an error.
+		wctx, wcancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
+		defer wcancel()
+		if werr := s.queue.Stop(wctx); werr != nil {
+			s.log.Warn("workers stopped with attempts cut short; their jobs stay queued", "error", werr.Error())
+		}
+	}
+	return err
 }
 
 // Close stops every Serve at once, without waiting for in-flight
@@ -465,6 +506,12 @@ func (s *Server) Close() error {
 		errs = append(errs, s.closeStore())
 		s.closeStore = nil
 	}
+	if s.queue != nil {
+		s.closeQueue.Do(func() {
+			s.stopWorkers()
+			errs = append(errs, s.queue.Close())
+		})
+	}
 	return errors.Join(errs...)
 }
 
@@ -472,6 +519,10 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	h, ok := s.hooks[mux.Vars(r)["name"]]
 	if !ok {
 		writeError(w, http.StatusNotFound, "unknown_webhook", "no webhook with this name")
+		return
+	}
+	if s.queue != nil && s.role == RoleWork {
+		writeError(w, http.StatusServiceUnavailable, "not_accepting", "this instance only works the queue (--role work)")
 		return
 	}
 	start := time.Now()
@@ -528,249 +579,6 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 // one, would refuse a new id now.
 func (s *Server) idStoreFull() bool {
 	return s.memIDs != nil && s.memIDs.Full()
-}
-
-// Sink outcomes, as reported in responses and logs.
-const (
-	outcomeDelivered   = "delivered"   // the sink succeeded now
-	outcomeSkipped     = "skipped"     // it had succeeded before for this event
-	outcomeInFlight    = "in_flight"   // another delivery of the event runs it
-	outcomeFailed      = "failed"      // transient failure: retry
-	outcomeRejected    = "rejected"    // permanent failure: dead-lettered
-	outcomeUnavailable = "unavailable" // the store failed: retry
-)
-
-type sinkResult struct {
-	Name    string `json:"name"`
-	Outcome string `json:"outcome"`
-	// Reason is the reason class of a rejection, such as "jira 400",
-	// "smtp 550" or "template": fixed text derived from the error's type,
-	// never the destination's words.
-	Reason string `json:"reason,omitempty"`
-
-	// err is the sink's error. It goes to the log and the dead-letter
-	// file, never to the sender: a destination's error text is internal
-	// detail and may echo what it was sent.
-	err        error
-	retryAfter time.Duration
-}
-
-type errorBody struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	// Reason is the reason class of the first rejected sink (see
-	// sinkResult.Reason).
-	Reason string `json:"reason,omitempty"`
-}
-
-type deliveryResponse struct {
-	Status string       `json:"status"`
-	Error  *errorBody   `json:"error,omitempty"`
-	Sinks  []sinkResult `json:"sinks,omitempty"`
-}
-
-// deliver runs behind the verify middleware: the request is authentic and
-// its id reserved. A 2xx answer marks the id done; anything else releases
-// it, so the sender's retry comes back here.
-func (s *Server) deliver(w http.ResponseWriter, r *http.Request, h *webhook) {
-	start := time.Now()
-	res, ok := verify.FromContext(r.Context())
-	if !ok {
-		writeError(w, http.StatusInternalServerError, "internal", "request not verified")
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, verify.DefaultMaxBodyBytes+1))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_body", "body could not be read")
-		return
-	}
-	ev, err := event.Decode(body)
-	if err != nil {
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "event rejected",
-			slog.String("webhook", h.name), slog.String("id", res.ID),
-			slog.String("key", res.KeyLabel), slog.String("reason", err.Error()))
-		writeError(w, http.StatusBadRequest, "invalid_event", err.Error())
-		return
-	}
-	if res.Scheme == verify.SchemeV1 && ev.ID != res.ID {
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "event rejected",
-			slog.String("webhook", h.name), slog.String("id", res.ID),
-			slog.String("key", res.KeyLabel), slog.String("reason", "event id differs from the signed id"))
-		writeError(w, http.StatusBadRequest, "id_mismatch", "the event id differs from the signed x-staircase-id")
-		return
-	}
-
-	sinks := matchSinks(h.routes, ev)
-	if len(sinks) == 0 {
-		s.logDelivery(r.Context(), h, ev, res, http.StatusOK, nil, start)
-		writeJSON(w, http.StatusOK, deliveryResponse{Status: "ignored"})
-		return
-	}
-
-	// The sinks run to completion (bounded) even if the sender hangs up
-	// or the server shuts down: a half-run sink would be neither recorded
-	// nor released in time for the retry.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.deliveryTimeout)
-	defer cancel()
-	results := make([]sinkResult, len(sinks))
-	for i, sink := range sinks {
-		results[i] = s.runSink(ctx, h.name, ev, sink)
-	}
-
-	status, resp, retryAfter := summarize(results)
-	if status == http.StatusUnprocessableEntity {
-		if err := s.deadLetter(h, ev, results); err != nil {
-			// Not on disk: the sender must keep the event.
-			s.log.LogAttrs(r.Context(), slog.LevelError, "dead-letter write failed", slog.String("error", err.Error()))
-			status, retryAfter = http.StatusServiceUnavailable, DefaultRetryAfter
-			resp.Status = "retry"
-			resp.Error = &errorBody{Code: "dead_letter_unavailable", Message: "a sink rejected the event and the dead-letter file could not be written"}
-		}
-	}
-	s.logDelivery(r.Context(), h, ev, res, status, results, start)
-	if retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
-	}
-	writeJSON(w, status, resp)
-}
-
-// runSink runs one sink for ev, as delivered to the named webhook, unless
-// the ledger says it already succeeded.
-func (s *Server) runSink(ctx context.Context, webhook string, ev *event.Event, sink Sink) sinkResult {
-	out := sinkResult{Name: sink.Name()}
-	resv, state, err := s.ledger.reserve(ctx, webhook, ev.ID, out.Name)
-	switch {
-	case err != nil:
-		out.Outcome, out.err = outcomeUnavailable, err
-		return out
-	case state == verify.StateDone:
-		out.Outcome = outcomeSkipped
-		return out
-	case state == verify.StateInFlight:
-		out.Outcome, out.err, out.retryAfter = outcomeInFlight, errors.New("another delivery of this event is running this sink"), time.Second
-		return out
-	}
-	err = callSink(ctx, sink, ev)
-	if err == nil {
-		if err := s.ledger.done(ctx, resv); err != nil {
-			// Delivered but not recorded. The reservation is kept (not
-			// released) so a retry waits for it to expire rather than run
-			// the sink again at once.
-			out.Outcome, out.err = outcomeUnavailable, fmt.Errorf("delivered, but recording it failed: %w", err)
-			return out
-		}
-		out.Outcome = outcomeDelivered
-		return out
-	}
-	if rerr := s.ledger.release(ctx, resv); rerr != nil {
-		s.log.Warn("ledger release failed", "sink", out.Name, "id", ev.ID, "error", rerr.Error())
-	}
-	out.err = err
-	if errors.Is(err, ErrPermanent) {
-		out.Outcome, out.Reason = outcomeRejected, reasonClassOf(err)
-		return out
-	}
-	out.Outcome = outcomeFailed
-	var ra *RetryAfterError
-	if errors.As(err, &ra) {
-		out.retryAfter = ra.After
-	}
-	return out
-}
-
-// callSink runs sink.Deliver, turning a panic into a permanent failure so
-// the ledger reservation is released and the event dead-lettered.
-func callSink(ctx context.Context, sink Sink, ev *event.Event) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = Permanent(&classedError{"panic", fmt.Errorf("sink %s panicked: %v", sink.Name(), p)})
-		}
-	}()
-	return sink.Deliver(ctx, ev)
-}
-
-// summarize chooses the answer: any retryable outcome → 503 with the
-// longest Retry-After asked; else any rejection → 422; else 200.
-func summarize(results []sinkResult) (status int, resp deliveryResponse, retryAfter int) {
-	var retry, rejected, storeDown bool
-	var after time.Duration
-	var reason, class string
-	for _, r := range results {
-		switch r.Outcome {
-		case outcomeFailed, outcomeInFlight, outcomeUnavailable:
-			retry = true
-			storeDown = storeDown || r.Outcome == outcomeUnavailable
-			after = max(after, r.retryAfter)
-		case outcomeRejected:
-			if !rejected {
-				reason = "sink " + r.Name + " rejected the event (" + r.Reason + "); the details are in the receiver's log and dead-letter file"
-				class = r.Reason
-			}
-			rejected = true
-		}
-	}
-	resp = deliveryResponse{Status: "delivered", Sinks: results}
-	switch {
-	case retry:
-		secs := DefaultRetryAfter
-		if after > 0 {
-			secs = int(min(math.Ceil(after.Seconds()), maxRetryAfter))
-		}
-		resp.Status = "retry"
-		resp.Error = &errorBody{Code: "sink_unavailable", Message: "a sink failed temporarily; retry later"}
-		if storeDown {
-			resp.Error = &errorBody{Code: "store_unavailable", Message: "the record of delivered sinks is unavailable; retry later"}
-		}
-		return http.StatusServiceUnavailable, resp, secs
-	case rejected:
-		resp.Status = "rejected"
-		resp.Error = &errorBody{Code: "sink_rejected", Message: reason, Reason: class}
-		return http.StatusUnprocessableEntity, resp, 0
-	}
-	return http.StatusOK, resp, 0
-}
-
-func (s *Server) deadLetter(h *webhook, ev *event.Event, results []sinkResult) error {
-	var recs []DeadLetter
-	for _, r := range results {
-		if r.Outcome == outcomeRejected {
-			recs = append(recs, DeadLetter{
-				Time: s.now().UTC(), Webhook: h.name, EventID: ev.ID,
-				Sink: r.Name, Error: r.err.Error(), Body: ev.Raw,
-			})
-		}
-	}
-	return s.deadLetters.append(recs)
-}
-
-func (s *Server) logDelivery(ctx context.Context, h *webhook, ev *event.Event, res verify.Result, status int, results []sinkResult, start time.Time) {
-	level := slog.LevelInfo
-	if status != http.StatusOK {
-		level = slog.LevelWarn
-	}
-	outcomes := make([]any, 0, len(results))
-	var errs []any
-	for _, r := range results {
-		outcomes = append(outcomes, slog.String(r.Name, r.Outcome))
-		if r.err != nil {
-			errs = append(errs, slog.String(r.Name, clipText(r.err.Error(), 1024)))
-		}
-	}
-	attrs := []slog.Attr{
-		slog.String("webhook", h.name),
-		slog.String("id", ev.ID),
-		slog.String("type", ev.Type),
-		slog.String("account", ev.Account.ID),
-		slog.String("key", res.KeyLabel),
-		slog.Bool("test", ev.Test),
-		slog.Int("status", status),
-		slog.Group("sinks", outcomes...),
-		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-	}
-	if len(errs) > 0 {
-		attrs = append(attrs, slog.Group("errors", errs...))
-	}
-	s.log.LogAttrs(ctx, level, "delivery", attrs...)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -132,6 +132,9 @@ func newHarness(t *testing.T, cfg *Config, opts ServerOptions) *harness {
 	if opts.Now == nil {
 		opts.Now = func() time.Time { return h.now }
 	}
+	// These tests are of inline mode (the sinks inside the request, as on
+	// AWS Lambda); queue_test.go has the queued path's.
+	opts.Inline = true
 	h.srv, err = NewServer(cfg, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { h.srv.Close() })
@@ -758,10 +761,10 @@ func TestServerCloseStopsServe(t *testing.T) {
 }
 
 func TestNewServerRejectsInvalidConfig(t *testing.T) {
-	_, err := NewServer(nil, ServerOptions{})
+	_, err := NewServer(nil, ServerOptions{Inline: true})
 	assert.ErrorIs(t, err, ErrInvalidConfig)
 	cfg := DefaultConfig("whsec_short", "", t.TempDir())
-	_, err = NewServer(cfg, ServerOptions{Logger: slog.New(slog.DiscardHandler)})
+	_, err = NewServer(cfg, ServerOptions{Inline: true, Logger: slog.New(slog.DiscardHandler)})
 	require.ErrorIs(t, err, ErrInvalidConfig)
 	assert.Contains(t, err.Error(), "webhooks[0].secrets[0].secret")
 	assert.NotContains(t, err.Error(), "whsec_short")
@@ -780,7 +783,7 @@ func TestServerDryRun(t *testing.T) {
 	outbox := t.TempDir()
 	secret, err := verify.NewSecret()
 	require.NoError(t, err)
-	srv, err := NewServer(DefaultConfig(secret.Encode(), "127.0.0.1:0", outbox), ServerOptions{Logger: slog.New(slog.DiscardHandler)})
+	srv, err := NewServer(DefaultConfig(secret.Encode(), "127.0.0.1:0", outbox), ServerOptions{Inline: true, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	defer srv.Close()
 	for _, typ := range event.SampleTypes() {
@@ -868,7 +871,7 @@ func BenchmarkServerDelivery(b *testing.B) {
 }
 
 func benchDelivery(b *testing.B, cfg *Config, nop bool) {
-	srv, err := NewServer(cfg, ServerOptions{Logger: slog.New(slog.DiscardHandler)})
+	srv, err := NewServer(cfg, ServerOptions{Inline: true, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(b, err)
 	defer srv.Close()
 	if nop {
@@ -1045,7 +1048,7 @@ func TestServerRealSinks(t *testing.T) {
 		}},
 	}
 	logs := &testenv.Buffer{}
-	srv, err := NewServer(cfg, ServerOptions{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	srv, err := NewServer(cfg, ServerOptions{Inline: true, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	require.NoError(t, err)
 	defer srv.Close()
 	for _, s := range srv.hooks["staircase"].routes[0].sinks {
@@ -1157,7 +1160,7 @@ func TestServerJiraIssuePerProject(t *testing.T) {
 		return r
 	}
 	newServer := func() *Server {
-		srv, err := NewServer(cfg, ServerOptions{Logger: slog.New(slog.DiscardHandler)})
+		srv, err := NewServer(cfg, ServerOptions{Inline: true, Logger: slog.New(slog.DiscardHandler)})
 		require.NoError(t, err)
 		t.Cleanup(func() { srv.Close() })
 		return srv

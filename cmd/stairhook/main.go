@@ -70,6 +70,7 @@ var commands = map[string]command{
 	"send":       {"sign and POST a sample signal or a body: a test notification", runSend},
 	"serve":      {"run the reference receiver (dry-run sinks without a config)", runServe},
 	"deadletter": {"list or replay the receiver's dead letters", runDeadLetter},
+	"migrate":    {"bring the receiver's database schema up to date", runMigrate},
 }
 
 // run is main without the process: it returns the exit status.

@@ -11,22 +11,29 @@ import (
 	"syscall"
 
 	"github.com/stairhook/stairhook/receiver"
+	"github.com/stairhook/stairhook/receiver/queue"
 	"github.com/stairhook/stairhook/verify"
 )
 
 // runServe implements "stairhook serve".
 func runServe(ctx context.Context, e *env, args []string) int {
-	fs := newFlagSet("serve", "serve [--config FILE] [--addr ADDR] [--outbox DIR]", `
-Run the reference receiver until SIGINT or SIGTERM, then finish the
-deliveries in flight and exit. With --config (or $STAIRHOOK_CONFIG) it
-serves the webhooks of that file. Without, it serves one webhook,
-"staircase", at POST /webhooks/staircase, with the secret from
-$STAIRHOOK_SECRET or, when that is unset, a generated secret printed once,
-and sends every event to dry-run Jira and email sinks that write into the
-outbox folder. Logs are JSON lines on standard error.`)
+	fs := newFlagSet("serve", "serve [--config FILE] [--addr ADDR] [--outbox DIR] [--store STORE] [--role all|accept|work]", `
+Run the reference receiver until SIGINT or SIGTERM. Each verified event is
+recorded with one job per matched sink in the database, in one
+transaction, and answered 202; workers then run the sinks, retrying with
+backoff. On SIGTERM it stops accepting (503), lets running attempts finish
+within the shutdown timeout and leaves the rest queued, then exits 0.
+With --config (or $STAIRHOOK_CONFIG) it serves the webhooks of that file.
+Without, it serves one webhook, "staircase", at POST /webhooks/staircase,
+with the secret from $STAIRHOOK_SECRET or, when that is unset, a generated
+secret printed once, and sends every event to dry-run Jira and email sinks
+that write into the outbox folder. Logs are JSON lines on standard error.`)
 	configPath := fs.String("config", "", "the receiver's config `FILE` (default $STAIRHOOK_CONFIG)")
 	addr := fs.String("addr", receiver.DefaultListen, "listen on `host:port` (overrides the config's listen)")
-	outbox := fs.String("outbox", receiver.DefaultOutbox, "the dry-run and dead-letter `folder` (overrides the config's outbox)")
+	outbox := fs.String("outbox", receiver.DefaultOutbox, "the dry-run `folder` (overrides the config's outbox)")
+	store := fs.String("store", "", "the database, `sqlite:PATH` or postgres://… (default $STAIRHOOK_STORE, else the config's store, else "+queue.DefaultStore+")")
+	role := fs.String("role", string(receiver.RoleAll), "`all` answers webhooks and works the queue; accept only answers; work only works the queue")
+	inline := fs.Bool("inline", false, "run the sinks inside the request, with no database (as on AWS Lambda): ids in the config's store.redis or in memory")
 	if code, ok := parseFlags(e, fs, args); !ok {
 		return code
 	}
@@ -34,6 +41,20 @@ outbox folder. Logs are JSON lines on standard error.`)
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if _, port, err := net.SplitHostPort(*addr); err != nil || port == "" {
 		return usageError(e, fs, "--addr must be host:port, such as 127.0.0.1:8080")
+	}
+
+	switch receiver.Role(*role) {
+	case receiver.RoleAll, receiver.RoleAccept, receiver.RoleWork:
+	default:
+		return usageError(e, fs, "--role must be all, accept or work")
+	}
+	var storeCfg *receiver.StoreConfig
+	if s := firstNonEmpty(*store, e.getenv("STAIRHOOK_STORE")); s != "" {
+		sc, err := receiver.ParseStore(s)
+		if err != nil {
+			return usageError(e, fs, "--store (or $STAIRHOOK_STORE) must be sqlite:PATH or a postgres:// URL")
+		}
+		storeCfg = &sc
 	}
 
 	var cfg *receiver.Config
@@ -64,8 +85,12 @@ outbox folder. Logs are JSON lines on standard error.`)
 		cfg = receiver.DefaultConfig(text, *addr, *outbox)
 	}
 
+	if storeCfg != nil {
+		storeCfg.Redis = cfg.Store.Redis // inline mode's; the queued server refuses it with its own message
+		cfg.Store = *storeCfg
+	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
-	srv, err := receiver.NewServer(cfg, receiver.ServerOptions{Logger: log})
+	srv, err := receiver.NewServer(cfg, receiver.ServerOptions{Logger: log, Inline: *inline, Role: receiver.Role(*role)})
 	if err != nil {
 		return failf(e, "serve", "%v", err)
 	}
@@ -78,6 +103,9 @@ outbox folder. Logs are JSON lines on standard error.`)
 	fmt.Fprintf(e.stdout, "stairhook serve: listening on %s\n", ln.Addr())
 	for _, wh := range cfg.Webhooks {
 		fmt.Fprintf(e.stdout, "webhook %s: POST %s/webhooks/%s\n", wh.Name, base, wh.Name)
+	}
+	if q := srv.Queue(); q != nil {
+		fmt.Fprintf(e.stdout, "database: %s (role %s)\n", q.Location(), *role)
 	}
 	if generated != "" {
 		fmt.Fprintf(e.stdout, "generated secret, shown once (export it to keep it across restarts and to send with --secret-env %s):\n", defaultSecretEnv)

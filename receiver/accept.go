@@ -1,0 +1,222 @@
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/queue"
+	"github.com/stairhook/stairhook/verify"
+)
+
+// acceptTimeout bounds the transaction that records an event and its
+// jobs; past it the sender is told 503 and nothing is kept.
+const acceptTimeout = 10 * time.Second
+
+// maxWait caps the delay a destination may ask for (Retry-After): a job
+// waits at most this long at a time; GiveUpAfter still ends it.
+const maxWait = time.Hour
+
+// acceptResponse is the answer to an accepted (202) or duplicate (200)
+// event.
+type acceptResponse struct {
+	Status string   `json:"status"`
+	ID     string   `json:"id"`
+	Sinks  []string `json:"sinks"`
+}
+
+// decodeVerified reads and decodes the verified body, answering the
+// request itself when it cannot: 400 invalid_event or id_mismatch.
+func (s *Server) decodeVerified(w http.ResponseWriter, r *http.Request, h *webhook) (*event.Event, verify.Result, bool) {
+	res, ok := verify.FromContext(r.Context())
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "internal", "request not verified")
+		return nil, res, false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, verify.DefaultMaxBodyBytes+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_body", "body could not be read")
+		return nil, res, false
+	}
+	ev, err := event.Decode(body)
+	if err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "event rejected",
+			slog.String("webhook", h.name), slog.String("id", res.ID),
+			slog.String("key", res.KeyLabel), slog.String("reason", err.Error()))
+		writeError(w, http.StatusBadRequest, "invalid_event", err.Error())
+		return nil, res, false
+	}
+	if res.Scheme == verify.SchemeV1 && ev.ID != res.ID {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "event rejected",
+			slog.String("webhook", h.name), slog.String("id", res.ID),
+			slog.String("key", res.KeyLabel), slog.String("reason", "event id differs from the signed id"))
+		writeError(w, http.StatusBadRequest, "id_mismatch", "the event id differs from the signed x-staircase-id")
+		return nil, res, false
+	}
+	return ev, res, true
+}
+
+// accept runs behind the verify middleware on the queued path: it records
+// the event and one job per matched sink in one transaction, and answers
+// 202 only once that is durable. A 2xx marks the signed id done; a 503
+// releases it, so the sender's retry comes back.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, h *webhook) {
+	start := time.Now()
+	if s.draining.Load() {
+		w.Header().Set("Retry-After", strconv.Itoa(DefaultRetryAfter))
+		writeError(w, http.StatusServiceUnavailable, "shutting_down", "the receiver is shutting down; retry later")
+		return
+	}
+	ev, res, ok := s.decodeVerified(w, r, h)
+	if !ok {
+		return
+	}
+	sinks := matchSinks(h.routes, ev)
+	names := make([]string, len(sinks))
+	for i, sink := range sinks {
+		names[i] = sink.Name()
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), acceptTimeout)
+	defer cancel()
+	dup, err := s.queue.Accept(ctx, &queue.Accepted{
+		Webhook: h.name, EventID: ev.ID, Type: ev.Type, Account: ev.Account.ID,
+		KeyLabel: res.KeyLabel, Scheme: string(res.Scheme), Test: ev.Test,
+		Body: ev.Raw, Sinks: names,
+	})
+	attrs := []slog.Attr{
+		slog.String("webhook", h.name), slog.String("id", ev.ID), slog.String("type", ev.Type),
+		slog.String("account", ev.Account.ID), slog.String("key", res.KeyLabel), slog.Bool("test", ev.Test),
+		slog.Any("sinks", names),
+	}
+	switch {
+	case err != nil:
+		s.log.LogAttrs(r.Context(), slog.LevelError, "accept failed", append(attrs,
+			slog.String("error", err.Error()), durationAttr(start))...)
+		w.Header().Set("Retry-After", strconv.Itoa(DefaultRetryAfter))
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "the event could not be recorded; retry later")
+	case dup:
+		// Accepted before, though the middleware's id record is gone (it
+		// expired, or the process died between the commit and the
+		// record): the same answer as the middleware's duplicate.
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "delivery", append(attrs,
+			slog.String("outcome", "duplicate"), slog.Int("status", http.StatusOK), durationAttr(start))...)
+		w.Header().Set(verify.DuplicateHeader, "true")
+		writeJSON(w, http.StatusOK, acceptResponse{Status: "duplicate", ID: ev.ID, Sinks: names})
+	default:
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "accepted", append(attrs,
+			slog.Int("status", http.StatusAccepted), durationAttr(start))...)
+		writeJSON(w, http.StatusAccepted, acceptResponse{Status: "queued", ID: ev.ID, Sinks: names})
+	}
+}
+
+func durationAttr(start time.Time) slog.Attr {
+	return slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)
+}
+
+// work is the queue's WorkFunc: one attempt of one sink for one event.
+func (s *Server) work(ctx context.Context, d *queue.Delivery) queue.Result {
+	start := time.Now()
+	attrs := []slog.Attr{
+		slog.Int64("job", d.JobID), slog.String("webhook", d.Webhook), slog.String("id", d.EventID),
+		slog.String("sink", d.Sink), slog.Int("attempt", d.Attempt),
+	}
+	var sink Sink
+	if h := s.hooks[d.Webhook]; h != nil {
+		sink = h.sinks[d.Sink]
+	}
+	if sink == nil {
+		// The configuration changed under the job: a dead letter, to
+		// replay once a sink of that name is back.
+		err := fmt.Errorf("no sink %s in webhook %s of the current configuration", d.Sink, d.Webhook)
+		s.log.LogAttrs(ctx, slog.LevelWarn, "sink failed", append(attrs, slog.String("outcome", "rejected"), slog.String("error", err.Error()))...)
+		return queue.Result{Err: err, Permanent: true}
+	}
+	ev, err := event.Decode(d.Body)
+	if err != nil { // it decoded when accepted: only a newer, stricter decoder refuses it
+		return queue.Result{Err: err, Permanent: true}
+	}
+	err = callSink(ctx, sink, ev)
+	attrs = append(attrs, durationAttr(start))
+	if err == nil {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "delivered", attrs...)
+		return queue.Result{}
+	}
+	attrs = append(attrs, slog.String("error", clipText(err.Error(), 1024)))
+	if errors.Is(err, ErrPermanent) {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "sink failed", append(attrs, slog.String("outcome", "rejected"), slog.String("reason", reasonClassOf(err)))...)
+		return queue.Result{Err: err, Permanent: true}
+	}
+	var ra *RetryAfterError
+	if errors.As(err, &ra) && ra.After > 0 {
+		wait := min(ra.After, maxWait)
+		s.log.LogAttrs(ctx, slog.LevelWarn, "sink failed", append(attrs, slog.String("outcome", "wait"), slog.Duration("wait", wait))...)
+		return queue.Result{Err: err, Wait: wait}
+	}
+	s.log.LogAttrs(ctx, slog.LevelWarn, "sink failed", append(attrs, slog.String("outcome", "retry"))...)
+	return queue.Result{Err: err}
+}
+
+// openTimeout bounds opening the database and migrating it at start.
+const openTimeout = time.Minute
+
+// openQueue opens the database of Config.Store for the queued path and
+// returns the id store the middleware uses: ServerOptions.Store, or the
+// one on the same database.
+func (s *Server) openQueue(c *Config, opts ServerOptions) (verify.Store, error) {
+	switch s.role {
+	case RoleAll, RoleAccept, RoleWork:
+	default:
+		return nil, configErr("ServerOptions.Role", "must be all, accept or work")
+	}
+	loc, err := c.Store.location()
+	if err != nil {
+		return nil, err
+	}
+	qo := queue.Options{
+		Workers:        c.Delivery.Workers,
+		AttemptTimeout: c.Delivery.AttemptTimeout,
+		FirstRetry:     c.Delivery.FirstRetry,
+		MaxRetry:       c.Delivery.MaxRetry,
+		GiveUpAfter:    c.Delivery.GiveUpAfter,
+		PollInterval:   opts.pollInterval,
+		Logger:         s.log,
+		Now:            opts.Now,
+	}
+	if s.role != RoleAccept {
+		qo.Work = s.work
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+	defer cancel()
+	q, err := queue.Open(ctx, loc, qo)
+	if err != nil {
+		return nil, err
+	}
+	s.queue = q
+	s.ping = q.Ping
+	if err := s.importDeadLetters(ctx, c); err != nil {
+		q.Close()
+		return nil, err
+	}
+	if opts.Store != nil {
+		return opts.Store, nil
+	}
+	return q.IDStore(), nil
+}
+
+// Queue is the server's database on the queued path (nil in inline mode),
+// for dead-letter tools and tests.
+func (s *Server) Queue() *queue.Queue { return s.queue }
+
+// stopWorkers stops the queue's workers at once, cancelling running
+// attempts (their jobs stay queued).
+func (s *Server) stopWorkers() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = s.queue.Stop(ctx)
+}

@@ -1,0 +1,233 @@
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/stairhook/stairhook/verify"
+)
+
+// DefaultStore is where the server keeps its database when neither the
+// configuration nor the command line names one.
+const DefaultStore = "sqlite:./stairhook.db"
+
+// ErrBadStore means a store location is neither sqlite:PATH nor a
+// postgres:// URL.
+var ErrBadStore = errors.New("queue: store must be sqlite:PATH or a postgres:// URL")
+
+// sqliteParams are the connection settings of every SQLite database: a
+// write-ahead log with a sync on every commit (an accepted event is on
+// disk before it is acknowledged), a wait for the write lock rather than
+// an immediate SQLITE_BUSY when another process holds it, and write
+// transactions that take the lock when they begin, so two processes
+// migrating or accepting at once queue up instead of deadlocking.
+const sqliteParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+
+// Location is a parsed store: exactly one of SQLitePath and PostgresURL is
+// set.
+type Location struct {
+	SQLitePath  string
+	PostgresURL string
+}
+
+// ParseLocation reads "sqlite:PATH" or "postgres://…" (also
+// "postgresql://…").
+func ParseLocation(s string) (Location, error) {
+	switch {
+	case strings.HasPrefix(s, "sqlite:"):
+		p := strings.TrimPrefix(s, "sqlite:")
+		if p == "" || strings.ContainsAny(p, "?#\x00") {
+			return Location{}, fmt.Errorf("%w: the SQLite path is empty or holds ? or #", ErrBadStore)
+		}
+		return Location{SQLitePath: p}, nil
+	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+		if _, err := pgx.ParseConfig(s); err != nil {
+			// pgx quotes the URL, password included: never pass its text on.
+			return Location{}, fmt.Errorf("%w: the postgres URL does not parse", ErrBadStore)
+		}
+		return Location{PostgresURL: s}, nil
+	}
+	return Location{}, ErrBadStore
+}
+
+// String shows the location without a password.
+func (l Location) String() string {
+	if l.SQLitePath != "" {
+		return "sqlite:" + l.SQLitePath
+	}
+	if u, err := url.Parse(l.PostgresURL); err == nil {
+		return u.Redacted()
+	}
+	return "postgres://…"
+}
+
+// database is an open store: database/sql for our own tables and the id
+// store on both engines, plus the pgx pool River's Postgres driver wants.
+type database struct {
+	loc     Location
+	sql     *sql.DB
+	pool    *pgxpool.Pool // Postgres only
+	dialect verify.SQLDialect
+}
+
+func openDatabase(ctx context.Context, loc Location) (*database, error) {
+	if loc.SQLitePath != "" {
+		path := loc.SQLitePath
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("queue: database folder: %w", err)
+		}
+		// Created here with mode 0600, so SQLite (which gives its -wal and
+		// -shm files the database file's mode) never makes it readable by
+		// others: it holds every event body.
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("queue: database file: %w", err)
+		}
+		f.Close()
+		db, err := sql.Open("sqlite", path+"?"+sqliteParams)
+		if err != nil {
+			return nil, err
+		}
+		// One connection: SQLite has one writer, and River's driver is
+		// built for a pool of one.
+		db.SetMaxOpenConns(1)
+		if err := db.PingContext(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("queue: open %s: %w", loc, err)
+		}
+		return &database{loc: loc, sql: db, dialect: verify.DialectSQLite}, nil
+	}
+	cfg, err := pgxpool.ParseConfig(loc.PostgresURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the postgres URL does not parse", ErrBadStore)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("queue: connect to %s: %w", loc, err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("queue: connect to %s: %w", loc, redactPG(err))
+	}
+	return &database{loc: loc, sql: stdlib.OpenDBFromPool(pool), pool: pool, dialect: verify.DialectPostgres}, nil
+}
+
+// redactPG keeps a connection error's class but drops its text, which
+// can quote the connection string.
+func redactPG(err error) error {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return errors.New("the server refused the connection or cannot be reached")
+	}
+	return err
+}
+
+func (d *database) close() error {
+	err := d.sql.Close()
+	if d.pool != nil {
+		d.pool.Close()
+	}
+	return err
+}
+
+// ourSchema is this package's tables, beside River's and the id store's.
+// One row per accepted event, keyed as the ids are: per webhook.
+var ourSchema = map[verify.SQLDialect]string{
+	verify.DialectSQLite: `CREATE TABLE IF NOT EXISTS stairhook_events (
+	webhook     TEXT NOT NULL,
+	event_id    TEXT NOT NULL,
+	type        TEXT NOT NULL,
+	account     TEXT NOT NULL,
+	received_at INTEGER NOT NULL,
+	key_label   TEXT NOT NULL,
+	scheme      TEXT NOT NULL,
+	test        INTEGER NOT NULL,
+	sinks       TEXT NOT NULL,
+	body        BLOB NOT NULL,
+	PRIMARY KEY (webhook, event_id)
+);
+CREATE INDEX IF NOT EXISTS stairhook_events_received ON stairhook_events (received_at);`,
+	verify.DialectPostgres: `CREATE TABLE IF NOT EXISTS stairhook_events (
+	webhook     TEXT NOT NULL,
+	event_id    TEXT NOT NULL,
+	type        TEXT NOT NULL,
+	account     TEXT NOT NULL,
+	received_at BIGINT NOT NULL,
+	key_label   TEXT NOT NULL,
+	scheme      TEXT NOT NULL,
+	test        BOOLEAN NOT NULL,
+	sinks       TEXT NOT NULL,
+	body        BYTEA NOT NULL,
+	PRIMARY KEY (webhook, event_id)
+);
+CREATE INDEX IF NOT EXISTS stairhook_events_received ON stairhook_events (received_at);`,
+}
+
+// migrateLock is the Postgres advisory lock that serializes migrations of
+// instances starting at once ("stairhook" in ASCII).
+const migrateLock = 0x73746169726862
+
+// migrate brings River's tables, the id store's and ours up to date, in
+// one transaction that holds a lock for its length, so instances that
+// start together run them one after the other and the later ones find
+// nothing to do.
+func (d *database) migrate(ctx context.Context, ids *verify.SQLStore) error {
+	if d.pool == nil {
+		tx, err := d.sql.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock): the write lock
+		if err != nil {
+			return fmt.Errorf("queue: migrate: %w", err)
+		}
+		defer tx.Rollback()
+		m, err := rivermigrate.New(riversqlite.New(d.sql), nil)
+		if err != nil {
+			return err
+		}
+		if _, err := m.MigrateTx(ctx, tx, rivermigrate.DirectionUp, nil); err != nil {
+			return fmt.Errorf("queue: River migrations: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, ourSchema[d.dialect]); err != nil {
+			return fmt.Errorf("queue: migrate: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("queue: migrate: %w", err)
+		}
+		return ids.CreateTable(ctx)
+	}
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("queue: migrate: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrateLock)); err != nil {
+		return fmt.Errorf("queue: migrate: %w", err)
+	}
+	m, err := rivermigrate.New(riverpgxv5.New(d.pool), nil)
+	if err != nil {
+		return err
+	}
+	if _, err := m.MigrateTx(ctx, tx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("queue: River migrations: %w", err)
+	}
+	if _, err := tx.Exec(ctx, ourSchema[d.dialect]); err != nil {
+		return fmt.Errorf("queue: migrate: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("queue: migrate: %w", err)
+	}
+	return ids.CreateTable(ctx)
+}

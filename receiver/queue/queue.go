@@ -1,0 +1,432 @@
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/stairhook/stairhook/verify"
+)
+
+// Defaults of Options, the values of the delivery section of the
+// receiver's configuration when it is empty.
+const (
+	DefaultWorkers        = 8
+	DefaultAttemptTimeout = 30 * time.Second
+	DefaultFirstRetry     = 5 * time.Second
+	DefaultMaxRetry       = time.Hour
+	DefaultGiveUpAfter    = 72 * time.Hour
+)
+
+// maxAttempts is River's attempt limit on our jobs: high enough never to
+// be reached before GiveUpAfter ends a job (at one attempt per MaxRetry, 72
+// hours is 72 attempts), below Postgres's smallint column.
+const maxAttempts = 10_000
+
+// ErrUnavailable wraps a failure of the database on the accept path: the
+// event was not recorded, and the sender must be told to retry.
+var ErrUnavailable = errors.New("queue: database unavailable")
+
+// ErrNotDead means Replay was given a job that is not a dead letter.
+var ErrNotDead = errors.New("queue: not a dead letter")
+
+// Options configures Open. The zero value is ready to use.
+type Options struct {
+	// Workers is how many jobs this process works at once. Default value
+	// is DefaultWorkers.
+	Workers int
+	// AttemptTimeout bounds one attempt of a sink. River's rescue of jobs
+	// whose process died follows it: such a job is worked again about a
+	// minute after its attempt could have ended. Default value is
+	// DefaultAttemptTimeout.
+	AttemptTimeout time.Duration
+	// FirstRetry is the wait after the first failed attempt; it doubles
+	// after each further failure, up to MaxRetry, and each wait is drawn
+	// between three quarters of it and all of it (jitter). Default value
+	// is DefaultFirstRetry.
+	FirstRetry time.Duration
+	// MaxRetry is the longest wait between two attempts. Default value is
+	// DefaultMaxRetry.
+	MaxRetry time.Duration
+	// GiveUpAfter ends a job that is still failing this long after it was
+	// queued (or replayed): it becomes a dead letter. Default value is
+	// DefaultGiveUpAfter.
+	GiveUpAfter time.Duration
+	// PollInterval is how often a worker looks for new jobs when nothing
+	// told it of one (SQLite has no notifications; Postgres notifies).
+	// Default value is 50 ms on SQLite and 1 s on Postgres.
+	PollInterval time.Duration
+	// Work delivers one job. Nil makes an accept-only queue: Start fails.
+	Work WorkFunc
+	// Logger receives River's own warnings and one line per dead job.
+	// Default value is a log/slog JSON handler on standard error.
+	Logger *slog.Logger
+	// Now returns the current time, for the events' received time and the
+	// id store. Default value is time.Now.
+	Now func() time.Time
+}
+
+// WorkFunc delivers one job to its sink.
+type WorkFunc func(ctx context.Context, d *Delivery) Result
+
+// Delivery is one job as a WorkFunc gets it.
+type Delivery struct {
+	// JobID is the job's number in the queue, for logs.
+	JobID int64
+	// Webhook, EventID and Sink say what to deliver where.
+	Webhook, EventID, Sink string
+	// Attempt counts the attempts, this one included (a wait asked by the
+	// destination is not an attempt).
+	Attempt int
+	// ReceivedAt is when the event was accepted.
+	ReceivedAt time.Time
+	// Body is the event exactly as it was signed.
+	Body []byte
+}
+
+// Result is the outcome of one attempt.
+type Result struct {
+	// Err is nil when the sink succeeded. Otherwise it is recorded with
+	// the attempt.
+	Err error
+	// Permanent means no retry can help: the job is dead at once.
+	Permanent bool
+	// Wait is the delay the destination asked for (Retry-After): the job
+	// waits exactly that long, and the attempt does not count.
+	Wait time.Duration
+}
+
+// Accepted is one event to record, with the sinks it is queued for.
+type Accepted struct {
+	Webhook, EventID, Type, Account, KeyLabel, Scheme string
+	Test                                              bool
+	Body                                              []byte
+	Sinks                                             []string
+}
+
+// DeliveryArgs is the River job of one (event, sink): small, and stable
+// across versions, since jobs outlive the process that queued them.
+type DeliveryArgs struct {
+	Webhook string `json:"webhook"`
+	EventID string `json:"event_id"`
+	Sink    string `json:"sink"`
+}
+
+// Kind is the job's River kind.
+func (DeliveryArgs) Kind() string { return "stairhook_delivery" }
+
+// Queue is the server's database: the accepted events, their delivery
+// jobs, the signed ids and the dead letters. Create it with Open.
+type Queue struct {
+	db   *database
+	ids  *verify.SQLStore
+	opts Options
+	eng  engine
+	log  *slog.Logger
+}
+
+// engine is River on one driver; the two drivers differ in their
+// transaction type, which is all this hides.
+type engine interface {
+	accept(ctx context.Context, a *Accepted, received int64, jobs []river.InsertManyParams) (duplicate bool, err error)
+	start(ctx context.Context) error
+	stop(ctx context.Context) error
+	list(ctx context.Context, p *river.JobListParams) (*river.JobListResult, error)
+	get(ctx context.Context, id int64) (*rivertype.JobRow, error)
+	replace(ctx context.Context, old int64, job river.InsertManyParams) error
+	bury(ctx context.Context, a *Accepted, received int64, job river.InsertManyParams) error
+}
+
+// Open opens (creating it if need be) the database at loc and brings its
+// schema up to date: River's migrations, the id store's table and the
+// events table, safely when several instances start at once.
+func Open(ctx context.Context, loc Location, opts Options) (*Queue, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = DefaultWorkers
+	}
+	if opts.AttemptTimeout <= 0 {
+		opts.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if opts.FirstRetry <= 0 {
+		opts.FirstRetry = DefaultFirstRetry
+	}
+	if opts.MaxRetry <= 0 {
+		opts.MaxRetry = DefaultMaxRetry
+	}
+	if opts.GiveUpAfter <= 0 {
+		opts.GiveUpAfter = DefaultGiveUpAfter
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	db, err := openDatabase(ctx, loc)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := verify.NewSQLStore(db.sql, verify.SQLStoreOptions{Dialect: db.dialect, Now: opts.Now})
+	if err == nil {
+		err = db.migrate(ctx, ids)
+	}
+	if err != nil {
+		db.close()
+		return nil, err
+	}
+	q := &Queue{db: db, ids: ids, opts: opts, log: opts.Logger}
+	if err := q.newEngine(); err != nil {
+		db.close()
+		return nil, err
+	}
+	return q, nil
+}
+
+func (q *Queue) riverConfig() *river.Config {
+	o := q.opts
+	cfg := &river.Config{
+		Logger:                      o.Logger.With("component", "river"),
+		JobTimeout:                  o.AttemptTimeout,
+		RescueStuckJobsAfter:        o.AttemptTimeout + time.Minute,
+		MaxAttempts:                 maxAttempts,
+		CancelledJobRetentionPeriod: -1, // dead letters stay until replayed
+		DiscardedJobRetentionPeriod: -1,
+		FetchCooldown:               10 * time.Millisecond,
+		FetchPollInterval:           o.PollInterval,
+	}
+	if cfg.FetchPollInterval <= 0 {
+		cfg.FetchPollInterval = time.Second
+		if q.db.pool == nil {
+			cfg.FetchPollInterval = 50 * time.Millisecond
+		}
+	}
+	if o.Work != nil {
+		workers := river.NewWorkers()
+		river.AddWorker(workers, &worker{q: q})
+		cfg.Workers = workers
+		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: o.Workers}}
+	}
+	return cfg
+}
+
+func (q *Queue) newEngine() error {
+	cfg := q.riverConfig()
+	if q.db.pool == nil {
+		c, err := river.NewClient(riversqlite.New(q.db.sql), cfg)
+		if err != nil {
+			return err
+		}
+		q.eng = &riverEngine[*sql.Tx]{q: q, client: c,
+			begin:    func(ctx context.Context) (*sql.Tx, error) { return q.db.sql.BeginTx(ctx, nil) },
+			exec:     func(ctx context.Context, tx *sql.Tx, s string, a ...any) (int64, error) { return rowsAffected(tx.ExecContext(ctx, s, a...)) },
+			commit:   func(_ context.Context, tx *sql.Tx) error { return tx.Commit() },
+			rollback: func(_ context.Context, tx *sql.Tx) error { return tx.Rollback() },
+		}
+		return nil
+	}
+	c, err := river.NewClient(riverpgxv5.New(q.db.pool), cfg)
+	if err != nil {
+		return err
+	}
+	q.eng = &riverEngine[pgx.Tx]{q: q, client: c,
+		begin: func(ctx context.Context) (pgx.Tx, error) { return q.db.pool.Begin(ctx) },
+		exec: func(ctx context.Context, tx pgx.Tx, s string, a ...any) (int64, error) {
+			tag, err := tx.Exec(ctx, s, a...)
+			return tag.RowsAffected(), err
+		},
+		commit:   func(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) },
+		rollback: func(ctx context.Context, tx pgx.Tx) error { return tx.Rollback(ctx) },
+	}
+	return nil
+}
+
+func rowsAffected(r sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return r.RowsAffected()
+}
+
+// Location is where the database is.
+func (q *Queue) Location() Location { return q.db.loc }
+
+// IDStore is the store of signed ids on the same database, for the verify
+// middleware.
+func (q *Queue) IDStore() *verify.SQLStore { return q.ids }
+
+// Ping checks that the database answers.
+func (q *Queue) Ping(ctx context.Context) error { return q.db.sql.PingContext(ctx) }
+
+// Accept records the event and queues one job per sink, in one
+// transaction: when it returns nil the event is durable. duplicate is true
+// when the event (by webhook and id) was accepted before; nothing is
+// written then. Any failure wraps ErrUnavailable, and nothing is written.
+func (q *Queue) Accept(ctx context.Context, a *Accepted) (duplicate bool, err error) {
+	jobs := make([]river.InsertManyParams, len(a.Sinks))
+	for i, s := range a.Sinks {
+		jobs[i] = river.InsertManyParams{
+			Args:       DeliveryArgs{Webhook: a.Webhook, EventID: a.EventID, Sink: s},
+			InsertOpts: &river.InsertOpts{MaxAttempts: maxAttempts},
+		}
+	}
+	dup, err := q.eng.accept(ctx, a, q.opts.Now().UnixMilli(), jobs)
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return dup, nil
+}
+
+// Start starts this process's workers; they run until Stop.
+func (q *Queue) Start(ctx context.Context) error {
+	if q.opts.Work == nil {
+		return errors.New("queue: no WorkFunc: an accept-only queue has no workers")
+	}
+	return q.eng.start(ctx)
+}
+
+// Stop stops fetching jobs and waits for the running attempts until ctx
+// is done, then cancels them; they are worked again later, here or on
+// another instance.
+func (q *Queue) Stop(ctx context.Context) error { return q.eng.stop(ctx) }
+
+// Close closes the database. Stop the workers first.
+func (q *Queue) Close() error { return q.db.close() }
+
+// insertEvent is the statement recording an accepted event; it writes
+// nothing when the event is already there.
+func (q *Queue) insertEvent() string {
+	s := `INSERT INTO stairhook_events (webhook, event_id, type, account, received_at, key_label, scheme, test, sinks, body)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (webhook, event_id) DO NOTHING`
+	return q.rebind(s)
+}
+
+// rebind turns ? placeholders into Postgres's $n.
+func (q *Queue) rebind(s string) string {
+	if q.db.pool == nil {
+		return s
+	}
+	out := make([]byte, 0, len(s)+16)
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '?' {
+			n++
+			out = fmt.Appendf(out, "$%d", n)
+			continue
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+func eventArgs(a *Accepted, received int64) []any {
+	sinks := ""
+	for i, s := range a.Sinks {
+		if i > 0 {
+			sinks += " "
+		}
+		sinks += s
+	}
+	return []any{a.Webhook, a.EventID, a.Type, a.Account, received, a.KeyLabel, a.Scheme, a.Test, sinks, a.Body}
+}
+
+// riverEngine is River on the driver whose transactions are TTx.
+type riverEngine[TTx any] struct {
+	q        *Queue
+	client   *river.Client[TTx]
+	begin    func(context.Context) (TTx, error)
+	exec     func(context.Context, TTx, string, ...any) (int64, error)
+	commit   func(context.Context, TTx) error
+	rollback func(context.Context, TTx) error
+}
+
+func (e *riverEngine[TTx]) accept(ctx context.Context, a *Accepted, received int64, jobs []river.InsertManyParams) (bool, error) {
+	tx, err := e.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer e.rollback(context.WithoutCancel(ctx), tx)
+	n, err := e.exec(ctx, tx, e.q.insertEvent(), eventArgs(a, received)...)
+	if err != nil {
+		return false, err
+	}
+	if n == 0 {
+		return true, nil
+	}
+	if len(jobs) > 0 {
+		if _, err := e.client.InsertManyTx(ctx, tx, jobs); err != nil {
+			return false, err
+		}
+	}
+	return false, e.commit(ctx, tx)
+}
+
+func (e *riverEngine[TTx]) start(ctx context.Context) error { return e.client.Start(ctx) }
+
+func (e *riverEngine[TTx]) stop(ctx context.Context) error {
+	if e.q.opts.Work == nil {
+		return nil
+	}
+	if err := e.client.Stop(ctx); err != nil {
+		// The soft stop ran out of time: cancel the attempts still running
+		// (their jobs are retried) and wait for River to let go of them.
+		hard, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return errors.Join(err, e.client.StopAndCancel(hard))
+	}
+	return nil
+}
+
+func (e *riverEngine[TTx]) list(ctx context.Context, p *river.JobListParams) (*river.JobListResult, error) {
+	return e.client.JobList(ctx, p)
+}
+
+func (e *riverEngine[TTx]) get(ctx context.Context, id int64) (*rivertype.JobRow, error) {
+	return e.client.JobGet(ctx, id)
+}
+
+// replace deletes the dead job old and queues job in its place, at once.
+func (e *riverEngine[TTx]) replace(ctx context.Context, old int64, job river.InsertManyParams) error {
+	tx, err := e.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.rollback(context.WithoutCancel(ctx), tx)
+	if _, err := e.client.JobDeleteTx(ctx, tx, old); err != nil {
+		return err
+	}
+	if _, err := e.client.InsertManyTx(ctx, tx, []river.InsertManyParams{job}); err != nil {
+		return err
+	}
+	return e.commit(ctx, tx)
+}
+
+// bury records an event (unless it is there) and a job that is dead from
+// the start: a dead letter imported from an older version's file.
+func (e *riverEngine[TTx]) bury(ctx context.Context, a *Accepted, received int64, job river.InsertManyParams) error {
+	tx, err := e.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.rollback(context.WithoutCancel(ctx), tx)
+	if _, err := e.exec(ctx, tx, e.q.insertEvent(), eventArgs(a, received)...); err != nil {
+		return err
+	}
+	res, err := e.client.InsertManyTx(ctx, tx, []river.InsertManyParams{job})
+	if err != nil {
+		return err
+	}
+	if _, err := e.client.JobCancelTx(ctx, tx, res[0].Job.ID); err != nil {
+		return err
+	}
+	return e.commit(ctx, tx)
+}
