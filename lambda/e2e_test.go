@@ -246,7 +246,7 @@ func BenchmarkServerHTTP(b *testing.B) {
 		return testSecret.Encode(), k == "STAIRCASE_WEBHOOK_SECRET"
 	})
 	require.NoError(b, err)
-	srv, err := receiver.NewServer(cfg, receiver.ServerOptions{Logger: discardLogger()})
+	srv, err := receiver.NewServer(cfg, receiver.ServerOptions{Logger: discardLogger(), Inline: true})
 	require.NoError(b, err)
 	ts := httptest.NewServer(srv.Handler())
 	b.Cleanup(ts.Close)

@@ -227,8 +227,10 @@ func (q *Queue) newEngine() error {
 			return err
 		}
 		q.eng = &riverEngine[*sql.Tx]{q: q, client: c,
-			begin:    func(ctx context.Context) (*sql.Tx, error) { return q.db.sql.BeginTx(ctx, nil) },
-			exec:     func(ctx context.Context, tx *sql.Tx, s string, a ...any) (int64, error) { return rowsAffected(tx.ExecContext(ctx, s, a...)) },
+			begin: func(ctx context.Context) (*sql.Tx, error) { return q.db.sql.BeginTx(ctx, nil) },
+			exec: func(ctx context.Context, tx *sql.Tx, s string, a ...any) (int64, error) {
+				return rowsAffected(tx.ExecContext(ctx, s, a...))
+			},
 			commit:   func(_ context.Context, tx *sql.Tx) error { return tx.Commit() },
 			rollback: func(_ context.Context, tx *sql.Tx) error { return tx.Rollback() },
 		}

@@ -24,6 +24,11 @@
 // execution environment: configure real sinks, and a Redis store for
 // replay protection across instances, for production.
 //
+// The receiver runs in inline mode (receiver.ServerOptions.Inline): the
+// sinks run inside the invocation, since no process outlives it to work a
+// queue; a permanent failure is answered 422 with a dead letter in the
+// outbox.
+//
 // Logs are JSON lines (log/slog) on stderr, which Lambda sends to CloudWatch.
 // A configuration error stops the function during its init phase.
 package main
@@ -48,7 +53,7 @@ func main() {
 		log.Error("stairhook: cannot load the configuration", "error", err.Error())
 		os.Exit(1)
 	}
-	srv, err := receiver.NewServer(cfg, receiver.ServerOptions{Logger: log})
+	srv, err := receiver.NewServer(cfg, receiver.ServerOptions{Logger: log, Inline: true})
 	if err != nil {
 		log.Error("stairhook: cannot start the receiver", "error", err.Error())
 		os.Exit(1)
