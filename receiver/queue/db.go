@@ -182,10 +182,10 @@ CREATE INDEX IF NOT EXISTS stairhook_events_received ON stairhook_events (receiv
 // instances starting at once ("stairhook" in ASCII).
 const migrateLock = 0x73746169726862
 
-// migrate brings River's tables, the id store's and ours up to date, in
-// one transaction that holds a lock for its length, so instances that
-// start together run them one after the other and the later ones find
-// nothing to do.
+// migrate brings River's tables, the id store's and ours up to date under
+// a lock (SQLite's write lock, a Postgres advisory lock), so instances
+// that start together run them one after the other and the later ones
+// find nothing to do.
 func (d *database) migrate(ctx context.Context, ids *verify.SQLStore) error {
 	if d.pool == nil {
 		tx, err := d.sql.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock): the write lock
@@ -208,25 +208,26 @@ func (d *database) migrate(ctx context.Context, ids *verify.SQLStore) error {
 		}
 		return ids.CreateTable(ctx)
 	}
-	tx, err := d.pool.Begin(ctx)
+	// River's migrations add enum values, which Postgres refuses inside
+	// the transaction that uses them: they run one transaction each, under
+	// a lock held by a connection of their own.
+	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("queue: migrate: %w", err)
 	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrateLock)); err != nil {
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrateLock)); err != nil {
 		return fmt.Errorf("queue: migrate: %w", err)
 	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrateLock))
 	m, err := rivermigrate.New(riverpgxv5.New(d.pool), nil)
 	if err != nil {
 		return err
 	}
-	if _, err := m.MigrateTx(ctx, tx, rivermigrate.DirectionUp, nil); err != nil {
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return fmt.Errorf("queue: River migrations: %w", err)
 	}
-	if _, err := tx.Exec(ctx, ourSchema[d.dialect]); err != nil {
-		return fmt.Errorf("queue: migrate: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
+	if _, err := d.pool.Exec(ctx, ourSchema[d.dialect]); err != nil {
 		return fmt.Errorf("queue: migrate: %w", err)
 	}
 	return ids.CreateTable(ctx)
