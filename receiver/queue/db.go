@@ -197,6 +197,11 @@ func (d *database) migrate(ctx context.Context, ids *verify.SQLStore) error {
 		if err != nil {
 			return err
 		}
+		// One transaction for all of them is what makes this safe across
+		// processes on SQLite, which has no advisory lock; the reason
+		// MigrateTx is deprecated (Postgres cannot use an enum value in the
+		// transaction that adds it) does not apply to SQLite.
+		//lint:ignore SA1019 see above
 		if _, err := m.MigrateTx(ctx, tx, rivermigrate.DirectionUp, nil); err != nil {
 			return fmt.Errorf("queue: River migrations: %w", err)
 		}
