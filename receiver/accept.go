@@ -166,8 +166,8 @@ func (s *Server) work(ctx context.Context, d *queue.Delivery) queue.Result {
 const openTimeout = time.Minute
 
 // openQueue opens the database of Config.Store for the queued path and
-// returns the id store the middleware uses: ServerOptions.Store, or the
-// one on the same database.
+// returns the id store the middleware uses: ServerOptions.Store, or nil
+// for the events table (see idsOf).
 func (s *Server) openQueue(c *Config, opts ServerOptions) (verify.Store, error) {
 	switch s.role {
 	case RoleAll, RoleAccept, RoleWork:
@@ -203,10 +203,18 @@ func (s *Server) openQueue(c *Config, opts ServerOptions) (verify.Store, error) 
 		q.Close()
 		return nil, err
 	}
-	if opts.Store != nil {
-		return opts.Store, nil
+	s.inFlight = newInFlight()
+	return opts.Store, nil
+}
+
+// idsOf is the verify middleware's store for the webhook: the given store
+// under a prefix of the webhook's, or on the queued path by default the
+// events table (see acceptedIDs).
+func (s *Server) idsOf(webhook string, store verify.Store) verify.Store {
+	if store == nil {
+		return acceptedIDs{queue: s.queue, webhook: webhook, inFlight: s.inFlight}
 	}
-	return q.IDStore(), nil
+	return idStore{Store: store, prefix: "id/" + webhook + "/"}
 }
 
 // Queue is the server's database on the queued path (nil in inline mode),

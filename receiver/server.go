@@ -132,6 +132,7 @@ type Server struct {
 	role            Role
 	draining        atomic.Bool // shutting down: new webhooks are answered 503
 	closeQueue      sync.Once
+	inFlight        *inFlight // the ids being accepted, on the queued path
 
 	mu      sync.Mutex
 	servers map[*http.Server]struct{}
@@ -339,7 +340,7 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 		Keys:      keys,
 		Tolerance: wc.Tolerance,
 		Now:       s.now,
-		Store:     idStore{Store: store, prefix: "id/" + name + "/"},
+		Store:     s.idsOf(name, store),
 		OnError: func(r *http.Request, err error) {
 			s.log.LogAttrs(r.Context(), slog.LevelWarn, "request rejected",
 				slog.String("webhook", name),

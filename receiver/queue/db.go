@@ -18,8 +18,6 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
-
-	"github.com/stairhook/stairhook/verify"
 )
 
 // DefaultStore is where the server keeps its database when neither the
@@ -76,13 +74,16 @@ func (l Location) String() string {
 	return "postgres://…"
 }
 
+// defaultPoolConns is the Postgres pool's size unless the URL sets
+// pool_max_conns.
+const defaultPoolConns = 20
+
 // database is an open store: database/sql for our own tables and the id
 // store on both engines, plus the pgx pool River's Postgres driver wants.
 type database struct {
-	loc     Location
-	sql     *sql.DB
-	pool    *pgxpool.Pool // Postgres only
-	dialect verify.SQLDialect
+	loc  Location
+	sql  *sql.DB
+	pool *pgxpool.Pool // Postgres only
 }
 
 func openDatabase(ctx context.Context, loc Location) (*database, error) {
@@ -110,11 +111,16 @@ func openDatabase(ctx context.Context, loc Location) (*database, error) {
 			db.Close()
 			return nil, fmt.Errorf("queue: open %s: %w", loc, err)
 		}
-		return &database{loc: loc, sql: db, dialect: verify.DialectSQLite}, nil
+		return &database{loc: loc, sql: db}, nil
 	}
 	cfg, err := pgxpool.ParseConfig(loc.PostgresURL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the postgres URL does not parse", ErrBadStore)
+	}
+	if !strings.Contains(loc.PostgresURL, "pool_max_conns") {
+		// pgx's default, four on two cores, is less than the accept
+		// path's committers, the workers and River's listener need.
+		cfg.MaxConns = defaultPoolConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -124,7 +130,7 @@ func openDatabase(ctx context.Context, loc Location) (*database, error) {
 		pool.Close()
 		return nil, fmt.Errorf("queue: connect to %s: %w", loc, redactPG(err))
 	}
-	return &database{loc: loc, sql: stdlib.OpenDBFromPool(pool), pool: pool, dialect: verify.DialectPostgres}, nil
+	return &database{loc: loc, sql: stdlib.OpenDBFromPool(pool), pool: pool}, nil
 }
 
 // redactPG keeps a connection error's class but drops its text, which
@@ -145,10 +151,10 @@ func (d *database) close() error {
 	return err
 }
 
-// ourSchema is this package's tables, beside River's and the id store's.
+// sqliteSchema and postgresSchema are this package's tables, beside River's.
 // One row per accepted event, keyed as the ids are: per webhook.
-var ourSchema = map[verify.SQLDialect]string{
-	verify.DialectSQLite: `CREATE TABLE IF NOT EXISTS stairhook_events (
+const (
+	sqliteSchema = `CREATE TABLE IF NOT EXISTS stairhook_events (
 	webhook     TEXT NOT NULL,
 	event_id    TEXT NOT NULL,
 	type        TEXT NOT NULL,
@@ -161,8 +167,8 @@ var ourSchema = map[verify.SQLDialect]string{
 	body        BLOB NOT NULL,
 	PRIMARY KEY (webhook, event_id)
 );
-CREATE INDEX IF NOT EXISTS stairhook_events_received ON stairhook_events (received_at);`,
-	verify.DialectPostgres: `CREATE TABLE IF NOT EXISTS stairhook_events (
+CREATE INDEX IF NOT EXISTS stairhook_events_received ON stairhook_events (received_at);`
+	postgresSchema = `CREATE TABLE IF NOT EXISTS stairhook_events (
 	webhook     TEXT NOT NULL,
 	event_id    TEXT NOT NULL,
 	type        TEXT NOT NULL,
@@ -175,18 +181,18 @@ CREATE INDEX IF NOT EXISTS stairhook_events_received ON stairhook_events (receiv
 	body        BYTEA NOT NULL,
 	PRIMARY KEY (webhook, event_id)
 );
-CREATE INDEX IF NOT EXISTS stairhook_events_received ON stairhook_events (received_at);`,
-}
+CREATE INDEX IF NOT EXISTS stairhook_events_received ON stairhook_events (received_at);`
+)
 
 // migrateLock is the Postgres advisory lock that serializes migrations of
 // instances starting at once ("stairhook" in ASCII).
 const migrateLock = 0x73746169726862
 
-// migrate brings River's tables, the id store's and ours up to date under
+// migrate brings River's tables and ours up to date under
 // a lock (SQLite's write lock, a Postgres advisory lock), so instances
 // that start together run them one after the other and the later ones
 // find nothing to do.
-func (d *database) migrate(ctx context.Context, ids *verify.SQLStore) error {
+func (d *database) migrate(ctx context.Context) error {
 	if d.pool == nil {
 		tx, err := d.sql.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock): the write lock
 		if err != nil {
@@ -205,13 +211,13 @@ func (d *database) migrate(ctx context.Context, ids *verify.SQLStore) error {
 		if _, err := m.MigrateTx(ctx, tx, rivermigrate.DirectionUp, nil); err != nil {
 			return fmt.Errorf("queue: River migrations: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, ourSchema[d.dialect]); err != nil {
+		if _, err := tx.ExecContext(ctx, sqliteSchema); err != nil {
 			return fmt.Errorf("queue: migrate: %w", err)
 		}
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("queue: migrate: %w", err)
 		}
-		return ids.CreateTable(ctx)
+		return nil
 	}
 	// River's migrations add enum values, which Postgres refuses inside
 	// the transaction that uses them: they run one transaction each, under
@@ -232,8 +238,8 @@ func (d *database) migrate(ctx context.Context, ids *verify.SQLStore) error {
 	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return fmt.Errorf("queue: River migrations: %w", err)
 	}
-	if _, err := d.pool.Exec(ctx, ourSchema[d.dialect]); err != nil {
+	if _, err := d.pool.Exec(ctx, postgresSchema); err != nil {
 		return fmt.Errorf("queue: migrate: %w", err)
 	}
-	return ids.CreateTable(ctx)
+	return nil
 }

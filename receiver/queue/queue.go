@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,8 +15,6 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivertype"
-
-	"github.com/stairhook/stairhook/verify"
 )
 
 // Defaults of Options, the values of the delivery section of the
@@ -32,6 +31,12 @@ const (
 // be reached before GiveUpAfter ends a job (at one attempt per MaxRetry, 72
 // hours is 72 attempts), below Postgres's smallint column.
 const maxAttempts = 10_000
+
+// commitTimeout bounds one transaction of the accept path.
+const commitTimeout = 10 * time.Second
+
+// pgCommitters is how many accept transactions run at once on Postgres.
+const pgCommitters = 4
 
 // ErrUnavailable wraps a failure of the database on the accept path: the
 // event was not recorded, and the sender must be told to retry.
@@ -125,20 +130,23 @@ type DeliveryArgs struct {
 // Kind is the job's River kind.
 func (DeliveryArgs) Kind() string { return "stairhook_delivery" }
 
-// Queue is the server's database: the accepted events, their delivery
-// jobs, the signed ids and the dead letters. Create it with Open.
+// Queue is the server's database: the accepted events (which are also the
+// record of the signed ids), their delivery jobs and the dead letters.
+// Create it with Open.
 type Queue struct {
-	db   *database
-	ids  *verify.SQLStore
-	opts Options
-	eng  engine
-	log  *slog.Logger
+	db    *database
+	opts  Options
+	eng   engine
+	log   *slog.Logger
+	batch *batcher
+
+	closeOnce sync.Once
 }
 
 // engine is River on one driver; the two drivers differ in their
 // transaction type, which is all this hides.
 type engine interface {
-	accept(ctx context.Context, a *Accepted, received int64, jobs []river.InsertManyParams) (duplicate bool, err error)
+	acceptBatch(ctx context.Context, batch []*pending) (duplicates []bool, err error)
 	start(ctx context.Context) error
 	stop(ctx context.Context) error
 	list(ctx context.Context, p *river.JobListParams) (*river.JobListResult, error)
@@ -148,8 +156,8 @@ type engine interface {
 }
 
 // Open opens (creating it if need be) the database at loc and brings its
-// schema up to date: River's migrations, the id store's table and the
-// events table, safely when several instances start at once.
+// schema up to date: River's migrations and the events table, safely when
+// several instances start at once.
 func Open(ctx context.Context, loc Location, opts Options) (*Queue, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = DefaultWorkers
@@ -176,19 +184,20 @@ func Open(ctx context.Context, loc Location, opts Options) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids, err := verify.NewSQLStore(db.sql, verify.SQLStoreOptions{Dialect: db.dialect, Now: opts.Now})
-	if err == nil {
-		err = db.migrate(ctx, ids)
-	}
-	if err != nil {
+	if err := db.migrate(ctx); err != nil {
 		db.close()
 		return nil, err
 	}
-	q := &Queue{db: db, ids: ids, opts: opts, log: opts.Logger}
+	q := &Queue{db: db, opts: opts, log: opts.Logger}
 	if err := q.newEngine(); err != nil {
 		db.close()
 		return nil, err
 	}
+	committers := 1 // SQLite has one writer
+	if db.pool != nil {
+		committers = pgCommitters
+	}
+	q.startBatcher(committers)
 	return q, nil
 }
 
@@ -262,31 +271,20 @@ func rowsAffected(r sql.Result, err error) (int64, error) {
 // Location is where the database is.
 func (q *Queue) Location() Location { return q.db.loc }
 
-// IDStore is the store of signed ids on the same database, for the verify
-// middleware.
-func (q *Queue) IDStore() *verify.SQLStore { return q.ids }
+// Accepted reports whether the event (by webhook and id) was accepted: the
+// durable record of the ids the verify middleware checks.
+func (q *Queue) Accepted(ctx context.Context, webhook, id string) (bool, error) {
+	var one int
+	err := q.db.sql.QueryRowContext(ctx,
+		q.rebind("SELECT 1 FROM stairhook_events WHERE webhook = ? AND event_id = ?"), webhook, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
 
 // Ping checks that the database answers.
 func (q *Queue) Ping(ctx context.Context) error { return q.db.sql.PingContext(ctx) }
-
-// Accept records the event and queues one job per sink, in one
-// transaction: when it returns nil the event is durable. duplicate is true
-// when the event (by webhook and id) was accepted before; nothing is
-// written then. Any failure wraps ErrUnavailable, and nothing is written.
-func (q *Queue) Accept(ctx context.Context, a *Accepted) (duplicate bool, err error) {
-	jobs := make([]river.InsertManyParams, len(a.Sinks))
-	for i, s := range a.Sinks {
-		jobs[i] = river.InsertManyParams{
-			Args:       DeliveryArgs{Webhook: a.Webhook, EventID: a.EventID, Sink: s},
-			InsertOpts: &river.InsertOpts{MaxAttempts: maxAttempts},
-		}
-	}
-	dup, err := q.eng.accept(ctx, a, q.opts.Now().UnixMilli(), jobs)
-	if err != nil {
-		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	return dup, nil
-}
 
 // Start starts this process's workers; they run until Stop.
 func (q *Queue) Start(ctx context.Context) error {
@@ -301,8 +299,12 @@ func (q *Queue) Start(ctx context.Context) error {
 // another instance.
 func (q *Queue) Stop(ctx context.Context) error { return q.eng.stop(ctx) }
 
-// Close closes the database. Stop the workers first.
-func (q *Queue) Close() error { return q.db.close() }
+// Close closes the database: Accept fails from now on. Stop the workers
+// first.
+func (q *Queue) Close() error {
+	q.closeOnce.Do(q.stopBatcher)
+	return q.db.close()
+}
 
 // insertEvent is the statement recording an accepted event; it writes
 // nothing when the event is already there.
@@ -349,27 +351,6 @@ type riverEngine[TTx any] struct {
 	exec     func(context.Context, TTx, string, ...any) (int64, error)
 	commit   func(context.Context, TTx) error
 	rollback func(context.Context, TTx) error
-}
-
-func (e *riverEngine[TTx]) accept(ctx context.Context, a *Accepted, received int64, jobs []river.InsertManyParams) (bool, error) {
-	tx, err := e.begin(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer e.rollback(context.WithoutCancel(ctx), tx)
-	n, err := e.exec(ctx, tx, e.q.insertEvent(), eventArgs(a, received)...)
-	if err != nil {
-		return false, err
-	}
-	if n == 0 {
-		return true, nil
-	}
-	if len(jobs) > 0 {
-		if _, err := e.client.InsertManyTx(ctx, tx, jobs); err != nil {
-			return false, err
-		}
-	}
-	return false, e.commit(ctx, tx)
 }
 
 func (e *riverEngine[TTx]) start(ctx context.Context) error { return e.client.Start(ctx) }
