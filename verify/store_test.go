@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/verify"
+	"github.com/stairhook/stairhook/verify/verifytest"
 )
 
 // fakeClock is a settable time source for stores.
@@ -439,4 +440,10 @@ func TestMemoryStoreFull(t *testing.T) {
 			assert.ErrorIs(t, err, verify.ErrStoreFull, "Full said so")
 		})
 	}
+}
+
+func TestMemoryStoreContract(t *testing.T) {
+	verifytest.TestStore(t, func(*testing.T) verify.Store {
+		return verify.NewMemoryStore(verify.MemoryStoreOptions{})
+	})
 }

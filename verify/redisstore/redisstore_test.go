@@ -299,3 +299,12 @@ func TestOutageFailsClosed(t *testing.T) {
 		20*time.Second, 50*time.Millisecond, "no recovery after restart")
 	assert.Equal(t, int32(2), calls.Load())
 }
+
+func TestStoreContract(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	c := client(t, srv)
+	verifytest.TestStore(t, func(t *testing.T) verify.Store {
+		// A key space of its own for each subtest, on the one server.
+		return redisstore.New(c, redisstore.Options{Prefix: "contract:" + t.Name() + ":"})
+	})
+}
