@@ -8,6 +8,16 @@
 // [NewSigner]. The wire format is defined in SPEC.md at the root of the
 // module and locked by the vectors in package testvectors.
 //
+// # Stores
+//
+// The [Store] of the Middleware records the ids it has seen. A
+// [MemoryStore] keeps them in the process: enough for a single instance,
+// but forgotten when it restarts. A [SQLStore] keeps them in a table of a
+// SQLite database, which survives restarts, or of Postgres, which several
+// instances share; package verify/redisstore keeps them in Redis. Checking
+// a store of your own against the contract takes one call to
+// verifytest.TestStore.
+//
 // # Security
 //
 // Every comparison of secret-derived bytes is constant-time. No error, log
