@@ -6,35 +6,61 @@
 // [DefaultConfig]), create a [Server] with [NewServer] and run
 // [Server.ListenAndServe]. Each webhook of the configuration is served at
 // POST /webhooks/{name} behind the verify middleware with its own keyring;
-// GET /healthz answers 200 while the id store answers (503
-// store_unavailable otherwise) and, in memory, has room for a new id (503
-// store_full otherwise). Use it for readiness rather than liveness: a
-// restart forgets an in-memory store (see Memory store). [event.Decode] and
-// [event.Sample] are usable on their own.
+// GET /healthz answers 200 while the database (or, in inline mode, the id
+// store) answers, and 503 store_unavailable otherwise.
+//
+// The path of one signal, and where each step lives:
+//
+//	POST /webhooks/{name}
+//	  → verify.Middleware      body cap, signature, replay window, the id reserved
+//	  → accept (this package)  decode (package event), match routes,
+//	                           one transaction: the event + one job per sink (package queue)
+//	  → 202 {"status":"queued","id":…,"sinks":[…]}
+//	  … a worker (package queue, River) → Sink.Deliver → done | retry | wait | dead
 //
 // # Delivery
 //
-// Processing is synchronous. For each request the server
+// For each request the server
 //   - verifies the signature and reserves the signed id (verify.Middleware:
-//     a duplicate of a delivered event is answered 200 with
-//     X-Stairhook-Duplicate: true, one in flight 409);
+//     a redelivery of an accepted event is answered 200 with
+//     X-Stairhook-Duplicate: true, one being accepted 409);
 //   - decodes the event (400 invalid_event) and checks that its id is the
 //     signed one (400 id_mismatch);
-//   - runs the sinks of every route whose [Match] selects the event, in
-//     order, each sink once (200 {"status":"ignored"} when none does). A sink that already
-//     succeeded for this event id is skipped: the record, kept for
-//     [Config.Retention] under the key "sink/<webhook>/<event id>/<sink name>", lives
-//     in the same store as the ids with Redis, and in memory by default
-//     (see Memory store below);
-//   - answers 200 when every sink succeeded now or before; 503 with
-//     Retry-After when any failed transiently or the store failed, so the
-//     sender retries and only the failed sinks run again; otherwise 422
-//     when a sink rejected the event permanently, after appending one
-//     [DeadLetter] per rejecting sink to <outbox>/deadletter.jsonl (if that
-//     write fails, 503: the event is never dropped). The 422 names the sink
-//     and a reason class derived from the error's type, such as
-//     "jira 400", "smtp 550" or "template" ("unclassified" for a sink of
-//     your own), never the destination's text.
+//   - records the event and one job per sink of every route whose [Match]
+//     selects it (each sink once), in one transaction, and answers 202
+//     {"status":"queued","id":…,"sinks":[…]} once that is durable. An
+//     event no route selects is recorded too, with no jobs. When the
+//     database fails the answer is 503 store_unavailable with Retry-After,
+//     and nothing of the event is kept: the sender retries.
+//
+// Workers (in the same process by default; see [ServerOptions.Role]) then
+// run each job: one attempt of one sink, bounded by
+// [DeliveryConfig.AttemptTimeout]. Success ends the job. A transient
+// failure (any error a sink returns unmarked: network, timeout, 5xx, 408,
+// 429) is retried after [DeliveryConfig.FirstRetry], doubling up to
+// [DeliveryConfig.MaxRetry], with jitter; a [*RetryAfterError] (Jira's
+// Retry-After or X-RateLimit-Reset) makes the job wait exactly that long,
+// and the wait is not an attempt. A [Permanent] failure (a 4xx other than
+// 408, 409 and 429, a template error, an address the SMTP server refuses)
+// makes the job a dead letter at once; so does a job still failing
+// [DeliveryConfig.GiveUpAfter] after it was queued. Dead letters stay in
+// the database until `stairhook deadletter replay` queues them again. A
+// request whose sink fails permanently is still an accepted event: a
+// replay of it is a duplicate and runs nothing.
+//
+// The semantics, stated once: delivery to each sink is at least once. A
+// job runs until its sink reports success; a process that dies between a
+// sink's success and the record of it leaves the job to run again (River
+// rescues it about a minute after its attempt could have timed out). The
+// Jira sink makes that effectively once: it finds the issue of an earlier
+// attempt by its label before creating one. The dry-run sinks overwrite
+// their file. The email sink cannot: a crash in the window between the
+// SMTP server's acceptance of a message and the job's record (milliseconds)
+// sends it again on the next attempt, with the same Message-ID, which lets
+// a mailbox or a filter drop the copy. There is no ordering: events, and
+// the sinks of one event, are delivered in whatever order their attempts
+// succeed. At most one attempt of an (event, sink) runs at a time across
+// every instance sharing a database.
 //
 // The Jira sink marks each issue with the label stairhook-<first 16 hex
 // digits of SHA-256 over the event id> and, before creating one, searches
@@ -47,50 +73,64 @@
 // Sink names are "<webhook>.<route>.<jira|email>", route being the route's
 // name or route1, route2, … by position. A route naming jira or email while
 // the configuration has no jira or smtp section uses a dry-run sink that
-// writes the exact request or message into the outbox.
+// writes the exact request or message into the outbox. A job's sink is
+// found by name when it runs: keep names stable across restarts, since a
+// job whose sink is gone becomes a dead letter.
+//
+// # The database
+//
+// One database holds everything the server remembers: the accepted events
+// (webhook, id, type, account, received time, the verified key's label,
+// the raw body), which are also the record of the signed ids, River's jobs
+// with their attempts and errors, and the dead letters. SQLite
+// (Config.Store.SQLite, ./stairhook.db by default, created with mode 0600)
+// serves one instance; Postgres (Config.Store.Postgres) serves several,
+// which share the ids, the events and the work, each in the role it is
+// given. The schema is brought up to date at start, safely when several
+// instances start at once (`stairhook migrate` does it ahead of a deploy).
+// A dead-letter file of an earlier version (<outbox>/deadletter.jsonl) is
+// imported at start, once, and renamed deadletter.jsonl.imported.
+//
+// # Inline mode
+//
+// [ServerOptions.Inline] keeps the earlier, synchronous delivery for the
+// AWS Lambda bootstrap, which has no process to work a queue: the sinks run
+// inside the request, sharing [ServerOptions.DeliveryTimeout]; the answer
+// is 200 when all succeeded, 503 with Retry-After when one failed
+// transiently (the sender retries; sinks that succeeded are recorded and
+// skipped), and 422 when one rejected the event, after appending a
+// [DeadLetter] to <outbox>/deadletter.jsonl. The ids and the record of done
+// sinks live in Config.Store.Redis or, without it, in two bounded in-memory
+// stores that a restart forgets (see [Config.Retention]).
 //
 // # Sinks of your own
 //
 // To send events elsewhere (a chat, a pager, a queue), implement [Sink],
 // give it to [NewServer] in [ServerOptions.Sinks] and list its Name under
-// a route's sinks ([RouteConfig.Sinks]); it runs after the route's jira and
-// email. It gets the same treatment as the built-in sinks: its success is
-// recorded under its Name, so it runs once per event id even when several
-// routes or webhooks select the event, and its failures are retried or
-// dead-lettered (see [Sink] for the contract).
-//
-// # Memory store
-//
-// Without Redis, the ids and the records of done sinks are kept in the
-// process, in two bounded stores. The ids (kept minutes) are never
-// forgotten early: when their store is full, new events are answered 503
-// and the sender retries later. The done sinks (kept [Config.Retention],
-// days) forget the oldest record when their store is full, so new events
-// are never refused for it; a very late redelivery or replay of an old
-// event may then run a sink again. A restart forgets both: a dead-letter
-// replay after a restart runs every sink of the event again (the Jira sink
-// still finds its issue by its label, unless search lags behind; an email
-// is sent again), and a redelivery of an event delivered before the
-// restart is processed again. Redis keeps both across restarts and shares
-// them between processes.
+// a route's sinks ([RouteConfig.Sinks]). It gets the same treatment as the
+// built-in sinks: a job per event, retried or dead-lettered by its errors
+// (see [Sink] for the contract).
 //
 // # Security
 //
-// Nothing reaches a sink before the signature verified. Requests are
-// bounded: the middleware caps the body (1 MiB), [event.Decode] caps nesting
-// depth, string lengths and the number of people, and all sinks of one
-// delivery share one deadline ([ServerOptions.DeliveryTimeout]). The store
-// fails closed: when it cannot be read or written the answer is 503, never
-// a delivery without its record. Secrets, signatures and computed MACs
-// never appear in responses, log lines or errors; configuration errors name
-// the field, not its value (template parse errors quote the template).
+// Nothing reaches a sink before the signature verified, and nothing is
+// acknowledged before it is durable. Requests are bounded: the middleware
+// caps the body (1 MiB), event.Decode caps nesting depth, string lengths
+// and the number of people, and each attempt has its timeout. The
+// database fails closed: when it cannot be written the answer is 503,
+// never an acknowledgement without a record. Secrets, signatures and
+// computed MACs never appear in responses, log lines or errors;
+// configuration errors name the field, not its value (template parse
+// errors quote the template), and a Postgres URL is shown without its
+// password.
 //
 // # Compatibility
 //
-// Unknown event types and fields are accepted, routed and kept
-// ([event.Event.Raw], [event.Event.Fields]). The response bodies' "error.code" values
-// (invalid_event, id_mismatch, unknown_webhook, sink_unavailable,
-// store_unavailable, store_full, sink_rejected, dead_letter_unavailable,
-// not_found, method_not_allowed, besides the middleware's) and the
-// dead-letter format are stable.
+// Unknown event types and fields are accepted, routed and kept. The
+// response bodies' "error.code" values (invalid_event, id_mismatch,
+// unknown_webhook, store_unavailable, shutting_down, not_accepting,
+// not_found, method_not_allowed, besides the middleware's; in inline mode
+// also sink_unavailable, store_full, sink_rejected and
+// dead_letter_unavailable), the job kind "stairhook_delivery" with its
+// arguments, and the dead-letter format are stable.
 package receiver

@@ -464,7 +464,9 @@ func (s *jiraSink) once(ctx context.Context, what, endpoint string, body []byte,
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
 		se.retryAfter = retryDelay(resp.Header, time.Now())
 		return se
-	case resp.StatusCode >= 500:
+	case resp.StatusCode >= 500, resp.StatusCode == http.StatusRequestTimeout, resp.StatusCode == http.StatusConflict:
+		// 408: the request took too long on the way; 409: Jira's
+		// optimistic locking lost a race. Both may pass on a later try.
 		return se
 	default:
 		// 400 bad fields, 401/403 credentials or permissions, 404 no such

@@ -205,6 +205,8 @@ func TestJiraTransientFailures(t *testing.T) {
 		// the sender's retry finds the issue by label if it was made.
 		{"500 on create", func(s *jiratest.Server) { s.Inject(1, jiratest.Fault{Path: "/rest/api/3/issue", Status: 500}) }},
 		{"502 on create", func(s *jiratest.Server) { s.Inject(1, jiratest.Fault{Path: "/rest/api/3/issue", Status: 502}) }},
+		{"408 on create", func(s *jiratest.Server) { s.Inject(1, jiratest.Fault{Path: "/rest/api/3/issue", Status: 408}) }},
+		{"409 on create", func(s *jiratest.Server) { s.Inject(1, jiratest.Fault{Path: "/rest/api/3/issue", Status: 409}) }},
 		{"reset on create", func(s *jiratest.Server) { s.Inject(1, jiratest.Fault{Path: "/rest/api/3/issue", Reset: true}) }},
 		{"hang on create", func(s *jiratest.Server) { s.Inject(1, jiratest.Fault{Path: "/rest/api/3/issue", Hang: true}) }},
 		{"search keeps failing", func(s *jiratest.Server) { s.Inject(3, jiratest.Fault{Path: "/rest/api/3/search/jql", Status: 504}) }},

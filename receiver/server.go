@@ -45,8 +45,14 @@ type ServerOptions struct {
 	// without an overall timeout: each Jira request is bounded by
 	// JiraConfig.Timeout and the delivery's deadline.
 	HTTPClient *http.Client
-	// Store records event ids (for the verify middleware) and done sinks.
-	// Default value is the Redis store of Config.Store.Redis when set, else
+	// Store records the signed ids for the verify middleware. Default value
+	// on the queued path is the server's database: an id is done once its
+	// event is recorded, in the same transaction as its jobs, and a
+	// reservation lives in the process while its request runs (a Store set
+	// here replaces that, for the ids only).
+	//
+	// In inline mode it also records the done sinks. Default value there
+	// is the Redis store of Config.Store.Redis when set, else
 	// two in-memory stores for one process only (see Config.Retention): a
 	// verify.NewMemoryStore with its defaults for the ids, which answers
 	// 503 when full rather than forget an id, and one with EvictDone for
@@ -59,12 +65,15 @@ type ServerOptions struct {
 	// Now returns the current time, for signature timestamps and
 	// dead-letter records. Default value is time.Now.
 	Now func() time.Time
-	// DeliveryTimeout bounds all the sinks of one delivery together. Default
-	// value is DefaultDeliveryTimeout (10 s), below the sender's 15 s.
+	// DeliveryTimeout bounds all the sinks of one delivery together, in
+	// inline mode. Default value is DefaultDeliveryTimeout (10 s), below
+	// the sender's 15 s. (On the queued path each attempt has
+	// DeliveryConfig.AttemptTimeout.)
 	DeliveryTimeout time.Duration
-	// ShutdownTimeout bounds how long ListenAndServe and Serve wait for
-	// in-flight deliveries once their context is done. Default value is
-	// DeliveryTimeout plus 5 s.
+	// ShutdownTimeout bounds how long ListenAndServe and Serve wait, once
+	// their context is done, for the requests in flight and then for the
+	// attempts running (which are then cancelled and stay queued). Default
+	// value is DeliveryTimeout plus 5 s.
 	ShutdownTimeout time.Duration
 	// Sinks are sinks of your own (a chat message, a pager, a queue), each
 	// known by its Name, which routes list in RouteConfig.Sinks. Default
@@ -73,7 +82,7 @@ type ServerOptions struct {
 	// built from the configuration has ("<webhook>.<route>.jira" or
 	// ".email", for every route) and a route naming a sink that is not
 	// here. Name is read once, by NewServer. One sink may serve several
-	// routes and webhooks: it runs once per event id whichever routes
+	// routes and webhooks: it has one job per event whichever routes
 	// select the event (see Sink), and Deliver may be called for
 	// different events at the same time.
 	Sinks []Sink

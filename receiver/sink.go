@@ -9,52 +9,45 @@ import (
 )
 
 // Sink delivers an event to one destination (a Jira project, a mailbox, the
-// dry-run outbox, or one of your own given in ServerOptions.Sinks). The
-// server runs each matched sink at most once per event id: a sink that
-// succeeded is recorded and skipped on redelivery.
+// dry-run outbox, or one of your own given in ServerOptions.Sinks). It is
+// the single interface a sink of one's own implements.
 //
-// The contract for a sink of your own:
-//   - Deliver gets a context whose deadline is shared by all the sinks of
-//     the delivery ([ServerOptions.DeliveryTimeout]); it is not canceled
-//     when the sender hangs up. Stop when it is done.
-//   - Return nil on success: the server records it in its store under the
-//     sink's Name and does not call Deliver again for this event id (for
-//     [Config.Retention], within what the store keeps: see Memory store in
-//     the package documentation). If the record cannot be written the
-//     sender is told 503, and a retry after the reservation lapses
-//     (DeliveryTimeout plus one minute) runs the sink again: delivery is
-//     at least once, so make Deliver idempotent per event id where the
-//     destination allows it.
-//   - Return [Permanent](err) when retrying cannot help: the sender is
-//     told 422, and the event is appended to the dead-letter file with
-//     the sink's Name, for `stairhook deadletter replay`.
-//   - Return a [*RetryAfterError] for a transient failure with a known
-//     delay: the sender is told 503 with that Retry-After.
-//   - Return any other error for a transient failure: 503 with
-//     Retry-After [DefaultRetryAfter]. A panic counts as a permanent
-//     failure.
+// The contract, on the queued path (the default):
+//   - Deliver is one attempt of one job (an event and this sink). Its
+//     context ends at DeliveryConfig.AttemptTimeout or at shutdown; stop
+//     when it does. It is not tied to the sender's request, which was
+//     answered 202 before.
+//   - Return nil on success: the job is done and Deliver is not called
+//     again for it. A process that dies before the job's record runs the
+//     job again: delivery is at least once, so make Deliver idempotent per
+//     event id (and webhook) where the destination allows it.
+//   - Return [Permanent](err) when retrying cannot help: the job becomes a
+//     dead letter at once, for `stairhook deadletter replay`.
+//   - Return a [*RetryAfterError] when the destination asked for a delay:
+//     the job waits exactly After (at most an hour), and the wait is not
+//     counted as an attempt.
+//   - Return any other error for a transient failure: the job is retried
+//     with backoff (DeliveryConfig.FirstRetry, doubling, up to MaxRetry)
+//     until it succeeds or DeliveryConfig.GiveUpAfter has passed. A panic
+//     counts as a permanent failure.
 //
-// When the sinks of one delivery disagree, any transient failure makes the
-// answer 503 (with the longest Retry-After asked) and nothing is
-// dead-lettered. After any failure the sender retries and Deliver is
-// called again for that event; the sinks that succeeded are not. Error
-// texts go to the log and the dead-letter file only, never to the sender:
-// the 422 names the sink and the reason class "unclassified" ("panic"
-// after a panic), since the other classes, such as "jira 400", belong to
-// the package's own sinks. A sink serves every route that names it, in
-// every webhook, and Deliver may run for several events at once; it runs
-// once per event id and webhook, however many routes of the webhook select
-// the event (an event delivered to two webhooks is two deliveries, as the
-// middleware's ids are kept per webhook too).
+// Error texts go to the log and the job's record (the dead letters, the
+// console), never to the sender. A sink serves every route that names it,
+// in every webhook, and Deliver may run for several events at once; there
+// is one job per event and sink, however many routes of the webhook
+// select the event (an event delivered to two webhooks is two jobs). In
+// inline mode (ServerOptions.Inline) the same errors become the answer to
+// the sender instead: 503 for a transient failure (with the RetryAfter
+// delay), 422 and a line in the dead-letter file for a permanent one.
 type Sink interface {
-	// Name identifies the sink in logs, in responses, in the ledger of
-	// done sinks (the key "sink/<webhook>/<event id>/<name>") and in the dead-letter
-	// file. Sinks built from a Config are named
+	// Name identifies the sink in logs, in responses, in its jobs (and,
+	// in inline mode, in the ledger of done sinks and the dead-letter
+	// file). Sinks built from a Config are named
 	// <webhook>.<route>.<jira|email>, for example "staircase.route1.jira"
 	// or "staircase.risk.email". A sink of ServerOptions.Sinks chooses
 	// its own: 1 to 128 characters from a-z, 0-9, "_", "-" and ".". Keep
-	// it stable across restarts: under a new name a sink has no record,
-	// and runs again for a redelivered or replayed event.
+	// it stable across restarts: a queued job whose sink name is gone
+	// becomes a dead letter.
 	Name() string
 	// Deliver acts on the event; see the contract above. It must not
 	// change ev, which the other sinks of the delivery share.
