@@ -184,6 +184,7 @@ func (s *Server) openQueue(c *Config, opts ServerOptions) (verify.Store, error) 
 		FirstRetry:     c.Delivery.FirstRetry,
 		MaxRetry:       c.Delivery.MaxRetry,
 		GiveUpAfter:    c.Delivery.GiveUpAfter,
+		Retention:      c.Retention,
 		PollInterval:   opts.pollInterval,
 		Logger:         s.log,
 		Now:            opts.Now,

@@ -54,21 +54,17 @@ type Config struct {
 	// Outbox is the folder the dry-run sinks and the dead-letter file
 	// (deadletter.jsonl) write to. Default DefaultOutbox.
 	Outbox string `yaml:"outbox"`
-	// Retention is how long a sink that succeeded for an event stays
-	// recorded, so a redelivery or a dead-letter replay within it does not
-	// run the sink again. Default DefaultRetention (7 days).
+	// Retention is how long an accepted event is kept in the database
+	// once its jobs are all done (a job still queued or dead keeps it),
+	// and so how long a redelivery of its id is answered as a duplicate.
+	// Default DefaultRetention (7 days): keep it above the webhooks'
+	// tolerance and delivery.give_up_after.
 	//
-	// Redis keeps the record for all of it, across restarts and processes.
-	// The in-memory default (one process) keeps it in a store of its own,
-	// apart from the ids, holding verify.DefaultMemoryStoreEntries records
-	// (one per event and sink): when full it forgets the oldest rather than
-	// refuse events, so above about that many sink deliveries per
-	// Retention a late redelivery or replay of an old event may run a sink
-	// again. And a restart forgets every record: a dead-letter replay after
-	// a restart runs every sink of the event again (the Jira sink still
-	// finds its issue by label, unless search lags; an email is sent
-	// again). The ids, kept minutes, answer 503 when their store is full
-	// rather than let a replay through.
+	// In inline mode it is how long a sink that succeeded stays recorded,
+	// so a redelivery or a dead-letter replay within it does not run the
+	// sink again: Redis keeps the record for all of it; the in-memory
+	// default keeps verify.DefaultMemoryStoreEntries records and forgets
+	// the oldest when full, and a restart forgets them all.
 	Retention time.Duration `yaml:"retention"`
 	// Delivery tunes the queue's workers and retries.
 	Delivery DeliveryConfig `yaml:"delivery"`

@@ -25,6 +25,7 @@ const (
 	DefaultFirstRetry     = 5 * time.Second
 	DefaultMaxRetry       = time.Hour
 	DefaultGiveUpAfter    = 72 * time.Hour
+	DefaultRetention      = 7 * 24 * time.Hour
 )
 
 // maxAttempts is River's attempt limit on our jobs: high enough never to
@@ -67,6 +68,10 @@ type Options struct {
 	// queued (or replayed): it becomes a dead letter. Default value is
 	// DefaultGiveUpAfter.
 	GiveUpAfter time.Duration
+	// Retention is how long an accepted event is kept once its jobs are
+	// all done (see DeleteOldEvents); it is also how long its id is
+	// remembered. Default value is DefaultRetention.
+	Retention time.Duration
 	// PollInterval is how often a worker looks for new jobs when nothing
 	// told it of one (SQLite has no notifications; Postgres notifies).
 	// Default value is 50 ms on SQLite and 1 s on Postgres.
@@ -140,6 +145,9 @@ type Queue struct {
 	log   *slog.Logger
 	batch *batcher
 
+	stopCleanup context.CancelFunc
+	cleanupDone chan struct{}
+
 	closeOnce sync.Once
 }
 
@@ -173,6 +181,9 @@ func Open(ctx context.Context, loc Location, opts Options) (*Queue, error) {
 	}
 	if opts.GiveUpAfter <= 0 {
 		opts.GiveUpAfter = DefaultGiveUpAfter
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = DefaultRetention
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -291,13 +302,29 @@ func (q *Queue) Start(ctx context.Context) error {
 	if q.opts.Work == nil {
 		return errors.New("queue: no WorkFunc: an accept-only queue has no workers")
 	}
-	return q.eng.start(ctx)
+	if err := q.eng.start(ctx); err != nil {
+		return err
+	}
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	q.stopCleanup, q.cleanupDone = cancel, make(chan struct{})
+	go func() {
+		defer close(q.cleanupDone)
+		q.cleanupLoop(cctx)
+	}()
+	return nil
 }
 
 // Stop stops fetching jobs and waits for the running attempts until ctx
 // is done, then cancels them; they are worked again later, here or on
 // another instance.
-func (q *Queue) Stop(ctx context.Context) error { return q.eng.stop(ctx) }
+func (q *Queue) Stop(ctx context.Context) error {
+	if q.stopCleanup != nil {
+		q.stopCleanup()
+		<-q.cleanupDone
+		q.stopCleanup = nil
+	}
+	return q.eng.stop(ctx)
+}
 
 // Close closes the database: Accept fails from now on. Stop the workers
 // first.

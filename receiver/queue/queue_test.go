@@ -440,3 +440,49 @@ func TestSQLiteFileMode(t *testing.T) {
 	open(t, queue.Location{SQLitePath: path}, queue.Options{})
 	assertMode(t, path, 0o600)
 }
+
+func TestDeleteOldEvents(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			var now atomic.Int64
+			now.Store(time.Now().UnixMilli())
+			clock := func() time.Time { return time.UnixMilli(now.Load()) }
+			rec := newRecorder(func(d *queue.Delivery) queue.Result {
+				switch d.Sink {
+				case "dead":
+					return queue.Result{Err: errors.New("rejected"), Permanent: true}
+				case "slow":
+					return queue.Result{Err: errors.New("down")}
+				}
+				return queue.Result{}
+			})
+			q := open(t, e.loc(t), queue.Options{Work: rec.work, Now: clock, Retention: time.Hour, FirstRetry: time.Hour, MaxRetry: time.Hour})
+			ctx := context.Background()
+			for _, a := range []*queue.Accepted{accepted("done", "ok"), accepted("dead", "ok", "dead"), accepted("retrying", "slow"), accepted("noroute")} {
+				_, err := q.Accept(ctx, a)
+				require.NoError(t, err)
+			}
+			start(t, q)
+			eventually(t, "the attempts", func() bool {
+				return rec.count("done/ok") == 1 && rec.count("dead/dead") == 1 && rec.count("retrying/slow") == 1
+			})
+			eventually(t, "the dead letter", func() bool { return len(deadLetters(t, q, "")) == 1 })
+
+			n, err := q.DeleteOldEvents(ctx)
+			require.NoError(t, err)
+			assert.Zero(t, n, "nothing is older than the retention yet")
+
+			now.Add((time.Hour + time.Minute).Milliseconds())
+			n, err = q.DeleteOldEvents(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, int64(2), n, "the event whose job succeeded and the one with no route")
+			for id, kept := range map[string]bool{"done": false, "noroute": false, "dead": true, "retrying": true} {
+				got, err := q.Accepted(ctx, "w", id)
+				require.NoError(t, err)
+				assert.Equal(t, kept, got, id)
+			}
+			assert.NotEmpty(t, deadLetters(t, q, "")[0].Body, "a dead letter keeps its body")
+		})
+	}
+}
