@@ -33,8 +33,9 @@ var (
 	// shorter than 16 bytes, or is the zero Secret.
 	ErrInvalidSecret = errors.New("verify: invalid secret")
 
-	// ErrInvalidOptions means the Options given to NewVerifier are unusable,
-	// for example no key or a negative tolerance.
+	// ErrInvalidOptions means the options given to NewVerifier (no key, a
+	// negative tolerance) or NewSQLStore (no dialect, a bad table name) are
+	// unusable.
 	ErrInvalidOptions = errors.New("verify: invalid options")
 
 	// ErrMethodNotAllowed means the request method was not POST (or PUT with

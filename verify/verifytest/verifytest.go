@@ -4,9 +4,12 @@
 // (tampered body, stale or future timestamp, wrong secret) to check that
 // the handler rejects them.
 //
-// Like [httptest.NewRequest], the functions panic on invalid input (a zero
-// Secret, an id that is not 1–256 visible ASCII characters): they are meant
-// for tests, where such input is a bug in the test.
+// Like [httptest.NewRequest], the request builders panic on invalid input (a
+// zero Secret, an id that is not 1–256 visible ASCII characters): they are
+// meant for tests, where such input is a bug in the test.
+//
+// [TestStore] checks a verify.Store of your own against the interface's
+// contract, as testing/fstest.TestFS does for file systems.
 package verifytest
 
 import (
