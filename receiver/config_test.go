@@ -52,7 +52,9 @@ func TestParseConfigExample(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "127.0.0.1:8080", cfg.Listen)
 	assert.Equal(t, "./stairhook-outbox", cfg.Outbox)
-	assert.Equal(t, "", cfg.Store.Redis)
+	assert.Equal(t, StoreConfig{SQLite: "./stairhook.db"}, cfg.Store)
+	assert.Equal(t, DeliveryConfig{Workers: 8, AttemptTimeout: 30 * time.Second, FirstRetry: 5 * time.Second,
+		MaxRetry: time.Hour, GiveUpAfter: 72 * time.Hour}, cfg.Delivery)
 	assert.Equal(t, 168*time.Hour, cfg.Retention)
 	require.NotNil(t, cfg.Jira)
 	assert.Equal(t, "tok-en=", cfg.Jira.APIToken)
@@ -505,4 +507,38 @@ webhooks:
 		"line 8: environment variable OLD is not set (referenced as ${OLD})",
 		"webhooks[0].secrets[1].secret: not a whsec_ secret (invalid secret: empty)",
 	}, got)
+}
+
+func TestParseConfigStoreAndDelivery(t *testing.T) {
+	base := "webhooks: [{name: w, secrets: [{secret: \"" + testSecret + "\"}], routes: [{jira: {project: CS}}]}]\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"both stores", "store: {sqlite: a.db, postgres: \"postgres://127.0.0.1/x\"}\n", "store: set sqlite or postgres, not both"},
+		{"not a postgres URL", "store: {postgres: \"mysql://u:hunter2@h/x\"}\n", "store.postgres: must be a postgres:// URL"},
+		{"sqlite path with ?", "store: {sqlite: \"a.db?mode=ro\"}\n", "store.sqlite: must be a file path without ? or #"},
+		{"negative workers", "delivery: {workers: -1}\n", "delivery.workers: must be from 1 to 1000"},
+		{"too many workers", "delivery: {workers: 1001}\n", "delivery.workers: must be from 1 to 1000"},
+		{"negative timeout", "delivery: {attempt_timeout: -1s}\n", "delivery.attempt_timeout: must not be negative"},
+		{"first above max", "delivery: {first_retry: 2h, max_retry: 1h}\n", "delivery.first_retry: must not be longer than delivery.max_retry"},
+		{"unknown key", "delivery: {worker: 3}\n", "delivery.worker"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tt.yaml+base), env(nil))
+			require.ErrorIs(t, err, ErrInvalidConfig)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.NotContains(t, err.Error(), "hunter2", "a URL's password is never quoted")
+		})
+	}
+	cfg, err := ParseConfig([]byte("store: {postgres: \"postgres://u:p@127.0.0.1:5432/x\"}\ndelivery: {workers: 1000, give_up_after: 1h}\n"+base), env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, "postgres://u:p@127.0.0.1:5432/x", cfg.Store.Postgres)
+	assert.Equal(t, 1000, cfg.Delivery.Workers)
+
+	sc, err := ParseStore("sqlite:/var/lib/stairhook/db")
+	require.NoError(t, err)
+	assert.Equal(t, StoreConfig{SQLite: "/var/lib/stairhook/db"}, sc)
+	_, err = ParseStore("redis://127.0.0.1")
+	assert.Error(t, err)
 }
