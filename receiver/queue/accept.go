@@ -150,21 +150,44 @@ func (e *riverEngine[TTx]) acceptBatch(ctx context.Context, batch []*pending) ([
 	if len(batch) == 0 {
 		return nil, errNoBatch
 	}
+	// One statement for the batch's events; a second copy of an event in
+	// the batch is a duplicate of the first without asking the database.
+	dups := make([]bool, len(batch))
+	first := make(map[eventKey]int, len(batch))
+	var rows []*pending
+	for i, p := range batch {
+		k := eventKey{p.a.Webhook, p.a.EventID}
+		if _, seen := first[k]; seen {
+			dups[i] = true
+			continue
+		}
+		first[k] = i
+		rows = append(rows, p)
+	}
 	tx, err := e.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer e.rollback(context.WithoutCancel(ctx), tx)
-	dups := make([]bool, len(batch))
+	args := make([]any, 0, len(rows)*eventColumns)
+	for _, p := range rows {
+		args = append(args, eventArgs(p.a, p.received)...)
+	}
+	inserted, err := e.query(ctx, tx, e.q.insertEvents(len(rows)), args...)
+	if err != nil {
+		return nil, err
+	}
+	isNew := make(map[eventKey]bool, len(inserted))
+	for _, k := range inserted {
+		isNew[k] = true
+	}
 	var jobs []river.InsertManyParams
-	insert := e.q.insertEvent()
-	for i, p := range batch {
-		n, err := e.exec(ctx, tx, insert, eventArgs(p.a, p.received)...)
-		if err != nil {
-			return nil, err
-		}
-		if dups[i] = n == 0; !dups[i] {
+	for _, p := range rows {
+		k := eventKey{p.a.Webhook, p.a.EventID}
+		if isNew[k] {
 			jobs = append(jobs, p.jobs...)
+		} else {
+			dups[first[k]] = true
 		}
 	}
 	if len(jobs) > 0 {
@@ -177,3 +200,6 @@ func (e *riverEngine[TTx]) acceptBatch(ctx context.Context, batch []*pending) ([
 	}
 	return dups, nil
 }
+
+// eventKey identifies an event: its webhook and id.
+type eventKey struct{ webhook, id string }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -248,8 +249,13 @@ func (q *Queue) newEngine() error {
 		}
 		q.eng = &riverEngine[*sql.Tx]{q: q, client: c,
 			begin: func(ctx context.Context) (*sql.Tx, error) { return q.db.sql.BeginTx(ctx, nil) },
-			exec: func(ctx context.Context, tx *sql.Tx, s string, a ...any) (int64, error) {
-				return rowsAffected(tx.ExecContext(ctx, s, a...))
+			query: func(ctx context.Context, tx *sql.Tx, s string, a ...any) ([]eventKey, error) {
+				rows, err := tx.QueryContext(ctx, s, a...)
+				if err != nil {
+					return nil, err
+				}
+				defer rows.Close()
+				return scanKeys(rows)
 			},
 			commit:   func(_ context.Context, tx *sql.Tx) error { return tx.Commit() },
 			rollback: func(_ context.Context, tx *sql.Tx) error { return tx.Rollback() },
@@ -262,9 +268,13 @@ func (q *Queue) newEngine() error {
 	}
 	q.eng = &riverEngine[pgx.Tx]{q: q, client: c,
 		begin: func(ctx context.Context) (pgx.Tx, error) { return q.db.pool.Begin(ctx) },
-		exec: func(ctx context.Context, tx pgx.Tx, s string, a ...any) (int64, error) {
-			tag, err := tx.Exec(ctx, s, a...)
-			return tag.RowsAffected(), err
+		query: func(ctx context.Context, tx pgx.Tx, s string, a ...any) ([]eventKey, error) {
+			rows, err := tx.Query(ctx, s, a...)
+			if err != nil {
+				return nil, err
+			}
+			defer rows.Close()
+			return scanKeys(rows)
 		},
 		commit:   func(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) },
 		rollback: func(ctx context.Context, tx pgx.Tx) error { return tx.Rollback(ctx) },
@@ -272,11 +282,22 @@ func (q *Queue) newEngine() error {
 	return nil
 }
 
-func rowsAffected(r sql.Result, err error) (int64, error) {
-	if err != nil {
-		return 0, err
+// scanKeys reads the (webhook, event id) rows of insertEvents, from
+// database/sql or pgx.
+func scanKeys(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}) ([]eventKey, error) {
+	var keys []eventKey
+	for rows.Next() {
+		var k eventKey
+		if err := rows.Scan(&k.webhook, &k.id); err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
 	}
-	return r.RowsAffected()
+	return keys, rows.Err()
 }
 
 // Location is where the database is.
@@ -333,12 +354,23 @@ func (q *Queue) Close() error {
 	return q.db.close()
 }
 
-// insertEvent is the statement recording an accepted event; it writes
-// nothing when the event is already there.
-func (q *Queue) insertEvent() string {
-	s := `INSERT INTO stairhook_events (webhook, event_id, type, account, received_at, key_label, scheme, test, sinks, body)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (webhook, event_id) DO NOTHING`
-	return q.rebind(s)
+// eventColumns is the number of columns insertEvents fills per event.
+const eventColumns = 10
+
+// insertEvents is the statement recording n accepted events; it writes
+// nothing for an event already there, and returns the webhook and id of
+// each event it did write.
+func (q *Queue) insertEvents(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO stairhook_events (webhook, event_id, type, account, received_at, key_label, scheme, test, sinks, body) VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	b.WriteString(" ON CONFLICT (webhook, event_id) DO NOTHING RETURNING webhook, event_id")
+	return q.rebind(b.String())
 }
 
 // rebind turns ? placeholders into Postgres's $n.
@@ -375,7 +407,7 @@ type riverEngine[TTx any] struct {
 	q        *Queue
 	client   *river.Client[TTx]
 	begin    func(context.Context) (TTx, error)
-	exec     func(context.Context, TTx, string, ...any) (int64, error)
+	query    func(context.Context, TTx, string, ...any) ([]eventKey, error)
 	commit   func(context.Context, TTx) error
 	rollback func(context.Context, TTx) error
 }
@@ -428,7 +460,7 @@ func (e *riverEngine[TTx]) bury(ctx context.Context, a *Accepted, received int64
 		return err
 	}
 	defer e.rollback(context.WithoutCancel(ctx), tx)
-	if _, err := e.exec(ctx, tx, e.q.insertEvent(), eventArgs(a, received)...); err != nil {
+	if _, err := e.query(ctx, tx, e.q.insertEvents(1), eventArgs(a, received)...); err != nil {
 		return err
 	}
 	res, err := e.client.InsertManyTx(ctx, tx, []river.InsertManyParams{job})

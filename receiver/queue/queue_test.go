@@ -486,3 +486,37 @@ func TestDeleteOldEvents(t *testing.T) {
 		})
 	}
 }
+
+// Concurrent Accepts of one event, whether they share a batch or not,
+// record it once: one is new, the others duplicates, and its sinks have one
+// job each.
+func TestAcceptConcurrentCopies(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			rec := newRecorder(nil)
+			q := open(t, e.loc(t), queue.Options{Work: rec.work})
+			const copies = 32
+			var fresh atomic.Int32
+			var wg sync.WaitGroup
+			for i := range copies {
+				wg.Go(func() {
+					// Other events around it, so batches mix.
+					_, err := q.Accept(context.Background(), accepted(fmt.Sprintf("other%d", i), "s"))
+					assert.NoError(t, err)
+					dup, err := q.Accept(context.Background(), accepted("same", "s"))
+					assert.NoError(t, err)
+					if !dup {
+						fresh.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			assert.Equal(t, int32(1), fresh.Load())
+			start(t, q)
+			eventually(t, "every job", func() bool { return rec.count("same/s") == 1 && rec.count(fmt.Sprintf("other%d/s", copies-1)) == 1 })
+			time.Sleep(200 * time.Millisecond)
+			assert.Equal(t, 1, rec.count("same/s"))
+		})
+	}
+}
