@@ -36,6 +36,12 @@ var ErrBadStore = errors.New("queue: store must be sqlite:PATH or a postgres:// 
 // migrating or accepting at once queue up instead of deadlocking.
 const sqliteParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
 
+// sqliteReadParams are the settings of the read-only connections.
+const sqliteReadParams = "_pragma=busy_timeout(10000)&_pragma=query_only(1)"
+
+// sqliteReaders is the size of the read-only pool.
+const sqliteReaders = 4
+
 // Location is a parsed store: exactly one of SQLitePath and PostgresURL is
 // set.
 type Location struct {
@@ -81,8 +87,13 @@ const defaultPoolConns = 20
 // database is an open store: database/sql for our own tables and the id
 // store on both engines, plus the pgx pool River's Postgres driver wants.
 type database struct {
-	loc  Location
-	sql  *sql.DB
+	loc Location
+	sql *sql.DB
+	// read serves this package's reads. On SQLite it is a pool of its own,
+	// read-only: the write-ahead log lets readers run beside the one
+	// writer, so a request's id check never queues behind a commit. On
+	// Postgres it is sql.
+	read *sql.DB
 	pool *pgxpool.Pool // Postgres only
 }
 
@@ -111,7 +122,13 @@ func openDatabase(ctx context.Context, loc Location) (*database, error) {
 			db.Close()
 			return nil, fmt.Errorf("queue: open %s: %w", loc, err)
 		}
-		return &database{loc: loc, sql: db}, nil
+		read, err := sql.Open("sqlite", path+"?"+sqliteReadParams)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		read.SetMaxOpenConns(sqliteReaders)
+		return &database{loc: loc, sql: db, read: read}, nil
 	}
 	cfg, err := pgxpool.ParseConfig(loc.PostgresURL)
 	if err != nil {
@@ -130,7 +147,8 @@ func openDatabase(ctx context.Context, loc Location) (*database, error) {
 		pool.Close()
 		return nil, fmt.Errorf("queue: connect to %s: %w", loc, redactPG(err))
 	}
-	return &database{loc: loc, sql: stdlib.OpenDBFromPool(pool), pool: pool}, nil
+	db := stdlib.OpenDBFromPool(pool)
+	return &database{loc: loc, sql: db, read: db, pool: pool}, nil
 }
 
 // redactPG keeps a connection error's class but drops its text, which
@@ -145,6 +163,9 @@ func redactPG(err error) error {
 
 func (d *database) close() error {
 	err := d.sql.Close()
+	if d.read != d.sql {
+		err = errors.Join(err, d.read.Close())
+	}
 	if d.pool != nil {
 		d.pool.Close()
 	}

@@ -307,7 +307,7 @@ func (q *Queue) Location() Location { return q.db.loc }
 // durable record of the ids the verify middleware checks.
 func (q *Queue) Accepted(ctx context.Context, webhook, id string) (bool, error) {
 	var one int
-	err := q.db.sql.QueryRowContext(ctx,
+	err := q.db.read.QueryRowContext(ctx,
 		q.rebind("SELECT 1 FROM stairhook_events WHERE webhook = ? AND event_id = ?"), webhook, id).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil

@@ -98,7 +98,7 @@ func (q *Queue) logDead(job *river.Job[DeliveryArgs], why string, err error) {
 func (q *Queue) loadEvent(ctx context.Context, webhook, id string) ([]byte, time.Time, error) {
 	var body []byte
 	var ms int64
-	err := q.db.sql.QueryRowContext(ctx,
+	err := q.db.read.QueryRowContext(ctx,
 		q.rebind("SELECT body, received_at FROM stairhook_events WHERE webhook = ? AND event_id = ?"),
 		webhook, id).Scan(&body, &ms)
 	return body, time.UnixMilli(ms), err
