@@ -316,7 +316,7 @@ func (q *Queue) Accepted(ctx context.Context, webhook, id string) (bool, error) 
 }
 
 // Ping checks that the database answers.
-func (q *Queue) Ping(ctx context.Context) error { return q.db.sql.PingContext(ctx) }
+func (q *Queue) Ping(ctx context.Context) error { return q.db.read.PingContext(ctx) }
 
 // Start starts this process's workers; they run until Stop.
 func (q *Queue) Start(ctx context.Context) error {
