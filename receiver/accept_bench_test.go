@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -29,7 +28,6 @@ import (
 // benchmarks, as the target states it.
 const benchConcurrency = 32
 
-var benchRole = Role(os.Getenv("BENCH_ROLE"))
 
 // benchStores are the databases the accept benchmarks run on.
 func benchStores(b *testing.B) map[string]func(b *testing.B) StoreConfig {
@@ -55,15 +53,17 @@ func benchBody(b *testing.B, id string) []byte {
 
 // BenchmarkAccept measures the accept path over loopback HTTP: verify,
 // record the event and two jobs, answer 202; b.N requests at concurrency
-// 32, each a new 1 KiB event with two no-op sinks (worked in the same
-// process, as serve does). It reports events/s and the latency to the
-// 2xx at p50 and p99.
+// 32, each a new 1 KiB event with two no-op sinks. Role accept answers
+// only; role all also works the jobs in the same process, as a lone serve
+// does. It reports events/s and the latency to the 2xx at p50 and p99.
 func BenchmarkAccept(b *testing.B) {
 	for _, name := range []string{"sqlite", "postgres"} {
-		b.Run(name, func(b *testing.B) {
-			store := benchStores(b)[name](b)
-			runAcceptBench(b, store, nil)
-		})
+		for _, role := range []Role{RoleAccept, RoleAll} {
+			b.Run(name+"/"+string(role), func(b *testing.B) {
+				store := benchStores(b)[name](b)
+				runAcceptBench(b, store, role, nil)
+			})
+		}
 	}
 }
 
@@ -87,7 +87,7 @@ func BenchmarkAcceptToDone(b *testing.B) {
 					}
 				}
 			}
-			runAcceptBench(b, store, &acceptHooks{rate: doneRate, start: func(id string) { starts.Store(id, time.Now()) }, done: onDone, wait: func(n int) bool {
+			runAcceptBench(b, store, RoleAll, &acceptHooks{rate: doneRate, start: func(id string) { starts.Store(id, time.Now()) }, done: onDone, wait: func(n int) bool {
 				mu.Lock()
 				defer mu.Unlock()
 				return len(lat) >= n
@@ -112,7 +112,7 @@ type acceptHooks struct {
 // doneRate is the pace of BenchmarkAcceptToDone.
 const doneRate = 200
 
-func runAcceptBench(b *testing.B, store StoreConfig, hooks *acceptHooks) {
+func runAcceptBench(b *testing.B, store StoreConfig, role Role, hooks *acceptHooks) {
 	secret, err := verify.ParseSecret(testSecret)
 	require.NoError(b, err)
 	cfg := &Config{
@@ -135,7 +135,7 @@ func runAcceptBench(b *testing.B, store StoreConfig, hooks *acceptHooks) {
 		Logger:       slog.New(slog.DiscardHandler),
 		Sinks:        []Sink{mk("one"), mk("two")},
 		pollInterval: 10 * time.Millisecond,
-		Role:         benchRole,
+		Role:         role,
 	})
 	require.NoError(b, err)
 	defer srv.Close()
