@@ -24,12 +24,12 @@ import (
 // package's tests share.
 var engines = []struct {
 	name string
-	loc  func(t *testing.T) queue.Location
+	loc  func(t testing.TB) queue.Location
 }{
-	{"sqlite", func(t *testing.T) queue.Location {
+	{"sqlite", func(t testing.TB) queue.Location {
 		return queue.Location{SQLitePath: filepath.Join(t.TempDir(), "stairhook.db")}
 	}},
-	{"postgres", func(t *testing.T) queue.Location {
+	{"postgres", func(t testing.TB) queue.Location {
 		return queue.Location{PostgresURL: sharedPostgres(t).CreateDatabase(t, fmt.Sprintf("q%d", dbSeq.Add(1)))}
 	}},
 }
@@ -42,9 +42,9 @@ var (
 
 // sharedPostgres starts one server for the package's tests (each test has
 // its own database on it); it stops with the test binary's process group.
-func sharedPostgres(t *testing.T) *testenv.Postgres {
+func sharedPostgres(t testing.TB) *testenv.Postgres {
 	t.Helper()
-	pgOnce.Do(func() { pg = testenv.StartPostgres(&keepAlive{T: t}) })
+	pgOnce.Do(func() { pg = testenv.StartPostgres(&keepAlive{TB: t}) })
 	if pg == nil {
 		t.Skip("no Postgres")
 	}
@@ -53,7 +53,7 @@ func sharedPostgres(t *testing.T) *testenv.Postgres {
 
 // keepAlive lets the shared server outlive the first test that asked for
 // it: its cleanups run when the package's tests end (TestMain).
-type keepAlive struct{ *testing.T }
+type keepAlive struct{ testing.TB }
 
 var cleanups []func()
 
