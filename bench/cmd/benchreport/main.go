@@ -51,6 +51,7 @@ type options struct {
 	commit, treeState, versions  string
 	rounds, benchtime, httpTimes string
 	elapsed                      string
+	inboxRaw, inboxStat, inboxN  string
 }
 
 func main() {
@@ -76,6 +77,9 @@ func main() {
 	flag.StringVar(&o.rounds, "rounds", "", "number of rounds")
 	flag.StringVar(&o.benchtime, "benchtime", "", "-benchtime of BenchmarkVerify")
 	flag.StringVar(&o.httpTimes, "http-benchtime", "", "-benchtime of BenchmarkHTTP")
+	flag.StringVar(&o.inboxRaw, "inbox", "", "raw go test output of the durable inbox's benchmarks, all rounds (optional)")
+	flag.StringVar(&o.inboxStat, "inbox-benchstat", "", "benchstat output for the inbox results")
+	flag.StringVar(&o.inboxN, "inbox-benchtime", "", "-benchtime of the inbox benchmarks")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
@@ -184,6 +188,9 @@ func (t target) verdict() string {
 	if t.unit == "allocs/op" {
 		return fmt.Sprintf("**missed** (%g allocs/op)", t.measured)
 	}
+	if t.unit == "ms" {
+		return fmt.Sprintf("**missed** (%.1f ms where under %.0f ms is required)", t.measured, t.limit)
+	}
 	if t.atMost {
 		return fmt.Sprintf("**missed** by %.0f%% (%.2f× where %.2f× is allowed)", (t.measured/t.limit-1)*100, t.measured, t.limit)
 	}
@@ -287,7 +294,13 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	ts := targets(v, h)
+	var in samples
+	if o.inboxRaw != "" {
+		if in, err = readRaw(o.inboxRaw); err != nil {
+			return err
+		}
+	}
+	ts := append(targets(v, h), inboxTargets(in)...)
 	if o.missedOut != "" {
 		var b strings.Builder
 		for _, t := range ts {
@@ -301,7 +314,7 @@ func run(o options) error {
 		return errors.New("-o or -missed is required")
 	}
 	var b strings.Builder
-	if err := report(&b, o, v, h, ts); err != nil {
+	if err := report(&b, o, v, h, in, ts); err != nil {
 		return err
 	}
 	return os.WriteFile(o.out, []byte(b.String()), 0o644)
@@ -330,7 +343,7 @@ func ns(sec float64) string {
 	}
 }
 
-func report(w io.Writer, o options, v, h samples, ts []target) error {
+func report(w io.Writer, o options, v, h, in samples, ts []target) error {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("# Benchmarks\n\n")
 	p("Written by `bench/run`; do not edit by hand, run it again. ")
@@ -349,9 +362,12 @@ func report(w io.Writer, o options, v, h samples, ts []target) error {
 	for _, t := range ts {
 		m := "–"
 		if t.known {
-			if t.unit == "allocs/op" {
+			switch t.unit {
+			case "allocs/op":
 				m = fmt.Sprintf("%g allocs/op", t.measured)
-			} else {
+			case "ms":
+				m = fmt.Sprintf("%.1f ms", t.measured)
+			default:
 				m = fmt.Sprintf("%.3f×", t.measured)
 			}
 		}
@@ -458,6 +474,8 @@ func report(w io.Writer, o options, v, h samples, ts []target) error {
 			}
 		}
 	}
+
+	inboxReport(w, o, in)
 
 	p("## Peers\n\n")
 	p("Module versions measured (all served by the Go module proxy):\n\n```\n%s\n```\n\n", readOptional(o.versions))

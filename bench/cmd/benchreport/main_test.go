@@ -90,7 +90,7 @@ func TestTargets(t *testing.T) {
 	}
 
 	var b strings.Builder
-	if err := report(&b, options{}, v, h, targets(v, h)); err != nil {
+	if err := report(&b, options{}, v, h, nil, targets(v, h)); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"| 1KiB | stripe (1.50 µs) | 0.47× (0.47–0.47) | 1.17× (1.17–1.17) |", "**0.850×**", "cannot be met by any implementation"} {
@@ -125,5 +125,58 @@ func TestRatioPairsRounds(t *testing.T) {
 	}
 	if _, ok := ratio(v, "1MiB", ourV1, baseline); ok {
 		t.Error("ratio of samples with different round counts was accepted")
+	}
+}
+
+// The inbox's targets pair each round's accept rate with that round's
+// commit limit, and say "not measured" for nothing else: the section and
+// the targets appear only with inbox results.
+func TestInboxTargets(t *testing.T) {
+	raw := writeRaw(t, []string{
+		"BenchmarkCommitLimit/sqlite-2 \t 3000\t 300000 ns/op\t 3000 commits/s",
+		"BenchmarkCommitLimit/postgres-2 \t 3000\t 300000 ns/op\t 4000 commits/s",
+		"BenchmarkAccept/sqlite/accept-2 \t 3000\t 300000 ns/op\t 1800 events/s\t 10 p50-2xx-ms\t 30 p99-2xx-ms",
+		"BenchmarkAccept/sqlite/all-2 \t 3000\t 300000 ns/op\t 1200 events/s\t 12 p50-2xx-ms\t 60 p99-2xx-ms",
+		"BenchmarkAccept/postgres/accept-2 \t 3000\t 300000 ns/op\t 1000 events/s\t 20 p50-2xx-ms\t 80 p99-2xx-ms",
+		"BenchmarkAcceptToDone/sqlite-2 \t 1000\t 5000000 ns/op\t 12 p50-done-ms\t 40 p99-done-ms",
+	})
+	in, err := readRaw(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]target{}
+	for _, tg := range inboxTargets(in) {
+		got[tg.key] = tg
+	}
+	for _, tc := range []struct {
+		key       string
+		measured  float64
+		met, know bool
+	}{
+		{"inbox-sqlite-ratio", 0.6, true, true},
+		{"inbox-sqlite-p99", 30, true, true},
+		{"inbox-postgres-ratio", 0.25, false, true},
+		{"inbox-postgres-p99", 80, false, true},
+	} {
+		tg := got[tc.key]
+		if tg.known != tc.know || (tc.know && (tg.measured < tc.measured*0.99 || tg.measured > tc.measured*1.01)) {
+			t.Errorf("%s: measured %v (known %v), want %v", tc.key, tg.measured, tg.known, tc.measured)
+		}
+		if tg.met() != tc.met {
+			t.Errorf("%s: met = %v, want %v", tc.key, tg.met(), tc.met)
+		}
+	}
+	if v := got["inbox-postgres-p99"].verdict(); !strings.Contains(v, "80.0 ms where under 50 ms") {
+		t.Errorf("p99 verdict %q", v)
+	}
+	var b strings.Builder
+	inboxReport(&b, options{inboxN: "3000x"}, in)
+	for _, want := range []string{"| sqlite | accept | 1800 | 10.0 ms | 30.0 ms | 3000 | 0.60×", "| postgres | all | – |", "| sqlite | 12.0 ms | 40.0 ms |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("inbox report lacks %q:\n%s", want, b.String())
+		}
+	}
+	if inboxTargets(nil) != nil {
+		t.Error("targets without inbox results")
 	}
 }
