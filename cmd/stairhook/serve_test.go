@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,7 +19,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/internal/testenv"
-	"github.com/stairhook/stairhook/receiver"
 )
 
 // served is a "stairhook serve" running in-process.
@@ -58,15 +59,29 @@ func startServeOn(t *testing.T, next func() string, environ map[string]string, a
 	return nil
 }
 
-// tryServe runs serve once on addr and waits until it listens.
+// tryServe runs serve once on addr and waits until it serves HTTP.
 func tryServe(t *testing.T, addr string, environ map[string]string, args []string) (*served, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &served{addr: addr, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, cancel: cancel, done: make(chan int, 1)}
 	go func() {
 		s.done <- run(ctx, append([]string{"serve", "--addr", addr}, args...), strings.NewReader(""), s.stdout, s.stderr, func(k string) (string, bool) { v, ok := environ[k]; return v, ok })
 	}()
+	// Only "listening on" says that serve itself holds the address; the
+	// rest of what it prints at start (the database, the secret) comes
+	// before it serves HTTP, so it is all there once /healthz answers.
+	serving := func() bool {
+		if !strings.Contains(s.stdout.String(), "listening on") {
+			return false
+		}
+		resp, err := healthClient.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	}
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(s.stdout.String(), "listening on") {
+	for !serving() {
 		select {
 		case code := <-s.done:
 			cancel()
@@ -92,13 +107,26 @@ func tryServe(t *testing.T, addr string, environ map[string]string, args []strin
 	return s, nil
 }
 
+// healthClient asks a starting serve for /healthz.
+var healthClient = &http.Client{Timeout: time.Second}
+
 // stop cancels serve's context, as SIGTERM does, and returns its status.
+// A server with workers is first left to start them: serve says it
+// listens before River's Start has run, and a SIGTERM in between makes
+// Start fail with the cancelled context and serve exit 1.
 func (s *served) stop(t *testing.T) int {
 	t.Helper()
+	if out := s.stdout.String(); strings.Contains(out, "(role all)") || strings.Contains(out, "(role work)") {
+		require.True(t, eventually(func() bool { return strings.Contains(s.stderr.String(), `"msg":"River client started"`) }),
+			"the workers did not start: %s", s.stderr)
+	}
 	s.cancel()
 	select {
 	case code := <-s.done:
 		s.done <- code // for the cleanup
+		if code != exitOK {
+			t.Logf("serve exited with %d:\n%s%s", code, s.stdout, s.stderr)
+		}
 		return code
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve did not stop")
@@ -119,11 +147,60 @@ func outboxFiles(t *testing.T, dir string) []string {
 	return files
 }
 
+// waitTimeout bounds every wait for the queue's workers.
+const waitTimeout = 15 * time.Second
+
+// eventually polls cond until it holds or waitTimeout passes, and reports
+// whether it held. The queued server works its jobs after its 202: a test
+// waits for their effect, never for a fixed time.
+func eventually(cond func() bool) bool {
+	for deadline := time.Now().Add(waitTimeout); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+// tempStore is a --store naming a fresh SQLite file in a folder of t, so no
+// test leaves a database in the package folder (TestMain checks).
+func tempStore(t *testing.T) string {
+	t.Helper()
+	return "sqlite:" + filepath.Join(t.TempDir(), "stairhook.db")
+}
+
+// hasOutboxFile reports whether the outbox holds a dry-run file of the
+// event for the kind of sink ("jira" or "email").
+func hasOutboxFile(t *testing.T, outbox, kind, id string) bool {
+	for _, f := range outboxFiles(t, outbox) {
+		if strings.HasPrefix(f, kind+"/"+id+"-") {
+			return true
+		}
+	}
+	return false
+}
+
+// bodyFile writes a churn_risk sample with the given id, for send --body.
+func bodyFile(t *testing.T, id string) string {
+	t.Helper()
+	return writeFile(t, id+".json", string(sampleEvent(t, id)))
+}
+
+func sampleEvent(t *testing.T, id string) json.RawMessage {
+	t.Helper()
+	b, err := sampleBody("churn_risk", id, "", false, time.Unix(testTS, 0))
+	require.NoError(t, err)
+	var c bytes.Buffer
+	require.NoError(t, json.Compact(&c, b))
+	return json.RawMessage(c.Bytes())
+}
+
 var exportLine = regexp.MustCompile(`(?m)^export STAIRHOOK_SECRET=(whsec_\S+)$`)
 
 func TestServeDefaultWithGeneratedSecret(t *testing.T) {
 	outbox := t.TempDir()
-	s := startServe(t, nil, "--outbox", outbox)
+	store := tempStore(t)
+	s := startServe(t, nil, "--outbox", outbox, "--store", store)
 	out := s.stdout.String()
 	m := exportLine.FindStringSubmatch(out)
 	require.NotNil(t, m, "the generated secret is printed: %s", out)
@@ -131,16 +208,31 @@ func TestServeDefaultWithGeneratedSecret(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(out, secret), "printed once")
 	assert.Contains(t, out, "POST http://"+s.addr+"/webhooks/staircase")
 	assert.Contains(t, out, "dry run")
+	assert.Contains(t, out, "database: "+store+" (role all)\n")
 
-	r := invoke(t, map[string]string{"STAIRHOOK_SECRET": secret}, "", "send", "--url", "http://"+s.addr+"/webhooks/staircase",
-		"--secret-env", "STAIRHOOK_SECRET", "--type", "churn_risk", "--test")
+	environ := map[string]string{"STAIRHOOK_SECRET": secret}
+	url := "http://" + s.addr + "/webhooks/staircase"
+	r := invoke(t, environ, "", "send", "--url", url, "--secret-env", "STAIRHOOK_SECRET", "--type", "churn_risk", "--test")
 	require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
-	assert.Contains(t, r.stdout, "attempt 1: 200 OK")
-	id := regexp.MustCompile(`delivered (evt_\w+)`).FindStringSubmatch(r.stdout)
-	require.NotNil(t, id)
-	files := outboxFiles(t, outbox)
-	assert.Contains(t, strings.Join(files, "\n"), "jira/"+id[1])
-	assert.Contains(t, strings.Join(files, "\n"), "email/"+id[1])
+	assert.Contains(t, r.stdout, "attempt 1: 202 Accepted")
+	id := regexp.MustCompile(`POST \S+ id (evt_\w+)`).FindStringSubmatch(r.stdout)
+	require.NotNil(t, id, r.stdout)
+	assert.Contains(t, r.stdout, `{"status":"queued","id":"`+id[1]+`","sinks":["staircase.jira.jira","staircase.email.email"]}`)
+	// The sinks run after the answer.
+	require.True(t, eventually(func() bool {
+		return hasOutboxFile(t, outbox, "jira", id[1]) && hasOutboxFile(t, outbox, "email", id[1])
+	}), "the dry-run files of %s: %v", id[1], outboxFiles(t, outbox))
+
+	t.Run("redelivery is a duplicate", func(t *testing.T) {
+		body := bodyFile(t, "evt_twice")
+		r := invoke(t, environ, "", "send", "--url", url, "--body", body)
+		require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
+		assert.Contains(t, r.stdout, "attempt 1: 202 Accepted")
+		r = invoke(t, environ, "", "send", "--url", url, "--body", body)
+		require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
+		assert.Contains(t, r.stdout, "attempt 1: 200 OK")
+		assert.Contains(t, r.stdout, "delivered evt_twice in 1 attempt(s) (duplicate: already processed)")
+	})
 
 	assert.Equal(t, exitOK, s.stop(t))
 	assert.Contains(t, s.stdout.String(), "stairhook serve: stopped")
@@ -149,7 +241,7 @@ func TestServeDefaultWithGeneratedSecret(t *testing.T) {
 
 func TestServeSecretFromEnvironmentIsNotPrinted(t *testing.T) {
 	f := newFixture(t)
-	s := startServe(t, map[string]string{"STAIRHOOK_SECRET": f.text}, "--outbox", t.TempDir())
+	s := startServe(t, map[string]string{"STAIRHOOK_SECRET": f.text}, "--outbox", t.TempDir(), "--store", tempStore(t))
 	assert.Contains(t, s.stdout.String(), "secret: from $STAIRHOOK_SECRET")
 	r := invoke(t, map[string]string{"STAIRHOOK_SECRET": f.text}, "", "send", "--url", "http://"+s.addr+"/webhooks/staircase")
 	require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
@@ -192,116 +284,110 @@ func TestServeConfigErrors(t *testing.T) {
 	assert.Contains(t, r.stderr, "/nonexistent/stairhook.yaml")
 }
 
-// deadLetterFile writes records for webhook staircase to <outbox>/deadletter.jsonl.
-func deadLetterFile(t *testing.T, outbox string, recs ...receiver.DeadLetter) string {
-	t.Helper()
-	var b strings.Builder
-	for _, r := range recs {
-		line, err := json.Marshal(r)
-		require.NoError(t, err)
-		b.Write(line)
-		b.WriteByte('\n')
+// TestServeRefusesRedisStore: store.redis is inline mode's; the queued
+// server refuses it at start, whatever names its database, before it
+// creates one.
+func TestServeRefusesRedisStore(t *testing.T) {
+	f := newFixture(t)
+	db := filepath.Join(t.TempDir(), "stairhook.db")
+	cfg := writeFile(t, "stairhook.yaml", strings.ReplaceAll(testConfig, "%OUTBOX%", t.TempDir())+
+		"store: {sqlite: \""+db+"\", redis: \"redis://127.0.0.1:6379/0\"}\n")
+	store := "sqlite:" + db
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		environ map[string]string
+	}{
+		{"store from the config", nil, nil},
+		{"--store", []string{"--store", store}, nil},
+		{"$STAIRHOOK_STORE", nil, map[string]string{"STAIRHOOK_STORE": store}},
+		{"--role accept", []string{"--role", "accept"}, nil},
+		{"--role work", []string{"--role", "work"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			environ := map[string]string{"CLI_TEST_SECRET": f.text}
+			maps.Copy(environ, tc.environ)
+			r := invoke(t, environ, "", append([]string{"serve", "--config", cfg, "--addr", "127.0.0.1:0"}, tc.args...)...)
+			assert.Equal(t, exitFail, r.code, r.stdout+r.stderr)
+			assert.Contains(t, r.stderr, "store.redis")
+			assert.Contains(t, r.stderr, "inline mode")
+			assert.NotContains(t, r.stdout, "listening on")
+			assert.NoFileExists(t, db, "refused before the database is created")
+		})
 	}
-	p := filepath.Join(outbox, receiver.DeadLetterFile)
-	require.NoError(t, os.WriteFile(p, []byte(b.String()), 0o600))
-	return p
 }
 
-func sampleEvent(t *testing.T, id string) json.RawMessage {
-	t.Helper()
-	b, err := sampleBody("churn_risk", id, "", false, time.Unix(testTS, 0))
-	require.NoError(t, err)
-	var c bytes.Buffer
-	require.NoError(t, json.Compact(&c, b))
-	return json.RawMessage(c.Bytes())
+// TestServeInline: --inline is the synchronous mode of the Lambda
+// bootstrap: the sinks have run when the answer is 200, and there is no
+// database.
+func TestServeInline(t *testing.T) {
+	f := newFixture(t)
+	environ := map[string]string{"CLI_TEST_SECRET": f.text}
+	run := func(t *testing.T, cfg, outbox string) {
+		db := filepath.Join(t.TempDir(), "stairhook.db")
+		s := startServe(t, environ, "--config", cfg, "--inline", "--store", "sqlite:"+db)
+		assert.NotContains(t, s.stdout.String(), "database:")
+		url := "http://" + s.addr + "/webhooks/staircase"
+		body := bodyFile(t, "evt_inline")
+		r := invoke(t, environ, "", "send", "--url", url, "--secret-env", "CLI_TEST_SECRET", "--body", body)
+		require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
+		assert.Contains(t, r.stdout, "attempt 1: 200 OK")
+		assert.Contains(t, r.stdout, `"outcome":"delivered"`)
+		assert.True(t, hasOutboxFile(t, outbox, "jira", "evt_inline"), "written before the answer: %v", outboxFiles(t, outbox))
+
+		r = invoke(t, environ, "", "send", "--url", url, "--secret-env", "CLI_TEST_SECRET", "--body", body)
+		require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
+		assert.Contains(t, r.stdout, "delivered evt_inline in 1 attempt(s) (duplicate: already processed)")
+
+		assert.Equal(t, exitOK, s.stop(t))
+		assert.NoFileExists(t, db, "inline mode has no database")
+	}
+	t.Run("ids in memory", func(t *testing.T) {
+		outbox := t.TempDir()
+		run(t, writeConfig(t, outbox), outbox)
+	})
+	t.Run("ids in store.redis", func(t *testing.T) {
+		rds := testenv.StartRedis(t)
+		outbox := t.TempDir()
+		run(t, writeFile(t, "stairhook.yaml", strings.ReplaceAll(testConfig, "%OUTBOX%", outbox)+"store: {redis: \""+rds.URL()+"\"}\n"), outbox)
+	})
 }
 
-// TestDeadLetterReplayThroughServe replays dead letters, written as the
-// server writes them, into a running serve: once per event id, signed
-// with the config's secret, reaching the sinks.
-func TestDeadLetterReplayThroughServe(t *testing.T) {
+// TestServeRoles: an accept-only instance records events without working
+// them; a work-only instance on the same database delivers them and
+// answers webhooks 503.
+func TestServeRoles(t *testing.T) {
 	f := newFixture(t)
 	outbox := t.TempDir()
-	cfg := writeConfig(t, outbox)
-	environ := map[string]string{"CLI_TEST_SECRET": f.text}
-	s := startServe(t, environ, "--config", cfg)
-
-	when := time.Unix(testTS, 0).UTC()
-	deadLetterFile(t, outbox,
-		receiver.DeadLetter{Time: when, Webhook: "staircase", EventID: "evt_dl_1", Sink: "staircase.route1.jira", Error: "400 Bad Request: project CS\x1b[31m", Body: sampleEvent(t, "evt_dl_1")},
-		receiver.DeadLetter{Time: when, Webhook: "staircase", EventID: "evt_dl_1", Sink: "staircase.route1.email", Error: "550 no such user", Body: sampleEvent(t, "evt_dl_1")},
-		receiver.DeadLetter{Time: when, Webhook: "staircase", EventID: "evt_dl_2", Sink: "staircase.route1.jira", Error: "400", Body: sampleEvent(t, "evt_dl_2")},
-	)
-
-	r := invoke(t, environ, "", "deadletter", "list", "--config", cfg)
-	require.Equal(t, exitOK, r.code, r.stderr)
-	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	require.Len(t, lines, 3)
-	assert.Contains(t, lines[0], "2025-11-26T00:00:00Z  staircase  evt_dl_1  staircase.route1.jira  ")
-	assert.NotContains(t, r.stdout, "\x1b", "terminal escapes from the error text are neutralised")
-
-	base := "http://" + s.addr
-	r = invoke(t, environ, "", "deadletter", "replay", "--config", cfg, "--url", base, "--dry-run")
-	require.Equal(t, exitOK, r.code, r.stderr)
-	assert.Equal(t, 2, strings.Count(r.stdout, "would POST"))
-	assert.Empty(t, outboxFiles(t, filepath.Join(outbox, "jira")), "a dry run sends nothing")
-
-	r = invoke(t, environ, "", "deadletter", "replay", "--config", cfg, "--url", base+"/")
+	store := tempStore(t)
+	environ := map[string]string{"STAIRHOOK_SECRET": f.text}
+	accept := startServe(t, environ, "--outbox", outbox, "--store", store, "--role", "accept")
+	assert.Contains(t, accept.stdout.String(), "database: "+store+" (role accept)\n")
+	r := invoke(t, environ, "", "send", "--url", "http://"+accept.addr+"/webhooks/staircase", "--body", bodyFile(t, "evt_roles"))
 	require.Equal(t, exitOK, r.code, r.stdout+r.stderr)
-	assert.Contains(t, r.stdout, "evt_dl_1 (webhook staircase, failed sinks staircase.route1.jira, staircase.route1.email): 200 OK")
-	assert.Contains(t, r.stdout, "evt_dl_2 (webhook staircase, failed sinks staircase.route1.jira): 200 OK")
-	assert.Contains(t, r.stdout, "replayed 2 of 2 event(s)")
-	files := strings.Join(outboxFiles(t, outbox), "\n")
-	assert.Contains(t, files, "jira/evt_dl_1")
-	assert.Contains(t, files, "jira/evt_dl_2")
+	assert.Contains(t, r.stdout, "attempt 1: 202 Accepted")
+	assert.Empty(t, outboxFiles(t, outbox), "no instance works the queue yet")
 
-	assert.Equal(t, exitOK, s.stop(t))
-	assertNoSecret(t, s.stdout.String()+s.stderr.String()+r.stdout+r.stderr, f)
-}
+	work := startServe(t, environ, "--outbox", outbox, "--store", store, "--role", "work")
+	assert.Contains(t, work.stdout.String(), "database: "+store+" (role work)\n")
+	require.True(t, eventually(func() bool {
+		return hasOutboxFile(t, outbox, "jira", "evt_roles") && hasOutboxFile(t, outbox, "email", "evt_roles")
+	}), "the worker delivers what the other instance accepted: %v", outboxFiles(t, outbox))
 
-func TestDeadLetterFailures(t *testing.T) {
-	f := newFixture(t)
-	outbox := t.TempDir()
-	cfg := writeConfig(t, outbox)
-	environ := map[string]string{"CLI_TEST_SECRET": f.text}
-
-	r := invoke(t, environ, "", "deadletter", "list", "--config", cfg)
-	require.Equal(t, exitOK, r.code, r.stderr)
-	assert.Contains(t, r.stdout, "no dead letters in")
-
-	r = invoke(t, environ, "", "deadletter", "list", "--file", filepath.Join(outbox, "missing.jsonl"))
+	r = invoke(t, environ, "", "send", "--url", "http://"+work.addr+"/webhooks/staircase")
 	assert.Equal(t, exitFail, r.code)
+	assert.Contains(t, r.stdout, "attempt 1: 503 Service Unavailable")
+	assert.Contains(t, r.stdout, "not_accepting")
 
-	rcv := newEventReceiver(t, f, 200)
-	deadLetterFile(t, outbox,
-		receiver.DeadLetter{Webhook: "gone", EventID: "evt_x", Sink: "gone.route1.jira", Body: sampleEvent(t, "evt_x")},
-	)
-	r = invoke(t, environ, "", "deadletter", "replay", "--config", cfg, "--url", rcv.srv.URL)
-	assert.Equal(t, exitFail, r.code)
-	assert.Contains(t, r.stdout, `skipped: no webhook "gone" in the config`)
-	events, _ := rcv.seen()
-	assert.Empty(t, events)
-
-	require.NoError(t, os.WriteFile(filepath.Join(outbox, receiver.DeadLetterFile), []byte("not json\n"), 0o600))
-	r = invoke(t, environ, "", "deadletter", "replay", "--config", cfg, "--url", rcv.srv.URL)
-	assert.Equal(t, exitFail, r.code)
-	assert.Contains(t, r.stderr, "line 1")
-
-	// The receiver rejects the replay: reported with its answer, exit 1.
-	other := newEventReceiver(t, newFixture(t), 200)
-	deadLetterFile(t, outbox, receiver.DeadLetter{Webhook: "staircase", EventID: "evt_y", Sink: "staircase.route1.jira", Body: sampleEvent(t, "evt_y")})
-	r = invoke(t, environ, "", "deadletter", "replay", "--config", cfg, "--url", other.srv.URL)
-	assert.Equal(t, exitFail, r.code)
-	assert.Contains(t, r.stdout, "401 Unauthorized")
-	assert.Contains(t, r.stdout, "replayed 0 of 1")
-	assertNoSecret(t, r.stdout+r.stderr, f)
+	assert.Equal(t, exitOK, accept.stop(t))
+	assert.Equal(t, exitOK, work.stop(t))
 }
 
 // TestServeAddressTaken: serve started on an address someone holds runs
 // again on a fresh one.
 func TestServeAddressTaken(t *testing.T) {
 	next, tried := takenFirst(t)
-	s := startServeOn(t, next, nil, "--outbox", t.TempDir())
+	s := startServeOn(t, next, nil, "--outbox", t.TempDir(), "--store", tempStore(t))
 	require.Len(t, *tried, 2, "a second address after the first was taken")
 	assert.Equal(t, (*tried)[1], s.addr)
 	assert.Contains(t, s.stdout.String(), "listening on "+s.addr)
@@ -309,51 +395,27 @@ func TestServeAddressTaken(t *testing.T) {
 }
 
 // TestConfigEmptyVariable: a ${NAME} set to "" is a value, as in the Lambda
-// bootstrap and receiver.LoadConfig (an empty REDIS_URL keeps the store in
-// memory); only an unset variable is an error.
+// bootstrap and receiver.LoadConfig (an empty REDIS_URL keeps inline mode's
+// ids in memory, and the queued server does not take it for a store.redis
+// to refuse); only an unset variable is an error.
 func TestConfigEmptyVariable(t *testing.T) {
 	f := newFixture(t)
-	outbox := t.TempDir()
-	cfg := writeFile(t, "stairhook.yaml", strings.ReplaceAll(testConfig, "%OUTBOX%", outbox)+`store: {redis: "${CLI_TEST_REDIS}"}`+"\n")
-
-	r := invoke(t, map[string]string{"CLI_TEST_SECRET": f.text, "CLI_TEST_REDIS": ""}, "", "deadletter", "list", "--config", cfg)
-	assert.Equal(t, exitOK, r.code, r.stderr)
-	assert.Contains(t, r.stdout, "no dead letters in")
-
-	r = invoke(t, map[string]string{"CLI_TEST_SECRET": f.text}, "", "deadletter", "list", "--config", cfg)
-	assert.Equal(t, exitFail, r.code)
-	assert.Contains(t, r.stderr, "CLI_TEST_REDIS is not set")
-}
-
-// TestDeadLetterBadLine: a line that is not a record is reported and
-// skipped; the records around it are still listed and replayed, and the
-// command exits 1.
-func TestDeadLetterBadLine(t *testing.T) {
-	f := newFixture(t)
-	outbox := t.TempDir()
-	cfg := writeConfig(t, outbox)
-	environ := map[string]string{"CLI_TEST_SECRET": f.text}
-	p := deadLetterFile(t, outbox,
-		receiver.DeadLetter{Webhook: "staircase", EventID: "evt_a", Sink: "staircase.route1.jira", Body: sampleEvent(t, "evt_a")},
-		receiver.DeadLetter{Webhook: "staircase", EventID: "evt_b", Sink: "staircase.route1.jira", Body: sampleEvent(t, "evt_b")},
-	)
-	data, err := os.ReadFile(p)
-	require.NoError(t, err)
-	first, rest, _ := bytes.Cut(data, []byte("\n"))
-	damaged := append(append(append([]byte{}, first...), "\n{\"webhook\": truncated\n"...), rest...)
-	require.NoError(t, os.WriteFile(p, damaged, 0o600))
+	db := filepath.Join(t.TempDir(), "stairhook.db")
+	cfg := writeFile(t, "stairhook.yaml", strings.ReplaceAll(testConfig, "%OUTBOX%", t.TempDir())+
+		`store: {sqlite: "`+db+`", redis: "${CLI_TEST_REDIS}"}`+"\n")
+	environ := map[string]string{"CLI_TEST_SECRET": f.text, "CLI_TEST_REDIS": ""}
 
 	r := invoke(t, environ, "", "deadletter", "list", "--config", cfg)
-	assert.Equal(t, exitFail, r.code)
-	assert.Contains(t, r.stderr, "line 2")
-	assert.Contains(t, r.stdout, "evt_a")
-	assert.Contains(t, r.stdout, "evt_b")
+	assert.Equal(t, exitOK, r.code, r.stderr)
+	assert.Equal(t, "0 dead letter(s)\n", r.stderr)
+	assert.FileExists(t, db, "the config's store.sqlite")
 
-	rcv := newEventReceiver(t, f, 200)
-	r = invoke(t, environ, "", "deadletter", "replay", "--config", cfg, "--url", rcv.srv.URL)
-	assert.Equal(t, exitFail, r.code)
-	assert.Contains(t, r.stderr, "line 2")
-	assert.Contains(t, r.stdout, "replayed 2 of 2 event(s)")
-	events, _ := rcv.seen()
-	assert.Len(t, events, 2)
+	s := startServe(t, environ, "--config", cfg)
+	assert.Contains(t, s.stdout.String(), "database: sqlite:"+db+" (role all)\n")
+	assert.Equal(t, exitOK, s.stop(t))
+
+	delete(environ, "CLI_TEST_REDIS")
+	r = invoke(t, environ, "", "deadletter", "list", "--config", cfg)
+	assert.NotEqual(t, exitOK, r.code)
+	assert.Contains(t, r.stderr, "CLI_TEST_REDIS is not set")
 }
