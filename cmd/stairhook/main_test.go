@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,8 +25,40 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/internal/testenv"
+	"github.com/stairhook/stairhook/receiver"
+	"github.com/stairhook/stairhook/receiver/queue"
 	"github.com/stairhook/stairhook/verify"
 )
+
+// TestMain fails the run when a test wrote into the package folder the
+// database or the outbox that serve, migrate and deadletter use by default:
+// every test gives them a --store and an --outbox of its own, so no test
+// sees another's (or an earlier run's) queued jobs.
+func TestMain(m *testing.M) {
+	before := defaultPaths()
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	if after := defaultPaths(); !maps.Equal(before, after) {
+		fmt.Fprintf(os.Stderr, "a test wrote into the package folder (before %v, after %v): give serve, migrate and deadletter a --store and serve an --outbox in t.TempDir()\n", before, after)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// defaultPaths describes what exists of the default database and outbox
+// in the working directory: size and modification time by name.
+func defaultPaths() map[string]string {
+	out := map[string]string{}
+	db := strings.TrimPrefix(queue.DefaultStore, "sqlite:")
+	for _, p := range []string{db, db + "-wal", db + "-shm", db + "-journal", receiver.DefaultOutbox} {
+		if st, err := os.Stat(p); err == nil {
+			out[p] = fmt.Sprintf("%d bytes, %s", st.Size(), st.ModTime().Format(time.RFC3339Nano))
+		}
+	}
+	return out
+}
 
 // result is what one in-process run of the command produced.
 type result struct {
@@ -97,6 +130,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		{"sign", "--help"}, {"sign", "-h"},
 		{"verify", "--help"}, {"send", "--help"}, {"serve", "--help"},
 		{"deadletter", "--help"}, {"deadletter", "list", "--help"}, {"deadletter", "replay", "--help"},
+		{"migrate", "--help"}, {"help", "migrate"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			f := newFixture(t)
@@ -108,7 +142,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		})
 	}
 	// Each command's help lists its own flags.
-	for cmd, flagName := range map[string]string{"sign": "-curl", "verify": "-request", "send": "-retries", "serve": "-outbox"} {
+	for cmd, flagName := range map[string]string{"sign": "-curl", "verify": "-request", "send": "-retries", "serve": "-inline", "migrate": "-store"} {
 		r := invoke(t, nil, "", cmd, "--help")
 		assert.Contains(t, r.stdout, flagName, cmd)
 		assert.Contains(t, r.stdout, "Flags:", cmd)
@@ -149,15 +183,34 @@ func TestUsageErrors(t *testing.T) {
 		{"send body with type", []string{"send", "--secret", f.text, "--url", "http://127.0.0.1:1/", "--body", bodyFile, "--test"}, "cannot be combined"},
 		{"send bad id", []string{"send", "--secret", f.text, "--url", "http://127.0.0.1:1/", "--id", "a b"}, "--id"},
 		{"deadletter without subcommand", []string{"deadletter"}, `"list" or "replay"`},
-		{"replay without config", []string{"deadletter", "replay", "--url", "http://127.0.0.1:1"}, "--config is required"},
-		{"replay without URL", []string{"deadletter", "replay", "--config", "x.yaml"}, "--url is required"},
+		{"deadletter unknown subcommand", []string{"deadletter", "resend"}, "unexpected argument"},
+		{"replay --id and --all", []string{"deadletter", "replay", "--id", "1", "--all"}, "not both"},
+		{"replay without --id or --all", []string{"deadletter", "replay"}, "give --id JOB or --all"},
+		{"replay non-numeric --id", []string{"deadletter", "replay", "--id", "evt_1"}, "--id must be a job number"},
+		{"replay zero --id", []string{"deadletter", "replay", "--id", "0"}, "--id must be a job number"},
+		{"replay negative --id", []string{"deadletter", "replay", "--id", "-3"}, "--id must be a job number"},
+		{"replay the old --url", []string{"deadletter", "replay", "--all", "--url", "http://127.0.0.1:1"}, "flag provided but not defined: -url"},
+		{"replay bad --store", []string{"deadletter", "replay", "--all", "--store", "redis://127.0.0.1:6379"}, "--store: "},
+		{"list bad --store", []string{"deadletter", "list", "--store", "stairhook.db"}, "--store: "},
+		{"list empty SQLite path", []string{"deadletter", "list", "--store", "sqlite:"}, "--store: "},
+		{"list positional argument", []string{"deadletter", "list", "extra"}, "unexpected argument"},
+		{"migrate bad --store", []string{"migrate", "--store", "mysql://127.0.0.1/db"}, "--store: "},
+		{"migrate SQLite path with ?", []string{"migrate", "--store", "sqlite:x.db?mode=memory"}, "--store: "},
+		{"migrate bad $STAIRHOOK_STORE", []string{"migrate"}, "--store: "},
+		{"migrate positional argument", []string{"migrate", "now"}, "unexpected argument"},
 		{"serve bad secret env", []string{"serve", "--addr", "127.0.0.1:0"}, "invalid secret"},
+		{"serve bad --store", []string{"serve", "--addr", "127.0.0.1:0", "--store", "stairhook.db"}, "--store (or $STAIRHOOK_STORE) must be"},
+		{"serve bad $STAIRHOOK_STORE", []string{"serve", "--addr", "127.0.0.1:0"}, "--store (or $STAIRHOOK_STORE) must be"},
+		{"serve bad --role", []string{"serve", "--addr", "127.0.0.1:0", "--role", "both"}, "--role must be all, accept or work"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			environ := map[string]string{}
-			if tc.name == "serve bad secret env" {
+			switch tc.name {
+			case "serve bad secret env":
 				environ["STAIRHOOK_SECRET"] = "whsec_dG9vIHNob3J0"
+			case "migrate bad $STAIRHOOK_STORE", "serve bad $STAIRHOOK_STORE":
+				environ["STAIRHOOK_STORE"] = "file:stairhook.db"
 			}
 			r := invoke(t, environ, body1, tc.args...)
 			assert.Equal(t, exitUsage, r.code, "stderr: %s", r.stderr)
@@ -587,7 +640,13 @@ func TestSecretsNeverEchoed(t *testing.T) {
 		{"send", "--url", "http://127.0.0.1:1/", "--test=" + f.text},
 		{"send", "--url", "http://127.0.0.1:1/"},
 		{"serve", "--addr", f.text},
-		{"deadletter", "replay", "--url", "http://127.0.0.1:1/", "--config", writeFile(t, "c.yaml", "webhooks: [{name: x, secrets: [{secret: \""+f.text+"x\"}]}]\n")},
+		{"deadletter", "list", "--config", writeFile(t, "c.yaml", "webhooks: [{name: x, secrets: [{secret: \""+f.text+"x\"}]}]\n")},
+		{"deadletter", "replay", "--id", f.text},
+		{"deadletter", "replay", "--all", "--store", f.text},
+		{"deadletter", "list", "--webhook", "x", "--store", "sqlite:" + f.text + "?"},
+		{"migrate", "--store", "postgres://u:" + b64 + "@127.0.0.1:1/db%"},
+		{"serve", "--store", f.text},
+		{"serve", "--role", f.text},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			r := invoke(t, environ, body1, args...)
