@@ -21,6 +21,11 @@ const (
 	jiraSearchPath = "/rest/api/3/search/jql"
 )
 
+// The tests of this file run the receiver in inline mode (the rig's
+// default): the sinks run inside the sender's request, whose answer tells
+// their outcome, as in the AWS Lambda bootstrap. inbox_test.go covers the
+// queued path.
+
 // TestSinkFaults drives the receiver with the sender while a fault is
 // injected in Jira or SMTP. Each case states the answer the sender must get
 // first, and in every case, once the fault has cleared, the sender's
@@ -210,7 +215,7 @@ func TestSinkPermanentFaults(t *testing.T) {
 	}
 }
 
-// TestRedisRestart runs the receiver on a real redis-server (append-only
+// TestRedisRestart runs the receiver (inline) on a real redis-server (append-only
 // file fsynced on every write, so the records survive a SIGKILL) and stops
 // Redis mid-run. While it is down every request is answered 503
 // store_unavailable (fail closed): no sink runs and, in particular, a
@@ -252,7 +257,7 @@ func TestRedisRestart(t *testing.T) {
 	// reconnect backoff; a real sender waits seconds to minutes. Wait until
 	// the receiver reports its store healthy again, as a load balancer would.
 	require.Eventually(t, func() bool {
-		resp, err := http.Get(r.http.URL + "/healthz")
+		resp, err := http.Get(r.base + "/healthz")
 		if err != nil {
 			return false
 		}

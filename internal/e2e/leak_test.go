@@ -326,11 +326,14 @@ func echoJira(t *testing.T) string {
 	return srv.URL
 }
 
-// TestLeakReceiver runs the receiver server's failure paths, with the
-// signed requests, sink failures that tempt an echo of credentials (a Jira
-// 401 whose body repeats the Authorization header, an SMTP AUTH failure),
-// and checks responses, headers, log lines, dead-letter records and the
-// sender's errors.
+// TestLeakReceiver runs the receiver server's failure paths, in inline
+// mode and on the queued path, with the signed requests, sink failures
+// that tempt an echo of credentials (a Jira 401 whose body repeats the
+// Authorization header, an SMTP AUTH failure), and checks responses,
+// headers, log lines, the sender's errors, and the dead letters: the
+// dead-letter file in inline mode; on the queued path the dead letters as
+// the queue and `stairhook deadletter list` show them, and the database
+// files themselves.
 func TestLeakReceiver(t *testing.T) {
 	t.Parallel()
 	lc := newLeakCheck()
@@ -350,65 +353,96 @@ func TestLeakReceiver(t *testing.T) {
 		{"smtp auth failure", rigOptions{SMTPPassword: wrongPassword}},
 		{"jira 500 and smtp 421", rigOptions{}},
 	}
-	for _, rc := range rigs {
-		t.Run(rc.name, func(t *testing.T) {
-			o := rc.o
-			if o.JiraURL == "echo" {
-				o.JiraURL = echoJira(t)
-			}
-			r := newRig(t, o)
-			key := lc.secret("webhook secret", r.secret)
-			keys := [][]byte{key}
-			if rc.name == "jira 500 and smtp 421" {
-				r.jira.FailNext(10, http.StatusInternalServerError, "")
-				r.smtp.FailNext(10, 421)
-			}
-			post := func(what, id string, h http.Header, body []byte) *response {
-				lc.request(what, keys, h, body)
-				resp := postRaw(t, r.url, h, body)
-				lc.response(t, rc.name+": "+what, resp)
-				return resp
-			}
-			now := time.Now()
-			ev := eventBody(t, event.TypeChurnRisk, "evt_leak_sink", nil)
-			resp := post("sink failure", "evt_leak_sink", verifytest.SignedHeaders(r.secret, "evt_leak_sink", now, ev), ev)
-			assert.Contains(t, []int{http.StatusUnprocessableEntity, http.StatusServiceUnavailable}, resp.StatusCode, resp.Body)
-
-			bad := []byte(`{"id":"evt_leak_bad","type":"x"`)
-			resp = post("bad event", "evt_leak_bad", verifytest.SignedHeaders(r.secret, "evt_leak_bad", now, bad), bad)
-			assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
-			other := eventBody(t, event.TypeRenewal, "evt_other", nil)
-			resp = post("id mismatch", "evt_leak_mm", verifytest.SignedHeaders(r.secret, "evt_leak_mm", now, other), other)
-			assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
-			assert.Equal(t, "id_mismatch", code(t, resp.Body))
-			h := verifytest.SignedHeaders(r.secret, "evt_leak_unknown", now, ev)
-			lc.request("unknown webhook", keys, h, ev)
-			resp = postRaw(t, strings.TrimSuffix(r.url, webhookName)+"nosuch", h, ev)
-			assert.Equal(t, http.StatusNotFound, resp.StatusCode)
-			lc.response(t, "unknown webhook", resp)
-			tampered := bytes.Replace(ev, []byte("Acme"), []byte("Acne"), 1)
-			resp = post("tampered", "evt_leak_t", verifytest.SignedHeaders(r.secret, "evt_leak_sink", now, ev), tampered)
-			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-			wrong := verifytest.WrongSecret("evt_leak_w", now, "/", ev)
-			resp = post("wrong secret", "evt_leak_w", wrong.Header, ev)
-			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-
-			// The sender's errors and report after retries run out.
-			rep, err := newSender(2).Send(t.Context(), r.endpoint(), "evt_leak_send", eventBody(t, event.TypeRenewal, "evt_leak_send", nil))
-			require.Error(t, err)
-			lc.check(t, "sender error", err.Error())
-			for _, a := range rep.Attempts {
-				lc.check(t, "sender attempt body", string(a.Body))
-				if a.Err != nil {
-					lc.check(t, "sender attempt error", a.Err.Error())
+	for _, queued := range []bool{false, true} {
+		mode := "inline"
+		if queued {
+			mode = "queued"
+		}
+		for _, rc := range rigs {
+			t.Run(mode+"/"+rc.name, func(t *testing.T) {
+				t.Parallel()
+				o := rc.o
+				o.Queued = queued
+				if o.JiraURL == "echo" {
+					o.JiraURL = echoJira(t)
 				}
-			}
+				r := newRig(t, o)
+				key := lc.secret("webhook secret", r.secret)
+				keys := [][]byte{key}
+				if rc.name == "jira 500 and smtp 421" {
+					r.jira.FailNext(10, http.StatusInternalServerError, "")
+					r.smtp.FailNext(10, 421)
+				}
+				post := func(what, id string, h http.Header, body []byte) *response {
+					lc.request(what, keys, h, body)
+					resp := postRaw(t, r.url, h, body)
+					lc.response(t, rc.name+": "+what, resp)
+					return resp
+				}
+				now := time.Now()
+				ev := eventBody(t, event.TypeChurnRisk, "evt_leak_sink", nil)
+				resp := post("sink failure", "evt_leak_sink", verifytest.SignedHeaders(r.secret, "evt_leak_sink", now, ev), ev)
+				if queued {
+					assert.Equal(t, http.StatusAccepted, resp.StatusCode, resp.Body)
+				} else {
+					assert.Contains(t, []int{http.StatusUnprocessableEntity, http.StatusServiceUnavailable}, resp.StatusCode, resp.Body)
+				}
 
-			lc.check(t, rc.name+": server log", r.logs.String())
-			if data, err := os.ReadFile(filepath.Join(r.outbox, receiver.DeadLetterFile)); err == nil {
-				lc.check(t, rc.name+": dead-letter file", string(data))
-			}
-		})
+				bad := []byte(`{"id":"evt_leak_bad","type":"x"`)
+				resp = post("bad event", "evt_leak_bad", verifytest.SignedHeaders(r.secret, "evt_leak_bad", now, bad), bad)
+				assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+				other := eventBody(t, event.TypeRenewal, "evt_other", nil)
+				resp = post("id mismatch", "evt_leak_mm", verifytest.SignedHeaders(r.secret, "evt_leak_mm", now, other), other)
+				assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+				assert.Equal(t, "id_mismatch", code(t, resp.Body))
+				h := verifytest.SignedHeaders(r.secret, "evt_leak_unknown", now, ev)
+				lc.request("unknown webhook", keys, h, ev)
+				resp = postRaw(t, strings.TrimSuffix(r.url, webhookName)+"nosuch", h, ev)
+				assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+				lc.response(t, "unknown webhook", resp)
+				tampered := bytes.Replace(ev, []byte("Acme"), []byte("Acne"), 1)
+				resp = post("tampered", "evt_leak_t", verifytest.SignedHeaders(r.secret, "evt_leak_sink", now, ev), tampered)
+				assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+				wrong := verifytest.WrongSecret("evt_leak_w", now, "/", ev)
+				resp = post("wrong secret", "evt_leak_w", wrong.Header, ev)
+				assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+
+				// The sender's errors and report: after its retries run
+				// out in inline mode, after the 202 on the queued path.
+				rep, err := newSender(2).Send(t.Context(), r.endpoint(), "evt_leak_send", eventBody(t, event.TypeRenewal, "evt_leak_send", nil))
+				if queued {
+					require.NoError(t, err)
+				} else {
+					require.Error(t, err)
+					lc.check(t, "sender error", err.Error())
+				}
+				for _, a := range rep.Attempts {
+					lc.check(t, "sender attempt body", string(a.Body))
+					if a.Err != nil {
+						lc.check(t, "sender attempt error", a.Err.Error())
+					}
+				}
+
+				if queued {
+					for _, d := range r.waitDeliveredOrDead(t) {
+						lc.check(t, rc.name+": dead letter "+d.Sink, d.Error)
+					}
+					db := r.srv.Queue().Location().SQLitePath
+					out, err := exec.Command(stairhookBinary(t), "deadletter", "list", "--store", "sqlite:"+db).CombinedOutput()
+					require.NoError(t, err, "%s", out)
+					lc.check(t, rc.name+": deadletter list", string(out))
+					for _, f := range []string{db, db + "-wal"} {
+						if data, err := os.ReadFile(f); err == nil {
+							lc.check(t, rc.name+": database file "+filepath.Base(f), string(data))
+						}
+					}
+				}
+				lc.check(t, rc.name+": server log", r.logs.String())
+				if data, err := os.ReadFile(filepath.Join(r.outbox, receiver.DeadLetterFile)); err == nil {
+					lc.check(t, rc.name+": dead-letter file", string(data))
+				}
+			})
+		}
 	}
 }
 
@@ -430,7 +464,7 @@ func TestLeakCLI(t *testing.T) {
 	run := func(name string, stdin []byte, env []string, args ...string) (string, int) {
 		cmd := exec.Command(bin, args...)
 		cmd.Stdin = bytes.NewReader(stdin)
-		cmd.Env = append(os.Environ(), "STAIRHOOK_SECRET=", "STAIRHOOK_CONFIG=")
+		cmd.Env = append(os.Environ(), "STAIRHOOK_SECRET=", "STAIRHOOK_CONFIG=", "STAIRHOOK_STORE=")
 		cmd.Env = append(cmd.Env, env...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -496,22 +530,33 @@ func TestLeakCLI(t *testing.T) {
 	out, rc = run("send invalid event", nil, []string{"RCV_SECRET=" + r.secret.Encode()}, "send", "--url", r.url, "--secret-env", "RCV_SECRET", "--body", bf)
 	assert.Equal(t, 1, rc, out)
 
-	// deadletter replay to a receiver that holds another secret: 401.
-	outbox := t.TempDir()
-	dlBody := eventBody(t, event.TypeRenewal, "evt_cli_dl", nil)
-	dl, err := json.Marshal(receiver.DeadLetter{Time: time.Now(), Webhook: webhookName, EventID: "evt_cli_dl", Sink: sinkEmail, Error: "test", Body: dlBody})
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(outbox, receiver.DeadLetterFile), append(dl, '\n'), 0o600))
-	rcfg := filepath.Join(t.TempDir(), "replay.yaml")
-	require.NoError(t, os.WriteFile(rcfg, []byte(fmt.Sprintf(`outbox: %q
+	// A database that cannot be reached, by URL with a password: the
+	// errors of deadletter, migrate and serve never repeat it.
+	const pgPassword = "pg-pass-Vb7Nc2Xk9Q"
+	lc.add("postgres password", pgPassword)
+	pgURL := "postgres://stairhook:" + pgPassword + "@" + testenv.Addr(testenv.FreePort(t)) + "/stairhook?sslmode=disable&connect_timeout=5"
+	out, rc = run("deadletter list unreachable postgres", nil, nil, "deadletter", "list", "--store", pgURL)
+	assert.Equal(t, 1, rc, out)
+	out, rc = run("deadletter replay unreachable postgres", nil, nil, "deadletter", "replay", "--all", "--store", pgURL)
+	assert.Equal(t, 1, rc, out)
+	out, rc = run("migrate unreachable postgres", nil, []string{"STAIRHOOK_STORE=" + pgURL}, "migrate")
+	assert.Equal(t, 1, rc, out)
+	out, rc = run("serve unreachable postgres", nil, []string{"STAIRHOOK_SECRET=" + secret.Encode()}, "serve", "--addr", "127.0.0.1:0", "--store", pgURL)
+	assert.Equal(t, 1, rc, out)
+	_, rc = run("deadletter list malformed postgres URL", nil, nil, "deadletter", "list", "--store", "postgres://stairhook:"+pgPassword+"@[::1/x")
+	assert.NotZero(t, rc)
+	// A config whose store.postgres holds the password.
+	pcfg := filepath.Join(t.TempDir(), "pg.yaml")
+	require.NoError(t, os.WriteFile(pcfg, []byte(fmt.Sprintf(`store: {postgres: %q}
 webhooks:
   - name: %s
     secrets: [{label: current, secret: "${LEAK_SECRET}"}]
     routes: [{email: {to: [a@example.com]}}]
-`, outbox, webhookName)), 0o600))
-	out, rc = run("deadletter replay rejected", nil, senv, "deadletter", "replay", "--config", rcfg, "--url", strings.TrimSuffix(r.url, "/webhooks/"+webhookName))
+`, pgURL, webhookName)), 0o600))
+	out, rc = run("deadletter list config postgres", nil, senv, "deadletter", "list", "--config", pcfg)
 	assert.Equal(t, 1, rc, out)
-	assert.Contains(t, out, "401")
+	out, rc = run("serve config postgres", nil, senv, "serve", "--config", pcfg, "--addr", "127.0.0.1:0")
+	assert.Equal(t, 1, rc, out)
 
 	// serve with a config whose values are wrong: the errors name the
 	// fields, never the values.

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/internal/smtptest"
@@ -27,6 +28,7 @@ import (
 	"github.com/stairhook/stairhook/receiver"
 	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/receiver/jiratest"
+	"github.com/stairhook/stairhook/receiver/queue"
 	"github.com/stairhook/stairhook/sender"
 	"github.com/stairhook/stairhook/verify"
 	"github.com/stairhook/stairhook/verify/verifytest"
@@ -49,7 +51,11 @@ const (
 
 // rigOptions chooses how a rig's receiver is set up.
 type rigOptions struct {
-	// Redis is the store URL; empty for the memory store.
+	// Queued runs the receiver on its queued path, with an SQLite database
+	// of the test and its workers; the default is inline mode, the sinks
+	// inside the request, as the AWS Lambda bootstrap runs it.
+	Queued bool
+	// Redis is the store URL of inline mode; empty for the memory store.
 	Redis string
 	// JiraTimeout is the per-request Jira timeout (default 2 s).
 	JiraTimeout time.Duration
@@ -73,22 +79,25 @@ type rigOptions struct {
 // rig is a receiver server in this process, with a Jira test server and an
 // SMTP test server behind it, and a sender with immediate retries.
 type rig struct {
+	queued bool
 	t      *testing.T
 	jira   *jiratest.Server
 	smtp   *smtptest.Server
 	srv    *receiver.Server
-	http   *httptest.Server
 	url    string
+	base   string // scheme://host:port of the server
 	secret verify.Secret
 	outbox string
 	logs   *testenv.Buffer
 	ledger *checkedStore
 }
 
-// writeConfig renders the receiver's YAML configuration.
-func rigConfig(secret verify.Secret, listen, outbox, redisURL, jiraURL string, jiraTimeout time.Duration, smtpPort int, smtpPass, jiraRoute, emailRoute string) string {
+// rigConfig renders the receiver's YAML configuration; store is the
+// store section as a YAML flow mapping.
+func rigConfig(secret verify.Secret, listen, outbox, store, jiraURL string, jiraTimeout time.Duration, smtpPort int, smtpPass, jiraRoute, emailRoute string) string {
 	return fmt.Sprintf(`listen: %s
-store: {redis: %q}
+store: %s
+delivery: %s
 outbox: %q
 jira: {base_url: %q, email: %q, api_token: %q, timeout: %s}
 smtp: {host: 127.0.0.1, port: %d, username: %q, password: %q, tls: none, from: "Staircase alerts <alerts@example.com>", timeout: 5s}
@@ -100,7 +109,7 @@ webhooks:
       - name: main
         jira: {project: CS, labels: [staircase]%s}
         email: {to: [csm@example.com]%s}
-`, listen, redisURL, outbox, jiraURL, jiraEmail, jiraToken, jiraTimeout, smtpPort, smtpUser, smtpPass,
+`, listen, store, fastRetries, outbox, jiraURL, jiraEmail, jiraToken, jiraTimeout, smtpPort, smtpUser, smtpPass,
 		webhookName, secret.Encode(), jiraRoute, emailRoute)
 }
 
@@ -124,7 +133,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	}
 	secret, err := verify.NewSecret()
 	require.NoError(t, err)
-	r := &rig{t: t, secret: secret, outbox: t.TempDir(), logs: &testenv.Buffer{}}
+	r := &rig{t: t, queued: o.Queued, secret: secret, outbox: t.TempDir(), logs: &testenv.Buffer{}}
 	r.jira = jiratest.NewServer(o.Jira)
 	t.Cleanup(r.jira.Close)
 	r.smtp = smtptest.NewServer(t, o.SMTP)
@@ -133,24 +142,81 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if o.JiraURL != "" {
 		jiraURL = o.JiraURL
 	}
-	yaml := rigConfig(secret, "127.0.0.1:0", r.outbox, o.Redis, jiraURL, o.JiraTimeout, r.smtp.Port, o.SMTPPassword, o.JiraRoute, o.EmailRoute)
+	store := redisStore(o.Redis)
+	if o.Queued {
+		store = sqliteStore(filepath.Join(t.TempDir(), "stairhook.db"))
+	}
+	yaml := rigConfig(secret, "127.0.0.1:0", r.outbox, store, jiraURL, o.JiraTimeout, r.smtp.Port, o.SMTPPassword, o.JiraRoute, o.EmailRoute)
 	cfg, err := receiver.ParseConfig([]byte(yaml), func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
 	opts := receiver.ServerOptions{
 		Logger:          slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		DeliveryTimeout: o.DeliveryTimeout,
+		Inline:          !o.Queued,
 	}
-	if o.Redis == "" && !o.NoLedgerCheck {
+	if !o.Queued && o.Redis == "" && !o.NoLedgerCheck {
 		r.ledger = &checkedStore{Store: verify.NewMemoryStore(verify.MemoryStoreOptions{}), r: r}
 		opts.Store = r.ledger
 	}
 	r.srv, err = receiver.NewServer(cfg, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { r.srv.Close() })
-	r.http = httptest.NewServer(r.srv.Handler())
-	t.Cleanup(r.http.Close)
-	r.url = r.http.URL + "/webhooks/" + webhookName
+	if o.Queued {
+		// Serve, not Handler: it runs the workers too.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.srv.Serve(ctx, l) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("receiver: Serve: %v", err)
+			}
+		})
+		r.base = "http://" + l.Addr().String()
+	} else {
+		hs := httptest.NewServer(r.srv.Handler())
+		t.Cleanup(hs.Close)
+		r.base = hs.URL
+	}
+	r.url = r.base + "/webhooks/" + webhookName
 	return r
+}
+
+// expect checks that count() is want: at once in inline mode, where the
+// answer comes after the sinks ran; on the queued path once the workers
+// got there (within 30 s).
+func (r *rig) expect(t testing.TB, want int, count func() int, what string) {
+	t.Helper()
+	if r.queued {
+		deadline := time.Now().Add(30 * time.Second)
+		for count() < want && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	assert.Equal(t, want, count(), what)
+}
+
+// waitDeliveredOrDead waits until each of the rig's jobs (queued mode) is
+// done or a dead letter, and returns the dead letters.
+func (r *rig) waitDeliveredOrDead(t testing.TB) []*queue.DeadLetter {
+	t.Helper()
+	db := openStore(t, r.srv.Queue().Location().SQLitePath, "")
+	waitFor(t, 30*time.Second, "every job completed or dead", func() bool {
+		for state := range jobStates(t, db) {
+			if state != "completed" && state != "cancelled" && state != "discarded" {
+				return false
+			}
+		}
+		return true
+	})
+	var dead []*queue.DeadLetter
+	require.NoError(t, r.srv.Queue().DeadLetters(t.Context(), "", func(d *queue.DeadLetter) error {
+		dead = append(dead, d)
+		return nil
+	}))
+	return dead
 }
 
 // endpoint is the rig's webhook as the sender sees it.
