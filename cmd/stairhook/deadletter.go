@@ -33,12 +33,20 @@ func loadConfig(e *env, path string) (*receiver.Config, error) {
 // storeFlagHelp describes --store wherever it appears.
 const storeFlagHelp = "the database, `sqlite:PATH` or postgres://… (default $STAIRHOOK_STORE, else the config's store, else " + queue.DefaultStore + ")"
 
+// errBadStoreFlag is a --store or $STAIRHOOK_STORE that does not parse: a
+// usage error, unlike a config that cannot be read.
+var errBadStoreFlag = errors.New("--store (or $STAIRHOOK_STORE) must be sqlite:PATH or a postgres:// URL")
+
 // storeLocation chooses the database: --store, else $STAIRHOOK_STORE, else
 // the config's store section (from --config or $STAIRHOOK_CONFIG), else the
 // default file.
 func storeLocation(e *env, flagStore, configPath string) (queue.Location, error) {
 	if s := firstNonEmpty(flagStore, e.getenv("STAIRHOOK_STORE")); s != "" {
-		return queue.ParseLocation(s)
+		loc, err := queue.ParseLocation(s)
+		if err != nil {
+			return loc, errBadStoreFlag
+		}
+		return loc, nil
 	}
 	sc := receiver.StoreConfig{}
 	if p := firstNonEmpty(configPath, e.getenv("STAIRHOOK_CONFIG")); p != "" {
@@ -55,11 +63,16 @@ func storeLocation(e *env, flagStore, configPath string) (queue.Location, error)
 }
 
 // openStore opens the database for a command that reads or changes it
-// without working the queue.
+// without working the queue. A bad --store is a usage error (exit 2); a
+// config that cannot be read, or a database that cannot be opened, a
+// failure (exit 1).
 func openStore(ctx context.Context, e *env, flagStore, configPath string) (*queue.Queue, int, error) {
 	loc, err := storeLocation(e, flagStore, configPath)
-	if err != nil {
+	if errors.Is(err, errBadStoreFlag) {
 		return nil, exitUsage, err
+	}
+	if err != nil {
+		return nil, exitFail, err
 	}
 	q, err := queue.Open(ctx, loc, queue.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -83,7 +96,7 @@ work out of the start.`)
 	q, code, err := openStore(ctx, e, *store, *configPath)
 	if err != nil {
 		if code == exitUsage {
-			return usageError(e, fs, "--store: "+err.Error())
+			return usageError(e, fs, err.Error())
 		}
 		return failf(e, "migrate", "%v", err)
 	}
@@ -131,7 +144,7 @@ They are read from the database a page at a time, however many there are.`)
 	q, code, err := openStore(ctx, e, *store, *configPath)
 	if err != nil {
 		if code == exitUsage {
-			return usageError(e, fs, "--store: "+err.Error())
+			return usageError(e, fs, err.Error())
 		}
 		return failf(e, "deadletter list", "%v", err)
 	}
@@ -166,6 +179,8 @@ involved: a dead letter is one (event, sink).`)
 	}
 	var job int64
 	switch {
+	case *id != "" && *webhook != "":
+		return usageError(e, fs, "--webhook goes with --all; --id names one dead letter already")
 	case *id != "" && *all:
 		return usageError(e, fs, "give --id or --all, not both")
 	case *id == "" && !*all:
@@ -180,7 +195,7 @@ involved: a dead letter is one (event, sink).`)
 	q, code, err := openStore(ctx, e, *store, *configPath)
 	if err != nil {
 		if code == exitUsage {
-			return usageError(e, fs, "--store: "+err.Error())
+			return usageError(e, fs, err.Error())
 		}
 		return failf(e, "deadletter replay", "%v", err)
 	}

@@ -46,7 +46,7 @@ func TestBinaryServeSendSIGTERM(t *testing.T) {
 	require.NoError(t, err, "send: %s", sendOut)
 	assert.Contains(t, string(sendOut), "attempt 1: 202 Accepted")
 	assert.Contains(t, string(sendOut), `"status":"queued"`)
-	id := regexp.MustCompile(`delivered (evt_\w+)`).FindStringSubmatch(string(sendOut))
+	id := regexp.MustCompile(`accepted (evt_\w+) in 1 attempt\(s\): queued`).FindStringSubmatch(string(sendOut))
 	require.NotNil(t, id, "%s", sendOut)
 
 	outbox := filepath.Join(work, "stairhook-outbox")

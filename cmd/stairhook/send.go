@@ -106,6 +106,7 @@ Types: `+strings.Join(event.SampleTypes(), ", "))
 
 	attempts := schedule[:*retries+1]
 	var duplicate bool
+	var status int
 	s := sender.New(sender.Options{
 		Timeout:  *timeout,
 		Schedule: attempts,
@@ -114,13 +115,18 @@ Types: `+strings.Join(event.SampleTypes(), ", "))
 			return sender.Sleep(ctx, d)
 		},
 		OnAttempt: func(a sender.Attempt) {
-			duplicate = a.Duplicate
+			duplicate, status = a.Duplicate, a.Status
 			printAttempt(e.stdout, a)
 		},
 	})
 	fmt.Fprintf(e.stdout, "POST %s id %s (%d bytes)\n", *target, *id, len(body))
 	rep, err := s.Send(ctx, sender.Endpoint{URL: *target, Secrets: secrets, Enabled: true}, *id, body)
 	switch {
+	case err == nil && status == http.StatusAccepted:
+		// The receiver has it, durably, and delivers it later: not
+		// "delivered" yet.
+		fmt.Fprintf(e.stdout, "accepted %s in %d attempt(s): queued by the receiver for delivery\n", rep.ID, len(rep.Attempts))
+		return exitOK
 	case err == nil:
 		fmt.Fprintf(e.stdout, "delivered %s in %d attempt(s)%s\n", rep.ID, len(rep.Attempts), duplicateNote(duplicate))
 		return exitOK

@@ -48,6 +48,9 @@ that write into the outbox folder. Logs are JSON lines on standard error.`)
 	default:
 		return usageError(e, fs, "--role must be all, accept or work")
 	}
+	if *inline && firstNonEmpty(*store, e.getenv("STAIRHOOK_STORE")) != "" {
+		return usageError(e, fs, "--store (or $STAIRHOOK_STORE) has no effect with --inline, which keeps no database")
+	}
 	var storeCfg *receiver.StoreConfig
 	if s := firstNonEmpty(*store, e.getenv("STAIRHOOK_STORE")); s != "" {
 		sc, err := receiver.ParseStore(s)

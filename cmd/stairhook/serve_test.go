@@ -218,6 +218,8 @@ func TestServeDefaultWithGeneratedSecret(t *testing.T) {
 	id := regexp.MustCompile(`POST \S+ id (evt_\w+)`).FindStringSubmatch(r.stdout)
 	require.NotNil(t, id, r.stdout)
 	assert.Contains(t, r.stdout, `{"status":"queued","id":"`+id[1]+`","sinks":["staircase.jira.jira","staircase.email.email"]}`)
+	assert.Contains(t, r.stdout, "accepted "+id[1]+" in 1 attempt(s): queued by the receiver for delivery")
+	assert.NotContains(t, r.stdout, "delivered", "a 202 is not a delivery yet")
 	// The sinks run after the answer.
 	require.True(t, eventually(func() bool {
 		return hasOutboxFile(t, outbox, "jira", id[1]) && hasOutboxFile(t, outbox, "email", id[1])
@@ -323,9 +325,10 @@ func TestServeRefusesRedisStore(t *testing.T) {
 func TestServeInline(t *testing.T) {
 	f := newFixture(t)
 	environ := map[string]string{"CLI_TEST_SECRET": f.text}
-	run := func(t *testing.T, cfg, outbox string) {
-		db := filepath.Join(t.TempDir(), "stairhook.db")
-		s := startServe(t, environ, "--config", cfg, "--inline", "--store", "sqlite:"+db)
+	// No --store: with --inline it is a usage error. The config's
+	// store.sqlite names a file inline mode must not create.
+	run := func(t *testing.T, cfg, outbox, db string) {
+		s := startServe(t, environ, "--config", cfg, "--inline")
 		assert.NotContains(t, s.stdout.String(), "database:")
 		url := "http://" + s.addr + "/webhooks/staircase"
 		body := bodyFile(t, "evt_inline")
@@ -343,13 +346,13 @@ func TestServeInline(t *testing.T) {
 		assert.NoFileExists(t, db, "inline mode has no database")
 	}
 	t.Run("ids in memory", func(t *testing.T) {
-		outbox := t.TempDir()
-		run(t, writeConfig(t, outbox), outbox)
+		outbox, db := t.TempDir(), filepath.Join(t.TempDir(), "stairhook.db")
+		run(t, writeFile(t, "stairhook.yaml", strings.ReplaceAll(testConfig, "%OUTBOX%", outbox)+"store: {sqlite: \""+db+"\"}\n"), outbox, db)
 	})
 	t.Run("ids in store.redis", func(t *testing.T) {
 		rds := testenv.StartRedis(t)
-		outbox := t.TempDir()
-		run(t, writeFile(t, "stairhook.yaml", strings.ReplaceAll(testConfig, "%OUTBOX%", outbox)+"store: {redis: \""+rds.URL()+"\"}\n"), outbox)
+		outbox, db := t.TempDir(), filepath.Join(t.TempDir(), "stairhook.db")
+		run(t, writeFile(t, "stairhook.yaml", strings.ReplaceAll(testConfig, "%OUTBOX%", outbox)+"store: {sqlite: \""+db+"\", redis: \""+rds.URL()+"\"}\n"), outbox, db)
 	})
 }
 
@@ -416,6 +419,6 @@ func TestConfigEmptyVariable(t *testing.T) {
 
 	delete(environ, "CLI_TEST_REDIS")
 	r = invoke(t, environ, "", "deadletter", "list", "--config", cfg)
-	assert.NotEqual(t, exitOK, r.code)
+	assert.Equal(t, exitFail, r.code)
 	assert.Contains(t, r.stderr, "CLI_TEST_REDIS is not set")
 }

@@ -73,9 +73,11 @@ func (q *Queue) DeadLetters(ctx context.Context, webhook string, fn func(*DeadLe
 
 // jobMeta is what our jobs carry in River's metadata.
 type jobMeta struct {
-	// ImportedError is the error of a dead letter imported from an older
-	// version's file, which had no job to hold it.
-	ImportedError string `json:"imported_error,omitempty"`
+	// ImportedError and ImportedTime are the error and time of a dead
+	// letter imported from an older version's file, which had no job to
+	// hold them.
+	ImportedError string    `json:"imported_error,omitempty"`
+	ImportedTime  time.Time `json:"imported_time,omitzero"`
 	// ReplayOf is the dead job a replay replaced.
 	ReplayOf int64 `json:"replay_of,omitempty"`
 }
@@ -95,6 +97,9 @@ func (q *Queue) deadLetter(ctx context.Context, job *rivertype.JobRow) (*DeadLet
 	var m jobMeta
 	if json.Unmarshal(job.Metadata, &m) == nil && m.ImportedError != "" {
 		d.Error = m.ImportedError
+		if !m.ImportedTime.IsZero() {
+			d.Time = m.ImportedTime.UTC()
+		}
 	}
 	body, _, err := q.loadEvent(ctx, a.Webhook, a.EventID)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -157,7 +162,7 @@ func (q *Queue) Bury(ctx context.Context, a *Accepted, died time.Time, errText s
 	if len(a.Sinks) != 1 {
 		return errors.New("queue: Bury takes one sink")
 	}
-	meta, _ := json.Marshal(jobMeta{ImportedError: errText})
+	meta, _ := json.Marshal(jobMeta{ImportedError: errText, ImportedTime: died})
 	return q.eng.bury(ctx, a, died.UnixMilli(), river.InsertManyParams{
 		Args:       DeliveryArgs{Webhook: a.Webhook, EventID: a.EventID, Sink: a.Sinks[0]},
 		InsertOpts: &river.InsertOpts{MaxAttempts: maxAttempts, Metadata: meta},

@@ -318,12 +318,16 @@ func (q *Queue) Accepted(ctx context.Context, webhook, id string) (bool, error) 
 // Ping checks that the database answers.
 func (q *Queue) Ping(ctx context.Context) error { return q.db.read.PingContext(ctx) }
 
-// Start starts this process's workers; they run until Stop.
+// Start starts this process's workers; they run until Stop, whatever
+// becomes of ctx.
 func (q *Queue) Start(ctx context.Context) error {
 	if q.opts.Work == nil {
 		return errors.New("queue: no WorkFunc: an accept-only queue has no workers")
 	}
-	if err := q.eng.start(ctx); err != nil {
+	// River takes the end of Start's context for a hard stop that
+	// cancels every running attempt: Stop, not the caller's context, ends
+	// the workers, so a shutdown lets running attempts finish.
+	if err := q.eng.start(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

@@ -366,6 +366,7 @@ func TestBury(t *testing.T) {
 			ds := deadLetters(t, q, "")
 			require.Len(t, ds, 1)
 			assert.Equal(t, "jira 400: no such project", ds[0].Error)
+			assert.Equal(t, died, ds[0].Time, "the record's own time, not the import's")
 			assert.Equal(t, "w.r.jira", ds[0].Sink)
 			start(t, q)
 			time.Sleep(200 * time.Millisecond)
@@ -519,4 +520,35 @@ func TestAcceptConcurrentCopies(t *testing.T) {
 			assert.Equal(t, 1, rec.count("same/s"))
 		})
 	}
+}
+
+// The end of Start's context is not a shutdown: a running attempt goes
+// on, and Stop waits for it (River takes a cancelled start context for a
+// hard stop that cancels every attempt).
+func TestStartContextDoesNotCancelAttempts(t *testing.T) {
+	entered := make(chan struct{})
+	var ctxErr atomic.Value
+	var calls atomic.Int32
+	q := open(t, engines[0].loc(t), queue.Options{Work: func(ctx context.Context, _ *queue.Delivery) queue.Result {
+		if calls.Add(1) == 1 {
+			close(entered)
+		}
+		select {
+		case <-time.After(300 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		ctxErr.Store(fmt.Sprint(ctx.Err()))
+		return queue.Result{}
+	}})
+	_, err := q.Accept(context.Background(), accepted("e1", "s"))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	require.NoError(t, q.Start(ctx))
+	<-entered
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	require.NoError(t, q.Stop(sctx))
+	assert.Equal(t, "<nil>", ctxErr.Load(), "the attempt ran to its end")
+	assert.Equal(t, int32(1), calls.Load())
 }
