@@ -18,6 +18,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/stairhook/stairhook/receiver/email"
+	"github.com/stairhook/stairhook/receiver/jira"
 	"github.com/stairhook/stairhook/receiver/queue"
 	"github.com/stairhook/stairhook/verify"
 )
@@ -203,6 +205,34 @@ type Match struct {
 	// such as decision_maker.
 	Roles []string `yaml:"roles"`
 }
+
+// The settings of the built-in sinks are types of their packages, kept here
+// under their earlier names; the YAML keys are the packages' own.
+type (
+	// JiraConfig is the Jira Cloud site the jira routes create issues in:
+	// jira.Config. Without it, jira routes write their requests to the
+	// outbox instead (dry run).
+	JiraConfig = jira.Config
+	// JiraRoute says how one route turns an event into a Jira issue:
+	// jira.Route.
+	JiraRoute = jira.Route
+	// SMTPConfig is the mail server the email routes send through:
+	// email.SMTPConfig. Without it, email routes write their messages to
+	// the outbox instead (dry run).
+	SMTPConfig = email.SMTPConfig
+	// EmailRoute says how one route turns an event into an email:
+	// email.Route.
+	EmailRoute = email.Route
+)
+
+// Default templates of a route that sets none: those of packages jira and
+// email.
+const (
+	DefaultJiraSummary  = jira.DefaultSummary
+	DefaultEmailSubject = email.DefaultSubject
+	DefaultEmailText    = email.DefaultText
+	DefaultEmailHTML    = email.DefaultHTML
+)
 
 // LoadConfig reads the YAML file at path and parses it with ParseConfig,
 // expanding ${VAR} from the process environment.
@@ -457,10 +487,10 @@ func (c *Config) validate() []error {
 		bad("retention", "must not be negative")
 	}
 	if c.Jira != nil {
-		errs = append(errs, wrapConfig(c.Jira.check("jira"))...)
+		errs = append(errs, wrapConfig(c.Jira.Check("jira"))...)
 	}
 	if c.SMTP != nil {
-		errs = append(errs, wrapConfig(c.SMTP.check("smtp"))...)
+		errs = append(errs, wrapConfig(c.SMTP.Check("smtp"))...)
 	}
 	if len(c.Webhooks) == 0 {
 		bad("webhooks", "at least one webhook is required")
@@ -546,10 +576,10 @@ func (w *WebhookConfig) validate(p string) []error {
 			listed[n] = true
 		}
 		if r.Jira != nil {
-			errs = append(errs, wrapConfig(r.Jira.check(rp+".jira"))...)
+			errs = append(errs, wrapConfig(r.Jira.Check(rp+".jira"))...)
 		}
 		if r.Email != nil {
-			errs = append(errs, wrapConfig(r.Email.check(rp+".email"))...)
+			errs = append(errs, wrapConfig(r.Email.Check(rp+".email"))...)
 		}
 	}
 	return errs

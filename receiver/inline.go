@@ -144,17 +144,6 @@ func (s *Server) runSink(ctx context.Context, webhook string, ev *event.Event, s
 	return out
 }
 
-// callSink runs sink.Deliver, turning a panic into a permanent failure so
-// the ledger reservation is released and the event dead-lettered.
-func callSink(ctx context.Context, sink Sink, ev *event.Event) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = Permanent(&classedError{"panic", fmt.Errorf("sink %s panicked: %v", sink.Name(), p)})
-		}
-	}()
-	return sink.Deliver(ctx, ev)
-}
-
 // summarize chooses the answer: any retryable outcome → 503 with the
 // longest Retry-After asked; else any rejection → 422; else 200.
 func summarize(results []sinkResult) (status int, resp deliveryResponse, retryAfter int) {

@@ -372,24 +372,14 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 		}
 		prefix := name + "." + rt.name + "."
 		if rc.Jira != nil {
-			var sink Sink
-			if c.Jira != nil {
-				sink, err = newJiraSink(prefix+"jira", *c.Jira, *rc.Jira, client, s.log)
-			} else {
-				sink, err = newDryRunJiraSink(prefix+"jira", c.Outbox, *rc.Jira, s.log)
-			}
+			sink, err := newJiraSink(prefix+"jira", c, *rc.Jira, client, s.log)
 			if err != nil {
 				return nil, fmt.Errorf("webhook %s, route %s, jira: %w", name, rt.name, err)
 			}
 			rt.sinks = append(rt.sinks, sink)
 		}
 		if rc.Email != nil {
-			var sink Sink
-			if c.SMTP != nil {
-				sink, err = newEmailSink(prefix+"email", *c.SMTP, *rc.Email, s.log)
-			} else {
-				sink, err = newDryRunEmailSink(prefix+"email", c.Outbox, "", *rc.Email, s.log)
-			}
+			sink, err := newEmailSink(prefix+"email", c, *rc.Email, s.log)
 			if err != nil {
 				return nil, fmt.Errorf("webhook %s, route %s, email: %w", name, rt.name, err)
 			}

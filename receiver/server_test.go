@@ -26,7 +26,10 @@ import (
 	"github.com/stairhook/stairhook/internal/smtptest"
 	"github.com/stairhook/stairhook/internal/testenv"
 	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/internal/render"
+	"github.com/stairhook/stairhook/receiver/jira"
 	"github.com/stairhook/stairhook/receiver/jiratest"
+	"github.com/stairhook/stairhook/receiver/sink"
 	"github.com/stairhook/stairhook/verify"
 	"github.com/stairhook/stairhook/verify/verifytest"
 )
@@ -1027,17 +1030,20 @@ func TestServerListenAndServe(t *testing.T) {
 }
 
 // TestServerRealSinks runs the server with the real Jira and email sinks
-// against the in-repo Jira test server and an in-process SMTP server with
-// STARTTLS: every sample becomes one issue and one email; redelivery,
-// a Jira outage and a rejected recipient never duplicate or lose one.
+// against the in-repo Jira test server and an in-process SMTP server: every
+// sample becomes one issue and one email; redelivery, a Jira outage and a
+// rejected recipient never duplicate or lose one. The SMTP server speaks
+// in clear (tls: none): the email sink trusts only the system's roots from
+// a configuration, and its TLS policies are package email's to test.
 func TestServerRealSinks(t *testing.T) {
 	js := jiratest.NewServer(jiratest.Options{})
 	defer js.Close()
-	ms := smtptest.NewServer(t, smtptest.Options{})
+	ms := smtptest.NewServer(t, smtptest.Options{NoTLS: true})
 	cfg := &Config{
 		Outbox: t.TempDir(),
 		Jira:   &JiraConfig{BaseURL: js.URL, Email: "jira@example.com", APIToken: "test-token"},
-		SMTP:   &SMTPConfig{Host: ms.Host, Port: ms.Port, Username: ms.Username, Password: ms.Password, From: "Staircase alerts <alerts@example.com>"},
+		SMTP: &SMTPConfig{Host: ms.Host, Port: ms.Port, TLS: "none", Username: ms.Username, Password: ms.Password,
+			From: "Staircase alerts <alerts@example.com>"},
 		Webhooks: []WebhookConfig{{
 			Name:    "staircase",
 			Secrets: []SecretConfig{{Label: "current", Secret: testSecret}},
@@ -1051,11 +1057,6 @@ func TestServerRealSinks(t *testing.T) {
 	srv, err := NewServer(cfg, ServerOptions{Inline: true, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	require.NoError(t, err)
 	defer srv.Close()
-	for _, s := range srv.hooks["staircase"].routes[0].sinks {
-		if e, ok := s.(*emailSink); ok {
-			e.rootCAs = ms.RootCAs // trust the test server's certificate
-		}
-	}
 	secret, err := verify.ParseSecret(testSecret)
 	require.NoError(t, err)
 	now := time.Now()
@@ -1088,10 +1089,11 @@ func TestServerRealSinks(t *testing.T) {
 	assert.Len(t, js.Issues(), len(event.SampleTypes()))
 	assert.Len(t, ms.Messages(), len(event.SampleTypes()))
 
-	// Jira is down for longer than the sink retries: 503, the email went
-	// out; the retry creates exactly one issue and sends nothing more.
+	// Jira is down for longer than the sink retries (three requests per
+	// attempt, package jira's maxAttempts): 503, the email went out; the
+	// retry creates exactly one issue and sends nothing more.
 	body = eventBody(t, event.TypeRenewal, "evt_outage", nil)
-	js.Inject(jiraMaxAttempts, jiratest.Fault{Status: http.StatusServiceUnavailable})
+	js.Inject(3, jiratest.Fault{Status: http.StatusServiceUnavailable})
 	r := post("evt_outage", body)
 	require.Equal(t, "503 retry", r.Status, "%+v", r)
 	assert.Equal(t, map[string]string{"staircase.route1.jira": "failed", "staircase.route1.email": "delivered"}, outcomes(r))
@@ -1194,12 +1196,21 @@ func TestServerRejectionReason(t *testing.T) {
 		err  error
 		want string
 	}{
-		{Permanent(&jiraStatusError{what: "create issue", status: 400, messages: []string{"summary: the destination said SECRET-DETAIL"}}), "jira 400"},
-		{Permanent(&classedError{"smtp 550", errors.New("550 SECRET-DETAIL no such user")}), "smtp 550"},
 		{func() error {
-			tpl, err := parseText("summary", "{{index .People 99}}")
+			// A real 400 from the Jira sink, whose text is the API's.
+			js := jiratest.NewServer(jiratest.Options{Projects: []string{"CS"}})
+			defer js.Close()
+			s, err := jira.New("j", jira.Config{BaseURL: js.URL, Email: js.Email, APIToken: js.APIToken}, jira.Route{Project: "NOPE"}, nil, nil)
 			require.NoError(t, err)
-			_, err = renderText(tpl, &event.Event{}, MaxTemplateOutput)
+			err = s.Deliver(context.Background(), &event.Event{ID: "evt_reason"})
+			require.ErrorIs(t, err, ErrPermanent)
+			return fmt.Errorf("SECRET-DETAIL: %w", err)
+		}(), "jira 400"},
+		{Permanent(sink.Classed("smtp 550", errors.New("550 SECRET-DETAIL no such user"))), "smtp 550"},
+		{func() error {
+			tpl, err := render.ParseText("summary", "{{index .People 99}}")
+			require.NoError(t, err)
+			_, err = render.Text(tpl, &event.Event{}, MaxTemplateOutput)
 			return fmt.Errorf("SECRET-DETAIL: %w", err)
 		}(), "template"},
 		{Permanent(errors.New("SECRET-DETAIL")), "unclassified"},

@@ -2,113 +2,86 @@ package receiver
 
 import (
 	"context"
-	"errors"
-	"time"
+	"fmt"
+	"log/slog"
+	"net/http"
 
+	"github.com/stairhook/stairhook/receiver/dryrun"
+	"github.com/stairhook/stairhook/receiver/email"
 	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/internal/render"
+	"github.com/stairhook/stairhook/receiver/jira"
+	"github.com/stairhook/stairhook/receiver/sink"
 )
 
 // Sink delivers an event to one destination (a Jira project, a mailbox, the
-// dry-run outbox, or one of your own given in ServerOptions.Sinks). It is
-// the single interface a sink of one's own implements.
-//
-// The contract, on the queued path (the default):
-//   - Deliver is one attempt of one job (an event and this sink). Its
-//     context ends at DeliveryConfig.AttemptTimeout or at shutdown; stop
-//     when it does. It is not tied to the sender's request, which was
-//     answered 202 before.
-//   - Return nil on success: the job is done and Deliver is not called
-//     again for it. A process that dies before the job's record runs the
-//     job again: delivery is at least once, so make Deliver idempotent per
-//     event id (and webhook) where the destination allows it.
-//   - Return [Permanent](err) when retrying cannot help: the job becomes a
-//     dead letter at once, for `stairhook deadletter replay`.
-//   - Return a [*RetryAfterError] when the destination asked for a delay:
-//     the job waits exactly After (at most an hour), and the wait is not
-//     counted as an attempt.
-//   - Return any other error for a transient failure: the job is retried
-//     with backoff (DeliveryConfig.FirstRetry, doubling, up to MaxRetry)
-//     until it succeeds or DeliveryConfig.GiveUpAfter has passed. A panic
-//     counts as a permanent failure.
-//
-// Error texts go to the log and the job's record (the dead letters, the
-// console), never to the sender. A sink serves every route that names it,
-// in every webhook, and Deliver may run for several events at once; there
-// is one job per event and sink, however many routes of the webhook
-// select the event (an event delivered to two webhooks is two jobs). In
-// inline mode (ServerOptions.Inline) the same errors become the answer to
-// the sender instead: 503 for a transient failure (with the RetryAfter
-// delay), 422 and a line in the dead-letter file for a permanent one.
-type Sink interface {
-	// Name identifies the sink in logs, in responses, in its jobs (and,
-	// in inline mode, in the ledger of done sinks and the dead-letter
-	// file). Sinks built from a Config are named
-	// <webhook>.<route>.<jira|email>, for example "staircase.route1.jira"
-	// or "staircase.risk.email". A sink of ServerOptions.Sinks chooses
-	// its own: 1 to 128 characters from a-z, 0-9, "_", "-" and ".". Keep
-	// it stable across restarts: a queued job whose sink name is gone
-	// becomes a dead letter.
-	Name() string
-	// Deliver acts on the event; see the contract above. It must not
-	// change ev, which the other sinks of the delivery share.
-	Deliver(ctx context.Context, ev *event.Event) error
-}
+// dry-run outbox, or one of your own given in ServerOptions.Sinks): it is
+// sink.Sink, the single interface a sink of one's own implements. See
+// package sink for the contract of Deliver and its errors.
+type Sink = sink.Sink
 
 // ErrPermanent marks a sink failure that a retry cannot fix: a rejected
-// request, a bad recipient, a template error.
-var ErrPermanent = errors.New("receiver: permanent sink failure")
+// request, a bad recipient, a template error. It is sink.ErrPermanent.
+var ErrPermanent = sink.ErrPermanent
 
-// Permanent wraps err so that errors.Is(err, ErrPermanent) holds.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &permanentError{err}
-}
-
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string   { return e.err.Error() }
-func (e *permanentError) Unwrap() []error { return []error{ErrPermanent, e.err} }
+// Permanent wraps err so that errors.Is(err, ErrPermanent) holds; see
+// sink.Permanent.
+func Permanent(err error) error { return sink.Permanent(err) }
 
 // RetryAfterError is a transient failure with the delay the destination
-// asked for; the server passes it on to the sender as Retry-After.
-type RetryAfterError struct {
-	// Err is the failure itself; its text goes to the log only.
-	Err error
-	// After is how long the destination asked to wait before a retry; the
-	// server rounds it up to whole seconds and caps it at one hour.
-	After time.Duration
+// asked for; the server passes it on to the sender as Retry-After. It is
+// sink.RetryAfterError.
+type RetryAfterError = sink.RetryAfterError
+
+// MaxTemplateOutput bounds what one template may produce for one event (a
+// summary, a subject, a text or an HTML body): 256 KiB. Past it the
+// delivery fails with ErrTemplateOutputTooLarge, a permanent error: the
+// same event and the same template would produce the same output again.
+const MaxTemplateOutput = render.MaxOutput
+
+// ErrTemplateOutputTooLarge reports a template whose output for an event
+// exceeded MaxTemplateOutput. It is always wrapped with ErrPermanent.
+var ErrTemplateOutputTooLarge = render.ErrOutputTooLarge
+
+// reasonClassOf is the reason class of a sink error, "unclassified" when
+// no error in its chain has one (see sink.Classed).
+func reasonClassOf(err error) string { return sink.ReasonClass(err) }
+
+// callSink runs s.Deliver, turning a panic into a permanent failure so
+// the ledger reservation is released and the event dead-lettered.
+func callSink(ctx context.Context, s Sink, ev *event.Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = sink.Permanent(sink.Classed("panic", fmt.Errorf("sink %s panicked: %v", s.Name(), p)))
+		}
+	}()
+	return s.Deliver(ctx, ev)
 }
 
-// Error returns the text of Err.
-func (e *RetryAfterError) Error() string { return e.Err.Error() }
-
-// Unwrap returns Err, so errors.Is and errors.As see through the delay.
-func (e *RetryAfterError) Unwrap() error { return e.Err }
-
-// reasonClasser is implemented by sink errors that know their reason class:
-// a short, fixed text such as "jira 400", "smtp 550" or "template" that the
-// server may show the sender, because it repeats nothing the destination or
-// the payload said.
-type reasonClasser interface{ reasonClass() string }
-
-// classedError gives err a reason class.
-type classedError struct {
-	class string
-	err   error
-}
-
-func (e *classedError) Error() string       { return e.err.Error() }
-func (e *classedError) Unwrap() error       { return e.err }
-func (e *classedError) reasonClass() string { return e.class }
-
-// reasonClassOf is the reason class of a sink error, "unclassified" when no
-// error in its chain has one.
-func reasonClassOf(err error) string {
-	var rc reasonClasser
-	if errors.As(err, &rc) {
-		return rc.reasonClass()
+// newJiraSink is the sink of a route's jira section: Jira itself when the
+// configuration has a jira section, else the dry run into the outbox.
+func newJiraSink(name string, c *Config, route JiraRoute, client *http.Client, log *slog.Logger) (Sink, error) {
+	if c.Jira == nil {
+		return asSink(dryrun.NewJira(name, c.Outbox, route, log))
 	}
-	return "unclassified"
+	return asSink(jira.New(name, *c.Jira, route, client, log))
+}
+
+// newEmailSink is the sink of a route's email section: the mail server
+// when the configuration has an smtp section, else the dry run into the
+// outbox.
+func newEmailSink(name string, c *Config, route EmailRoute, log *slog.Logger) (Sink, error) {
+	if c.SMTP == nil {
+		return asSink(dryrun.NewEmail(name, c.Outbox, "", route, log))
+	}
+	return asSink(email.New(name, *c.SMTP, route, log))
+}
+
+// asSink returns a sink a constructor made, or nil (not a nil pointer in a
+// Sink) with its error.
+func asSink[S Sink](s S, err error) (Sink, error) {
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }

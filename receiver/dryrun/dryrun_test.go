@@ -1,4 +1,4 @@
-package receiver
+package dryrun
 
 import (
 	"bytes"
@@ -14,17 +14,20 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stairhook/stairhook/receiver/email"
+	"github.com/stairhook/stairhook/receiver/internal/sinktest"
+	"github.com/stairhook/stairhook/receiver/jira"
 	"github.com/stairhook/stairhook/receiver/jiratest"
 )
 
 func TestDryRunJiraWritesExactRequest(t *testing.T) {
 	outbox := t.TempDir()
 	var logs bytes.Buffer
-	route := JiraRoute{Project: "CS", Labels: []string{"staircase"}}
-	s, err := newDryRunJiraSink("jira:CS", outbox, route, slog.New(slog.NewJSONHandler(&logs, nil)))
+	route := jira.Route{Project: "CS", Labels: []string{"staircase"}}
+	s, err := NewJira("jira:CS", outbox, route, slog.New(slog.NewJSONHandler(&logs, nil)))
 	require.NoError(t, err)
-	ev := hostileEvent()
-	require.NoError(t, s.Deliver(deliverCtx(t), ev))
+	ev := sinktest.HostileEvent()
+	require.NoError(t, s.Deliver(sinktest.Context(t), ev))
 
 	files := outboxFiles(t, outbox)
 	require.Len(t, files, 1, "%v", files)
@@ -34,9 +37,9 @@ func TestDryRunJiraWritesExactRequest(t *testing.T) {
 	require.NoError(t, err)
 
 	// The file holds exactly what the real sink would POST.
-	b, err := newJiraIssueBuilder(route)
+	b, err := jira.NewIssueBuilder(route)
 	require.NoError(t, err)
-	want, _, err := b.build(ev)
+	want, _, err := b.Build(ev)
 	require.NoError(t, err)
 	assert.Equal(t, string(want)+"\n", string(got))
 
@@ -52,16 +55,16 @@ func TestDryRunJiraWritesExactRequest(t *testing.T) {
 	assert.Contains(t, logs.String(), `"path":"`+path+`"`)
 
 	// A redelivery replaces the file.
-	require.NoError(t, s.Deliver(deliverCtx(t), ev))
+	require.NoError(t, s.Deliver(sinktest.Context(t), ev))
 	assert.Len(t, outboxFiles(t, outbox), 1)
 }
 
 func TestDryRunEmailWritesMessage(t *testing.T) {
 	outbox := t.TempDir()
-	s, err := newDryRunEmailSink("email:0", outbox, "", EmailRoute{To: []string{"csm@example.com"}}, nil)
+	s, err := NewEmail("email:0", outbox, "", email.Route{To: []string{"csm@example.com"}}, nil)
 	require.NoError(t, err)
-	ev := hostileEvent()
-	require.NoError(t, s.Deliver(deliverCtx(t), ev))
+	ev := sinktest.HostileEvent()
+	require.NoError(t, s.Deliver(sinktest.Context(t), ev))
 	files := outboxFiles(t, outbox)
 	require.Len(t, files, 1)
 	assert.Equal(t, filepath.Join(outbox, "email"), filepath.Dir(files[0]))
@@ -69,18 +72,18 @@ func TestDryRunEmailWritesMessage(t *testing.T) {
 	assert.Regexp(t, `^evt_hostile_.._.._x_[0-9a-f]{12}-email_0_[0-9a-f]{12}\.eml$`, filepath.Base(files[0]))
 	data, err := os.ReadFile(files[0])
 	require.NoError(t, err)
-	pm := parseMail(t, data)
-	assert.Equal(t, "<"+sinkMessageID("email:0", ev.ID, "localhost")+">", pm.header.Get("Message-Id"))
-	assert.Equal(t, `"Stairhook" <stairhook@localhost>`, pm.header.Get("From"))
-	assert.Empty(t, pm.header.Get("X-Injected"))
-	assert.Contains(t, pm.html, "&lt;script&gt;")
+	pm := sinktest.ParseMail(t, data)
+	assert.Equal(t, "<"+email.MessageID("email:0", ev.ID, "localhost")+">", pm.Header.Get("Message-Id"))
+	assert.Equal(t, `"Stairhook" <stairhook@localhost>`, pm.Header.Get("From"))
+	assert.Empty(t, pm.Header.Get("X-Injected"))
+	assert.Contains(t, pm.HTML, "&lt;script&gt;")
 }
 
 func TestOutboxPermissions(t *testing.T) {
 	outbox := filepath.Join(t.TempDir(), "new")
-	s, err := newDryRunJiraSink("jira:CS", outbox, JiraRoute{Project: "CS"}, nil)
+	s, err := NewJira("jira:CS", outbox, jira.Route{Project: "CS"}, nil)
 	require.NoError(t, err)
-	require.NoError(t, s.Deliver(deliverCtx(t), hostileEvent()))
+	require.NoError(t, s.Deliver(sinktest.Context(t), sinktest.HostileEvent()))
 	dir, err := os.Stat(filepath.Join(outbox, "jira"))
 	require.NoError(t, err)
 	assert.Equal(t, fs.FileMode(0o700), dir.Mode().Perm())
@@ -125,11 +128,11 @@ func TestOutboxNameIsSafe(t *testing.T) {
 }
 
 func TestDryRunNeedsOutbox(t *testing.T) {
-	_, err := newDryRunJiraSink("j", "", JiraRoute{Project: "CS"}, nil)
+	_, err := NewJira("j", "", jira.Route{Project: "CS"}, nil)
 	assert.Error(t, err)
-	_, err = newDryRunEmailSink("e", "", "", EmailRoute{To: []string{"a@example.com"}}, nil)
+	_, err = NewEmail("e", "", "", email.Route{To: []string{"a@example.com"}}, nil)
 	assert.Error(t, err)
-	_, err = newDryRunJiraSink("j", t.TempDir(), JiraRoute{}, nil)
+	_, err = NewJira("j", t.TempDir(), jira.Route{}, nil)
 	assert.ErrorContains(t, err, "project: required")
 }
 
@@ -153,18 +156,18 @@ func outboxFiles(t *testing.T, dir string) []string {
 
 func BenchmarkDryRunDeliver(b *testing.B) {
 	outbox := b.TempDir()
-	jira, err := newDryRunJiraSink("jira:CS", outbox, JiraRoute{Project: "CS"}, nil)
+	js, err := NewJira("jira:CS", outbox, jira.Route{Project: "CS"}, nil)
 	require.NoError(b, err)
-	email, err := newDryRunEmailSink("email:0", outbox, "", EmailRoute{To: []string{"a@example.com"}}, nil)
+	es, err := NewEmail("email:0", outbox, "", email.Route{To: []string{"a@example.com"}}, nil)
 	require.NoError(b, err)
-	ev := hostileEvent()
+	ev := sinktest.HostileEvent()
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := jira.Deliver(ctx, ev); err != nil {
+		if err := js.Deliver(ctx, ev); err != nil {
 			b.Fatal(err)
 		}
-		if err := email.Deliver(ctx, ev); err != nil {
+		if err := es.Deliver(ctx, ev); err != nil {
 			b.Fatal(err)
 		}
 	}

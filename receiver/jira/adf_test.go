@@ -1,9 +1,8 @@
-package receiver
+package jira
 
 import (
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,22 +12,24 @@ import (
 
 	"github.com/stairhook/stairhook/internal/testenv"
 	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/internal/sinktest"
 	"github.com/stairhook/stairhook/receiver/jiratest"
 )
 
+// minimalEvent is the smallest body event.Decode accepts.
+const minimalEvent = `{"id":"evt_1","type":"churn_risk","account":{"id":"acc_1"}}`
+
 // sinkTestEvents are the events the sink tests render: every sample payload
-// in testdata/samples, plus hostile and sparse ones built here.
+// of package event, plus hostile and sparse ones built here.
 func sinkTestEvents(t *testing.T) map[string]*event.Event {
 	t.Helper()
 	events := map[string]*event.Event{}
-	files, err := filepath.Glob(filepath.Join("testdata", "samples", "*.json"))
-	require.NoError(t, err)
-	for _, f := range files {
-		data, err := os.ReadFile(f)
+	for _, typ := range event.SampleTypes() {
+		data, err := event.Sample(typ)
 		require.NoError(t, err)
 		ev, err := event.Decode(data)
-		require.NoError(t, err, f)
-		events["sample/"+filepath.Base(f)] = ev
+		require.NoError(t, err, typ)
+		events["sample/"+typ] = ev
 	}
 	for name, dates := range map[string]string{
 		"bad-dates":   `"created_at":"26/11/2026","signal":{"title":"T","detected_at":"yesterday\n\u0000<b>"}`,
@@ -40,7 +41,7 @@ func sinkTestEvents(t *testing.T) map[string]*event.Event {
 		events[name] = ev
 	}
 	for _, typ := range event.KnownTypes() {
-		ev := hostileEvent()
+		ev := sinktest.HostileEvent()
 		ev.Type = typ
 		events["hostile/"+typ] = ev
 	}
@@ -52,30 +53,6 @@ func sinkTestEvents(t *testing.T) map[string]*event.Event {
 		People:  []event.Person{{}, {Name: "\n"}, {Title: "CFO"}},
 	}
 	return events
-}
-
-// hostileEvent carries markup, line breaks, control characters and odd
-// Unicode in every string a sink renders.
-func hostileEvent() *event.Event {
-	return &event.Event{
-		ID: "evt_hostile/../../x", Type: event.TypeChurnRisk, Test: true,
-		CreatedAt: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC),
-		Account: event.Account{
-			ID: "acc_<1>", Name: "Acme <script>alert(1)</script>\r\nBcc: victim@example.com",
-			Domain: "acme.com", Status: "active", StaircaseURL: "https://app.staircase.ai/accounts/1?a=b&c=<d>",
-		},
-		Signal: event.Signal{
-			Title:    "Churn\r\nX-Injected: yes",
-			Summary:  "First line\nsecond line\n\nSecond paragraph \x00 with NUL\u2028and LS\r\n\r\n\r\n",
-			Severity: "high", Sentiment: "negative", Category: "risk",
-			DetectedAt: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC),
-		},
-		People: []event.Person{
-			{Name: "Ann <b>Lee</b>\r\nSubject: hijack", Email: "ann@acme.com", Title: "VP\nFinance", Role: "decision_maker", Change: "joined"},
-			{Name: "Bo 😀 Chen", Title: "CTO", PreviousTitle: "VP Eng", Change: "title_changed"},
-			{},
-		},
-	}
 }
 
 func descriptionJSON(t *testing.T, ev *event.Event) []byte {
@@ -95,7 +72,7 @@ func TestDescriptionStructure(t *testing.T) {
 }
 
 func TestDescriptionContent(t *testing.T) {
-	doc := string(descriptionJSON(t, hostileEvent()))
+	doc := string(descriptionJSON(t, sinktest.HostileEvent()))
 	// The link survives, the account name is split at the line break.
 	assert.Contains(t, doc, `"href":"https://app.staircase.ai/accounts/1?a=b\u0026c=\u003cd\u003e"`)
 	assert.Contains(t, doc, `{"type":"hardBreak"}`)
@@ -108,7 +85,7 @@ func TestDescriptionContent(t *testing.T) {
 
 	// Only http(s) URLs become links.
 	for _, u := range []string{"javascript:alert(1)", "data:text/html,x", "/relative", "https://", "https://a.example/\nb"} {
-		ev := hostileEvent()
+		ev := sinktest.HostileEvent()
 		ev.Account.StaircaseURL = u
 		assert.NotContains(t, string(descriptionJSON(t, ev)), `"link"`, u)
 	}
@@ -125,9 +102,9 @@ func TestDescriptionDates(t *testing.T) {
 		assert.NotContains(t, doc, "Detected at", name)
 		assert.NotContains(t, doc, "0001", name)
 	}
-	doc = string(descriptionJSON(t, hostileEvent()))
+	doc = string(descriptionJSON(t, sinktest.HostileEvent()))
 	assert.Contains(t, doc, `"text":"2026-11-26 09:00 UTC"`)
-	ev := hostileEvent()
+	ev := sinktest.HostileEvent()
 	ev.Signal.DetectedAt = time.Time{}
 	ev.Fields = map[string]any{"signal": map[string]any{"detected_at": json.Number("1764151200")}}
 	assert.Contains(t, string(descriptionJSON(t, ev)), `"text":"1764151200"`, "a number is shown as sent")
@@ -202,7 +179,7 @@ func BenchmarkADFSchemaValidate(b *testing.B) {
 	}
 	sch, err := jiratest.LoadSchema(path)
 	require.NoError(b, err)
-	doc, err := json.Marshal(buildDescription(hostileEvent()))
+	doc, err := json.Marshal(buildDescription(sinktest.HostileEvent()))
 	require.NoError(b, err)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -1,4 +1,4 @@
-package receiver
+package email
 
 import (
 	"bytes"
@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"mime"
-	"mime/multipart"
-	"net/mail"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,10 +16,13 @@ import (
 
 	"github.com/stairhook/stairhook/internal/smtptest"
 	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/internal/render"
+	"github.com/stairhook/stairhook/receiver/internal/sinktest"
+	"github.com/stairhook/stairhook/receiver/sink"
 )
 
 // newTestEmailSink makes an email sink for srv that trusts its test CA.
-func newTestEmailSink(t *testing.T, srv *smtptest.Server, cfg SMTPConfig, route EmailRoute) *emailSink {
+func newTestEmailSink(t *testing.T, srv *smtptest.Server, cfg SMTPConfig, route Route) *Sink {
 	t.Helper()
 	cfg.Host, cfg.Port = srv.Host, srv.Port
 	if cfg.From == "" {
@@ -33,56 +34,18 @@ func newTestEmailSink(t *testing.T, srv *smtptest.Server, cfg SMTPConfig, route 
 	if len(route.To) == 0 {
 		route.To = []string{"csm@example.com"}
 	}
-	s, err := newEmailSink("email:test", cfg, route, nil)
+	s, err := New("email:test", cfg, route, nil)
 	require.NoError(t, err)
-	es := s.(*emailSink)
-	es.rootCAs = srv.RootCAs
-	return es
-}
-
-// parsedMail is a received message split into what the tests check.
-type parsedMail struct {
-	header mail.Header
-	text   string
-	html   string
-}
-
-func parseMail(t *testing.T, data []byte) parsedMail {
-	t.Helper()
-	m, err := mail.ReadMessage(bytes.NewReader(data))
-	require.NoError(t, err)
-	pm := parsedMail{header: m.Header}
-	mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
-	require.NoError(t, err)
-	require.Equal(t, "multipart/alternative", mt)
-	r := multipart.NewReader(m.Body, params["boundary"])
-	for {
-		p, err := r.NextPart()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-		body, err := io.ReadAll(p) // NextPart decodes quoted-printable
-		require.NoError(t, err)
-		ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
-		switch ct {
-		case "text/plain":
-			pm.text = string(body)
-		case "text/html":
-			pm.html = string(body)
-		default:
-			t.Fatalf("unexpected part %s", ct)
-		}
-	}
-	return pm
+	s.rootCAs = srv.RootCAs
+	return s
 }
 
 func TestEmailSendsOverSTARTTLS(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
 	s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: srv.Password},
-		EmailRoute{To: []string{"csm@example.com"}, Cc: []string{"Lead <lead@example.com>"}})
-	ev := hostileEvent()
-	require.NoError(t, s.Deliver(deliverCtx(t), ev))
+		Route{To: []string{"csm@example.com"}, Cc: []string{"Lead <lead@example.com>"}})
+	ev := sinktest.HostileEvent()
+	require.NoError(t, s.Deliver(sinktest.Context(t), ev))
 
 	msgs := srv.Messages()
 	require.Len(t, msgs, 1)
@@ -92,75 +55,75 @@ func TestEmailSendsOverSTARTTLS(t *testing.T) {
 	assert.Equal(t, "alerts@example.com", m.From)
 	assert.ElementsMatch(t, []string{"csm@example.com", "lead@example.com"}, m.To)
 
-	pm := parseMail(t, m.Data)
-	subject, err := new(mime.WordDecoder).DecodeHeader(pm.header.Get("Subject"))
+	pm := sinktest.ParseMail(t, m.Data)
+	subject, err := new(mime.WordDecoder).DecodeHeader(pm.Header.Get("Subject"))
 	require.NoError(t, err)
 	assert.Equal(t, "[TEST] Churn X-Injected: yes (Acme <script>alert(1)</script> Bcc: victim@example.com)", subject)
-	assert.Regexp(t, `^<stairhook\.[0-9a-f]{32}@example\.com>$`, pm.header.Get("Message-Id"))
-	assert.Equal(t, "<"+sinkMessageID("email:test", ev.ID, "example.com")+">", pm.header.Get("Message-Id"))
+	assert.Regexp(t, `^<stairhook\.[0-9a-f]{32}@example\.com>$`, pm.Header.Get("Message-Id"))
+	assert.Equal(t, "<"+MessageID("email:test", ev.ID, "example.com")+">", pm.Header.Get("Message-Id"))
 
 	// Payload line breaks added no header.
 	for _, h := range []string{"X-Injected", "Bcc"} {
-		assert.Empty(t, pm.header.Get(h), h)
+		assert.Empty(t, pm.Header.Get(h), h)
 	}
-	assert.Contains(t, pm.text, "Acme <script>alert(1)</script>")
-	assert.Contains(t, pm.text, "[TEST] This is a test notification")
-	assert.NotContains(t, pm.html, "<script>")
-	assert.Contains(t, pm.html, "&lt;script&gt;alert(1)&lt;/script&gt;")
-	assert.Contains(t, pm.html, "Ann &lt;b&gt;Lee&lt;/b&gt;")
-	assert.Contains(t, pm.html, `href="https://app.staircase.ai/accounts/1?a=b&amp;c=%3cd%3e"`)
+	assert.Contains(t, pm.Text, "Acme <script>alert(1)</script>")
+	assert.Contains(t, pm.Text, "[TEST] This is a test notification")
+	assert.NotContains(t, pm.HTML, "<script>")
+	assert.Contains(t, pm.HTML, "&lt;script&gt;alert(1)&lt;/script&gt;")
+	assert.Contains(t, pm.HTML, "Ann &lt;b&gt;Lee&lt;/b&gt;")
+	assert.Contains(t, pm.HTML, `href="https://app.staircase.ai/accounts/1?a=b&amp;c=%3cd%3e"`)
 }
 
 func TestEmailTLSPolicies(t *testing.T) {
 	t.Run("implicit TLS", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{ImplicitTLS: true})
-		s := newTestEmailSink(t, srv, SMTPConfig{TLS: "tls", Username: srv.Username, Password: srv.Password}, EmailRoute{})
-		require.NoError(t, s.Deliver(deliverCtx(t), hostileEvent()))
+		s := newTestEmailSink(t, srv, SMTPConfig{TLS: "tls", Username: srv.Username, Password: srv.Password}, Route{})
+		require.NoError(t, s.Deliver(sinktest.Context(t), sinktest.HostileEvent()))
 		require.Len(t, srv.Messages(), 1)
 		assert.True(t, srv.Messages()[0].TLS)
 	})
 	t.Run("starttls is mandatory STARTTLS", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{NoTLS: true})
-		s := newTestEmailSink(t, srv, SMTPConfig{TLS: "starttls", Username: srv.Username, Password: srv.Password}, EmailRoute{})
-		err := s.Deliver(deliverCtx(t), hostileEvent())
-		require.ErrorIs(t, err, ErrPermanent)
+		s := newTestEmailSink(t, srv, SMTPConfig{TLS: "starttls", Username: srv.Username, Password: srv.Password}, Route{})
+		err := s.Deliver(sinktest.Context(t), sinktest.HostileEvent())
+		require.ErrorIs(t, err, sink.ErrPermanent)
 		assert.Contains(t, err.Error(), "STARTTLS")
 		assert.Equal(t, 0, srv.Attempts())
 	})
 	t.Run("untrusted certificate", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{})
-		s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: srv.Password}, EmailRoute{})
+		s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: srv.Password}, Route{})
 		s.rootCAs = nil // the system roots do not know the test CA
-		err := s.Deliver(deliverCtx(t), hostileEvent())
-		require.ErrorIs(t, err, ErrPermanent)
+		err := s.Deliver(sinktest.Context(t), sinktest.HostileEvent())
+		require.ErrorIs(t, err, sink.ErrPermanent)
 		assert.Empty(t, srv.Messages())
 	})
 	t.Run("opportunistic never sends the password in clear", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{NoTLS: true})
-		s := newTestEmailSink(t, srv, SMTPConfig{TLS: "opportunistic", Username: srv.Username, Password: srv.Password}, EmailRoute{})
-		err := s.Deliver(deliverCtx(t), hostileEvent())
-		require.ErrorIs(t, err, ErrPermanent)
+		s := newTestEmailSink(t, srv, SMTPConfig{TLS: "opportunistic", Username: srv.Username, Password: srv.Password}, Route{})
+		err := s.Deliver(sinktest.Context(t), sinktest.HostileEvent())
+		require.ErrorIs(t, err, sink.ErrPermanent)
 		assert.Equal(t, 0, srv.Attempts())
 	})
 	t.Run("opportunistic uses STARTTLS when offered", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{})
-		s := newTestEmailSink(t, srv, SMTPConfig{TLS: "opportunistic", Username: srv.Username, Password: srv.Password}, EmailRoute{})
-		require.NoError(t, s.Deliver(deliverCtx(t), hostileEvent()))
+		s := newTestEmailSink(t, srv, SMTPConfig{TLS: "opportunistic", Username: srv.Username, Password: srv.Password}, Route{})
+		require.NoError(t, s.Deliver(sinktest.Context(t), sinktest.HostileEvent()))
 		assert.True(t, srv.Messages()[0].TLS)
 	})
 	t.Run("none sends in clear with AUTH PLAIN", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{NoTLS: true})
-		s := newTestEmailSink(t, srv, SMTPConfig{TLS: "none", Username: srv.Username, Password: srv.Password}, EmailRoute{})
-		require.NoError(t, s.Deliver(deliverCtx(t), hostileEvent()))
+		s := newTestEmailSink(t, srv, SMTPConfig{TLS: "none", Username: srv.Username, Password: srv.Password}, Route{})
+		require.NoError(t, s.Deliver(sinktest.Context(t), sinktest.HostileEvent()))
 		m := srv.Messages()[0]
 		assert.False(t, m.TLS)
 		assert.Equal(t, "user", m.User)
 	})
 	t.Run("wrong password is permanent", func(t *testing.T) {
 		srv := smtptest.NewServer(t, smtptest.Options{})
-		s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: "not-the-password"}, EmailRoute{})
-		err := s.Deliver(deliverCtx(t), hostileEvent())
-		require.ErrorIs(t, err, ErrPermanent)
+		s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: "not-the-password"}, Route{})
+		err := s.Deliver(sinktest.Context(t), sinktest.HostileEvent())
+		require.ErrorIs(t, err, sink.ErrPermanent)
 		assert.NotContains(t, err.Error(), "not-the-password")
 	})
 }
@@ -181,64 +144,64 @@ func TestEmailFaults(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := smtptest.NewServer(t, smtptest.Options{})
-			s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: srv.Password}, EmailRoute{})
+			s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: srv.Password}, Route{})
 			srv.Inject(1, tc.fault)
-			ev := hostileEvent()
-			err := s.Deliver(deliverCtx(t), ev)
+			ev := sinktest.HostileEvent()
+			err := s.Deliver(sinktest.Context(t), ev)
 			require.Error(t, err)
-			assert.Equal(t, tc.permanent, errors.Is(err, ErrPermanent), "%v", err)
+			assert.Equal(t, tc.permanent, errors.Is(err, sink.ErrPermanent), "%v", err)
 			assert.Empty(t, srv.Messages())
 			// Once the fault clears, the sender's retry delivers once.
-			require.NoError(t, s.Deliver(deliverCtx(t), ev))
+			require.NoError(t, s.Deliver(sinktest.Context(t), ev))
 			assert.Len(t, srv.Messages(), 1)
 		})
 	}
 }
 
 func TestEmailTemplateOutputCap(t *testing.T) {
-	b, err := newEmailBuilder("a@example.com", EmailRoute{To: []string{"b@example.com"}, Text: "{{.Signal.Summary}}", HTML: "<p>{{.Signal.Title}}</p>"})
+	b, err := NewMessageBuilder("", "a@example.com", Route{To: []string{"b@example.com"}, Text: "{{.Signal.Summary}}", HTML: "<p>{{.Signal.Title}}</p>"})
 	require.NoError(t, err)
 	ev := &event.Event{ID: "e", Account: event.Account{ID: "a"}}
-	ev.Signal.Summary = strings.Repeat("s", MaxTemplateOutput)
-	_, err = b.build(ev)
+	ev.Signal.Summary = strings.Repeat("s", render.MaxOutput)
+	_, err = b.Build(ev)
 	require.NoError(t, err, "exactly at the cap")
 	ev.Signal.Summary += "s"
-	_, err = b.build(ev)
-	require.ErrorIs(t, err, ErrTemplateOutputTooLarge)
-	require.ErrorIs(t, err, ErrPermanent)
+	_, err = b.Build(ev)
+	require.ErrorIs(t, err, render.ErrOutputTooLarge)
+	require.ErrorIs(t, err, sink.ErrPermanent)
 
 	// The HTML cap counts escaped output: 4 bytes per '<' after escaping.
 	ev.Signal.Summary = ""
-	ev.Signal.Title = strings.Repeat("<", MaxTemplateOutput/4)
-	_, err = b.build(ev)
-	require.ErrorIs(t, err, ErrTemplateOutputTooLarge)
+	ev.Signal.Title = strings.Repeat("<", render.MaxOutput/4)
+	_, err = b.Build(ev)
+	require.ErrorIs(t, err, render.ErrOutputTooLarge)
 }
 
 func TestEmailSubjectOneLine(t *testing.T) {
-	b, err := newEmailBuilder("a@example.com", EmailRoute{To: []string{"b@example.com"}, Subject: "{{.Signal.Title}}\r\nBcc: x@example.com"})
+	b, err := NewMessageBuilder("", "a@example.com", Route{To: []string{"b@example.com"}, Subject: "{{.Signal.Title}}\r\nBcc: x@example.com"})
 	require.NoError(t, err)
 	ev := &event.Event{ID: "e", Type: event.TypeRenewal, Account: event.Account{ID: "a"}, Signal: event.Signal{Title: "a\nb\rc"}}
-	m, err := b.build(ev)
+	m, err := b.Build(ev)
 	require.NoError(t, err)
 	var buf bytes.Buffer
 	_, err = m.WriteTo(&buf)
 	require.NoError(t, err)
-	pm := parseMail(t, buf.Bytes())
-	assert.Equal(t, "a b c Bcc: x@example.com", pm.header.Get("Subject"))
-	assert.Empty(t, pm.header.Get("Bcc"))
+	pm := sinktest.ParseMail(t, buf.Bytes())
+	assert.Equal(t, "a b c Bcc: x@example.com", pm.Header.Get("Subject"))
+	assert.Empty(t, pm.Header.Get("Bcc"))
 
 	ev.Signal.Title = ""
-	m, err = b.build(&event.Event{ID: "e", Type: event.TypeRenewal, Test: true, Account: event.Account{ID: "a"}})
+	m, err = b.Build(&event.Event{ID: "e", Type: event.TypeRenewal, Test: true, Account: event.Account{ID: "a"}})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"[TEST] Bcc: x@example.com"}, m.GetGenHeader("Subject"))
 }
 
 func TestSMTPConfigCheck(t *testing.T) {
 	ok := SMTPConfig{Host: "smtp.example.com", Port: 587, Username: "u", Password: "p", TLS: "starttls", From: "A <a@example.com>"}
-	assert.Empty(t, ok.check("smtp"))
+	assert.Empty(t, ok.Check("smtp"))
 	bad := SMTPConfig{Host: "smtp.example.com:587", Port: 70000, Password: "p", TLS: "ssl", From: "nobody", Timeout: -1}
 	var msgs []string
-	for _, e := range bad.check("smtp") {
+	for _, e := range bad.Check("smtp") {
 		msgs = append(msgs, e.Error())
 	}
 	require.Len(t, msgs, 6, "%q", msgs)
@@ -246,14 +209,14 @@ func TestSMTPConfigCheck(t *testing.T) {
 		assert.True(t, strings.HasPrefix(msgs[i], prefix), "%q", msgs[i])
 	}
 	assert.NotContains(t, strings.Join(msgs, "\n"), "ssl", "a value put in the wrong key may be a secret: never quoted")
-	assert.Len(t, (&SMTPConfig{Host: "h", From: "a@example.com\r\nBcc: b@example.com"}).check(""), 1)
+	assert.Len(t, (&SMTPConfig{Host: "h", From: "a@example.com\r\nBcc: b@example.com"}).Check(""), 1)
 }
 
 func TestEmailRouteCheck(t *testing.T) {
-	assert.Empty(t, (&EmailRoute{To: []string{"a@example.com"}}).check("r"))
-	bad := EmailRoute{Cc: []string{"not an address", "a@example.com\nBcc: b@example.com"}, Subject: "{{.Nope}}", HTML: "{{"}
+	assert.Empty(t, (&Route{To: []string{"a@example.com"}}).Check("r"))
+	bad := Route{Cc: []string{"not an address", "a@example.com\nBcc: b@example.com"}, Subject: "{{.Nope}}", HTML: "{{"}
 	var msgs []string
-	for _, e := range bad.check("webhooks[0].routes[0].email") {
+	for _, e := range bad.Check("webhooks[0].routes[0].email") {
 		msgs = append(msgs, e.Error())
 	}
 	require.Len(t, msgs, 5, "%q", msgs)
@@ -271,36 +234,36 @@ func TestEmailRouteCheck(t *testing.T) {
 
 func TestEmailServerHangsPastTimeout(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: srv.Password, Timeout: time.Second}, EmailRoute{})
+	s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: srv.Password, Timeout: time.Second}, Route{})
 	srv.HangNext(1)
-	ev := hostileEvent()
-	err := s.Deliver(deliverCtx(t), ev)
+	ev := sinktest.HostileEvent()
+	err := s.Deliver(sinktest.Context(t), ev)
 	require.Error(t, err)
-	assert.False(t, errors.Is(err, ErrPermanent), "%v", err)
+	assert.False(t, errors.Is(err, sink.ErrPermanent), "%v", err)
 	require.Equal(t, 1, srv.Attempts(), "the message reached the server, which hung")
 	s.cfg.Timeout = 10 * time.Second // the retry must not trip on a loaded machine
-	require.NoError(t, s.Deliver(deliverCtx(t), ev))
+	require.NoError(t, s.Deliver(sinktest.Context(t), ev))
 	assert.Len(t, srv.Messages(), 1)
 }
 
 func TestEmailDeliverHonoursContext(t *testing.T) {
 	srv := smtptest.NewServer(t, smtptest.Options{})
-	s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: srv.Password}, EmailRoute{})
+	s := newTestEmailSink(t, srv, SMTPConfig{Username: srv.Username, Password: srv.Password}, Route{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := s.Deliver(ctx, hostileEvent())
+	err := s.Deliver(ctx, sinktest.HostileEvent())
 	require.Error(t, err)
-	assert.False(t, errors.Is(err, ErrPermanent))
+	assert.False(t, errors.Is(err, sink.ErrPermanent))
 	assert.Empty(t, srv.Messages())
 }
 
 func BenchmarkEmailBuild(b *testing.B) {
-	builder, err := newEmailBuilder("a@example.com", EmailRoute{To: []string{"b@example.com"}})
+	builder, err := NewMessageBuilder("", "a@example.com", Route{To: []string{"b@example.com"}})
 	require.NoError(b, err)
-	ev := hostileEvent()
+	ev := sinktest.HostileEvent()
 	b.ReportAllocs()
 	for b.Loop() {
-		m, err := builder.build(ev)
+		m, err := builder.Build(ev)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -316,25 +279,25 @@ func BenchmarkEmailBuild(b *testing.B) {
 // both.
 func TestEmailMessageIDPerSink(t *testing.T) {
 	cfg := SMTPConfig{Host: "smtp.example.com", From: "alerts@example.com"}
-	route := EmailRoute{To: []string{"csm@example.com"}}
-	id := func(sink string, ev *event.Event) string {
+	route := Route{To: []string{"csm@example.com"}}
+	id := func(name string, ev *event.Event) string {
 		t.Helper()
-		s, err := newEmailSink(sink, cfg, route, nil)
+		s, err := New(name, cfg, route, nil)
 		require.NoError(t, err)
-		m, err := s.(*emailSink).builder.build(ev)
+		m, err := s.builder.Build(ev)
 		require.NoError(t, err)
 		return m.GetMessageID()
 	}
-	ev := hostileEvent()
+	ev := sinktest.HostileEvent()
 	r1 := id("staircase.route1.email", ev)
 	assert.Regexp(t, `^<stairhook\.[0-9a-f]{32}@example\.com>$`, r1)
 	assert.Equal(t, r1, id("staircase.route1.email", ev), "deterministic across redeliveries")
 	assert.NotEqual(t, r1, id("staircase.route2.email", ev), "per sink")
-	other := hostileEvent()
+	other := sinktest.HostileEvent()
 	other.ID = "evt_other"
 	assert.NotEqual(t, r1, id("staircase.route1.email", other), "per event")
 	// The zero byte keeps (sink, id) pairs apart.
-	assert.NotEqual(t, sinkMessageID("a", "bc", "x"), sinkMessageID("ab", "c", "x"))
+	assert.NotEqual(t, MessageID("a", "bc", "x"), MessageID("ab", "c", "x"))
 	// SHA-256 of "email:a", a zero byte and "evt_1", first 16 bytes.
-	assert.Equal(t, "stairhook.19295726ebaa1aadbae7dc41da729885@example.com", sinkMessageID("email:a", "evt_1", "example.com"))
+	assert.Equal(t, "stairhook.19295726ebaa1aadbae7dc41da729885@example.com", MessageID("email:a", "evt_1", "example.com"))
 }

@@ -1,4 +1,4 @@
-package receiver
+package jira
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/internal/render"
 )
 
 // adfNode is one node of an Atlassian Document Format document, the rich
@@ -221,5 +222,5 @@ func detectedAt(ev *event.Event) string {
 	if _, err := time.Parse(time.RFC3339Nano, raw); err == nil {
 		return "" // the zero time itself, sent as such
 	}
-	return clip(oneLine(raw), maxRawDate)
+	return clip(render.OneLine(raw), maxRawDate)
 }

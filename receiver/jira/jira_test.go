@@ -1,4 +1,4 @@
-package receiver
+package jira
 
 import (
 	"bytes"
@@ -21,7 +21,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/internal/render"
+	"github.com/stairhook/stairhook/receiver/internal/sinktest"
 	"github.com/stairhook/stairhook/receiver/jiratest"
+	"github.com/stairhook/stairhook/receiver/sink"
 )
 
 // recordSleeps replaces the sink's sleep with one that records the waits
@@ -46,12 +49,12 @@ func (r *recordSleeps) all() []time.Duration {
 
 type jiraFixture struct {
 	srv    *jiratest.Server
-	sink   *jiraSink
+	sink   *Sink
 	sleeps *recordSleeps
 	logs   *bytes.Buffer
 }
 
-func newJiraFixture(t *testing.T, route JiraRoute) *jiraFixture {
+func newJiraFixture(t *testing.T, route Route) *jiraFixture {
 	t.Helper()
 	srv := jiratest.NewServer(jiratest.Options{Projects: []string{"CS"}})
 	t.Cleanup(srv.Close)
@@ -59,25 +62,18 @@ func newJiraFixture(t *testing.T, route JiraRoute) *jiraFixture {
 		route.Project = "CS"
 	}
 	logs := &bytes.Buffer{}
-	cfg := JiraConfig{BaseURL: srv.URL, Email: srv.Email, APIToken: srv.APIToken, Timeout: 2 * time.Second}
-	s, err := newJiraSink("jira:CS", cfg, route, nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	cfg := Config{BaseURL: srv.URL, Email: srv.Email, APIToken: srv.APIToken, Timeout: 2 * time.Second}
+	js, err := New("jira:CS", cfg, route, nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	require.NoError(t, err)
 	sleeps := &recordSleeps{}
-	js := s.(*jiraSink)
 	js.sleep = sleeps.sleep
 	return &jiraFixture{srv: srv, sink: js, sleeps: sleeps, logs: logs}
 }
 
-func deliverCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func TestJiraCreatesIssue(t *testing.T) {
-	f := newJiraFixture(t, JiraRoute{Labels: []string{"staircase"}, Priorities: map[string]string{"high": "High"}})
-	ev := hostileEvent()
-	require.NoError(t, f.sink.Deliver(deliverCtx(t), ev))
+	f := newJiraFixture(t, Route{Labels: []string{"staircase"}, Priorities: map[string]string{"high": "High"}})
+	ev := sinktest.HostileEvent()
+	require.NoError(t, f.sink.Deliver(sinktest.Context(t), ev))
 
 	issues := f.srv.Issues()
 	require.Len(t, issues, 1)
@@ -97,17 +93,17 @@ func TestJiraCreatesIssue(t *testing.T) {
 }
 
 func TestJiraSearchFindsExistingIssue(t *testing.T) {
-	f := newJiraFixture(t, JiraRoute{})
-	ev := hostileEvent()
-	require.NoError(t, f.sink.Deliver(deliverCtx(t), ev))
-	require.NoError(t, f.sink.Deliver(deliverCtx(t), ev))
+	f := newJiraFixture(t, Route{})
+	ev := sinktest.HostileEvent()
+	require.NoError(t, f.sink.Deliver(sinktest.Context(t), ev))
+	require.NoError(t, f.sink.Deliver(sinktest.Context(t), ev))
 	assert.Len(t, f.srv.Issues(), 1, "redelivery found the issue by label")
 	assert.Equal(t, 2, f.srv.Requests("/rest/api/3/search/jql"))
 	assert.Equal(t, 1, f.srv.Requests("/rest/api/3/issue"))
 
-	other := hostileEvent()
+	other := sinktest.HostileEvent()
 	other.ID = "evt_other"
-	require.NoError(t, f.sink.Deliver(deliverCtx(t), other))
+	require.NoError(t, f.sink.Deliver(sinktest.Context(t), other))
 	assert.Len(t, f.srv.Issues(), 2)
 }
 
@@ -115,15 +111,15 @@ func TestJiraSearchFindsExistingIssue(t *testing.T) {
 // second issue. The sink cannot tell; the server's ledger of done sinks
 // covers that window (a sink that succeeded is not run again).
 func TestJiraSearchLag(t *testing.T) {
-	f := newJiraFixture(t, JiraRoute{})
+	f := newJiraFixture(t, Route{})
 	f.srv.SetSearchLag(time.Hour)
-	ev := hostileEvent()
-	require.NoError(t, f.sink.Deliver(deliverCtx(t), ev))
-	require.NoError(t, f.sink.Deliver(deliverCtx(t), ev))
+	ev := sinktest.HostileEvent()
+	require.NoError(t, f.sink.Deliver(sinktest.Context(t), ev))
+	require.NoError(t, f.sink.Deliver(sinktest.Context(t), ev))
 	assert.Len(t, f.srv.Issues(), 2, "the search lag is real in the test server")
 
 	f.srv.SetSearchLag(0)
-	require.NoError(t, f.sink.Deliver(deliverCtx(t), ev))
+	require.NoError(t, f.sink.Deliver(sinktest.Context(t), ev))
 	assert.Len(t, f.srv.Issues(), 2, "after the lag the issue is found")
 }
 
@@ -187,9 +183,9 @@ func TestJiraRetries(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newJiraFixture(t, JiraRoute{})
+			f := newJiraFixture(t, Route{})
 			tc.inject(f.srv)
-			require.NoError(t, f.sink.Deliver(deliverCtx(t), hostileEvent()))
+			require.NoError(t, f.sink.Deliver(sinktest.Context(t), sinktest.HostileEvent()))
 			assert.Len(t, f.srv.Issues(), 1)
 			tc.wantWaits(t, f.sleeps.all())
 		})
@@ -213,37 +209,37 @@ func TestJiraTransientFailures(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newJiraFixture(t, JiraRoute{})
+			f := newJiraFixture(t, Route{})
 			f.sink.timeout = 500 * time.Millisecond // the hang ends here
 			tc.inject(f.srv)
-			ev := hostileEvent()
-			err := f.sink.Deliver(deliverCtx(t), ev)
+			ev := sinktest.HostileEvent()
+			err := f.sink.Deliver(sinktest.Context(t), ev)
 			require.Error(t, err)
-			assert.False(t, errors.Is(err, ErrPermanent), "transient: %v", err)
+			assert.False(t, errors.Is(err, sink.ErrPermanent), "transient: %v", err)
 			assert.Empty(t, f.srv.Issues())
 			// The sender retries; the second delivery succeeds once.
 			f.sink.timeout = 10 * time.Second
-			require.NoError(t, f.sink.Deliver(deliverCtx(t), ev))
+			require.NoError(t, f.sink.Deliver(sinktest.Context(t), ev))
 			assert.Len(t, f.srv.Issues(), 1)
 		})
 	}
 }
 
 func TestJiraThrottledPastDeadline(t *testing.T) {
-	f := newJiraFixture(t, JiraRoute{})
+	f := newJiraFixture(t, Route{})
 	f.srv.FailNext(1, 429, "120")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := f.sink.Deliver(ctx, hostileEvent())
-	var ra *RetryAfterError
+	err := f.sink.Deliver(ctx, sinktest.HostileEvent())
+	var ra *sink.RetryAfterError
 	require.ErrorAs(t, err, &ra)
 	assert.Equal(t, 120*time.Second, ra.After)
-	assert.False(t, errors.Is(err, ErrPermanent))
+	assert.False(t, errors.Is(err, sink.ErrPermanent))
 	assert.Empty(t, f.sleeps.all(), "no wait past the deadline")
 
-	// Throttled on every attempt: a RetryAfterError after the last one.
+	// Throttled on every attempt: a sink.RetryAfterError after the last one.
 	f.srv.FailNext(3, 503, "1")
-	err = f.sink.Deliver(deliverCtx(t), hostileEvent())
+	err = f.sink.Deliver(sinktest.Context(t), sinktest.HostileEvent())
 	require.ErrorAs(t, err, &ra)
 	assert.Equal(t, time.Second, ra.After)
 	assert.Len(t, f.sleeps.all(), 2)
@@ -252,38 +248,40 @@ func TestJiraThrottledPastDeadline(t *testing.T) {
 
 func TestJiraPermanentFailures(t *testing.T) {
 	t.Run("401 bad token", func(t *testing.T) {
-		f := newJiraFixture(t, JiraRoute{})
+		f := newJiraFixture(t, Route{})
 		f.sink.token = "wrong-token-value"
-		err := f.sink.Deliver(deliverCtx(t), hostileEvent())
-		require.ErrorIs(t, err, ErrPermanent)
+		err := f.sink.Deliver(sinktest.Context(t), sinktest.HostileEvent())
+		require.ErrorIs(t, err, sink.ErrPermanent)
 		assert.Contains(t, err.Error(), "401")
 		assert.Contains(t, err.Error(), "Client must be authenticated")
 		assert.NotContains(t, err.Error(), "wrong-token-value")
 		assert.NotContains(t, err.Error(), "Basic ")
 	})
 	t.Run("400 unknown project reports errors", func(t *testing.T) {
-		f := newJiraFixture(t, JiraRoute{Project: "NOPE", Priorities: map[string]string{"high": "Urgent"}})
-		err := f.sink.Deliver(deliverCtx(t), hostileEvent())
-		require.ErrorIs(t, err, ErrPermanent)
+		f := newJiraFixture(t, Route{Project: "NOPE", Priorities: map[string]string{"high": "Urgent"}})
+		err := f.sink.Deliver(sinktest.Context(t), sinktest.HostileEvent())
+		require.ErrorIs(t, err, sink.ErrPermanent)
 		assert.Contains(t, err.Error(), "400")
 		assert.Contains(t, err.Error(), "project: valid project is required")
 		assert.Contains(t, err.Error(), "priority: Specify the Priority")
+		assert.Equal(t, "jira 400", sink.ReasonClass(err), "the reason class names the status only")
 		assert.Equal(t, 1, f.srv.Requests("/rest/api/3/issue"), "not retried")
 	})
 	t.Run("403 and 404 are permanent", func(t *testing.T) {
 		for _, status := range []int{403, 404, 413} {
-			f := newJiraFixture(t, JiraRoute{})
+			f := newJiraFixture(t, Route{})
 			f.srv.FailNext(1, status, "")
-			err := f.sink.Deliver(deliverCtx(t), hostileEvent())
-			require.ErrorIs(t, err, ErrPermanent, status)
+			err := f.sink.Deliver(sinktest.Context(t), sinktest.HostileEvent())
+			require.ErrorIs(t, err, sink.ErrPermanent, status)
 			assert.Contains(t, err.Error(), "injected fault")
+			assert.Equal(t, "jira "+strconv.Itoa(status), sink.ReasonClass(err))
 		}
 	})
 	t.Run("old search endpoint is gone", func(t *testing.T) {
-		f := newJiraFixture(t, JiraRoute{})
+		f := newJiraFixture(t, Route{})
 		f.sink.search = f.srv.URL + "/rest/api/3/search"
-		err := f.sink.Deliver(deliverCtx(t), hostileEvent())
-		require.ErrorIs(t, err, ErrPermanent)
+		err := f.sink.Deliver(sinktest.Context(t), sinktest.HostileEvent())
+		require.ErrorIs(t, err, sink.ErrPermanent)
 		assert.Contains(t, err.Error(), "410")
 	})
 }
@@ -304,10 +302,10 @@ func TestJiraErrorRedactsEchoedCredentials(t *testing.T) {
 		})
 	}))
 	defer echo.Close()
-	s, err := newJiraSink("jira:CS", JiraConfig{BaseURL: echo.URL, Email: email, APIToken: token}, JiraRoute{Project: "CS"}, nil, nil)
+	s, err := New("jira:CS", Config{BaseURL: echo.URL, Email: email, APIToken: token}, Route{Project: "CS"}, nil, nil)
 	require.NoError(t, err)
-	err = s.Deliver(deliverCtx(t), hostileEvent())
-	require.ErrorIs(t, err, ErrPermanent)
+	err = s.Deliver(sinktest.Context(t), sinktest.HostileEvent())
+	require.ErrorIs(t, err, sink.ErrPermanent)
 	basic := base64.StdEncoding.EncodeToString([]byte(email + ":" + token))
 	for _, secret := range []string{token, basic, basic[:len(basic)-2], "very-secret"} {
 		assert.NotContains(t, err.Error(), secret)
@@ -320,10 +318,10 @@ func TestJiraErrorBodyBounded(t *testing.T) {
 	huge := strings.Repeat("x", 1<<20)
 	body, _ := json.Marshal(map[string]any{"errorMessages": []string{huge}, "errors": map[string]string{"summary": "bad"}})
 	keep := func(s string) string { return s }
-	msgs := jiraErrorMessages(body[:jiraMaxErrorBody], keep)
+	msgs := errorMessages(body[:maxErrorBody], keep)
 	assert.Nil(t, msgs, "a truncated body is not parsed")
 	small, _ := json.Marshal(map[string]any{"errorMessages": []string{strings.Repeat("y", 2000), "b\r\nX: y"}, "errors": map[string]string{"summary": "bad"}})
-	msgs = jiraErrorMessages(small, keep)
+	msgs = errorMessages(small, keep)
 	require.Len(t, msgs, 3)
 	assert.LessOrEqual(t, len(msgs[0]), 504)
 	assert.Equal(t, "b X: y", msgs[1])
@@ -331,12 +329,12 @@ func TestJiraErrorBodyBounded(t *testing.T) {
 }
 
 func TestJiraSummary(t *testing.T) {
-	b, err := newJiraIssueBuilder(JiraRoute{Project: "CS", Summary: "{{.Signal.Title}}"})
+	b, err := NewIssueBuilder(Route{Project: "CS", Summary: "{{.Signal.Title}}"})
 	require.NoError(t, err)
 	summary := func(ev *event.Event) string {
-		body, _, err := b.build(ev)
+		body, _, err := b.Build(ev)
 		require.NoError(t, err)
-		var req jiraCreateRequest
+		var req createRequest
 		require.NoError(t, json.Unmarshal(body, &req))
 		return req.Fields.Summary
 	}
@@ -359,34 +357,42 @@ func TestJiraSummary(t *testing.T) {
 	assert.Equal(t, "Staircase signal renewal", summary(ev))
 }
 
+func TestTruncateUTF16(t *testing.T) {
+	assert.Equal(t, "abc", truncateUTF16("abc", 3))
+	assert.Equal(t, "ab", truncateUTF16("abc", 2))
+	assert.Equal(t, "a", truncateUTF16("a😀", 2), "a surrogate pair is not split")
+	assert.Equal(t, "a😀", truncateUTF16("a😀", 3))
+	assert.Equal(t, "éé", truncateUTF16("ééé", 2))
+}
+
 func TestJiraTemplateOutputCap(t *testing.T) {
-	b, err := newJiraIssueBuilder(JiraRoute{Project: "CS", Summary: "{{.Signal.Summary}}"})
+	b, err := NewIssueBuilder(Route{Project: "CS", Summary: "{{.Signal.Summary}}"})
 	require.NoError(t, err)
 	ev := &event.Event{ID: "e", Account: event.Account{ID: "a"}}
-	ev.Signal.Summary = strings.Repeat("s", MaxTemplateOutput)
-	_, _, err = b.build(ev)
+	ev.Signal.Summary = strings.Repeat("s", render.MaxOutput)
+	_, _, err = b.Build(ev)
 	require.NoError(t, err, "exactly at the cap")
 	ev.Signal.Summary += "s"
-	_, _, err = b.build(ev)
-	require.ErrorIs(t, err, ErrTemplateOutputTooLarge)
-	require.ErrorIs(t, err, ErrPermanent)
+	_, _, err = b.Build(ev)
+	require.ErrorIs(t, err, render.ErrOutputTooLarge)
+	require.ErrorIs(t, err, sink.ErrPermanent)
 }
 
 func TestJiraConfigCheck(t *testing.T) {
 	cases := []struct {
-		cfg  JiraConfig
+		cfg  Config
 		want []string
 	}{
-		{JiraConfig{BaseURL: "https://x.atlassian.net", Email: "a@b", APIToken: "t"}, nil},
-		{JiraConfig{BaseURL: "https://api.atlassian.com/ex/jira/1234-abcd/", Email: "a@b", APIToken: "t"}, nil},
-		{JiraConfig{BaseURL: "http://127.0.0.1:8080", Email: "a@b", APIToken: "t"}, nil},
-		{JiraConfig{BaseURL: "http://x.atlassian.net", Email: "a@b", APIToken: "t"}, []string{"jira.base_url: must be https"}},
-		{JiraConfig{BaseURL: "x.atlassian.net", Email: "a@b", APIToken: "t"}, []string{"jira.base_url: must be an absolute http(s) URL"}},
-		{JiraConfig{BaseURL: "https://u:p@x.atlassian.net", Email: "a@b", APIToken: "t"}, []string{"jira.base_url: must not carry credentials"}},
-		{JiraConfig{Timeout: -1}, []string{"jira.base_url:", "jira.email: required", "jira.api_token: required", "jira.timeout: must not be negative"}},
+		{Config{BaseURL: "https://x.atlassian.net", Email: "a@b", APIToken: "t"}, nil},
+		{Config{BaseURL: "https://api.atlassian.com/ex/jira/1234-abcd/", Email: "a@b", APIToken: "t"}, nil},
+		{Config{BaseURL: "http://127.0.0.1:8080", Email: "a@b", APIToken: "t"}, nil},
+		{Config{BaseURL: "http://x.atlassian.net", Email: "a@b", APIToken: "t"}, []string{"jira.base_url: must be https"}},
+		{Config{BaseURL: "x.atlassian.net", Email: "a@b", APIToken: "t"}, []string{"jira.base_url: must be an absolute http(s) URL"}},
+		{Config{BaseURL: "https://u:p@x.atlassian.net", Email: "a@b", APIToken: "t"}, []string{"jira.base_url: must not carry credentials"}},
+		{Config{Timeout: -1}, []string{"jira.base_url:", "jira.email: required", "jira.api_token: required", "jira.timeout: must not be negative"}},
 	}
 	for _, tc := range cases {
-		errs := tc.cfg.check("jira")
+		errs := tc.cfg.Check("jira")
 		require.Len(t, errs, len(tc.want), "%+v: %v", tc.cfg, errs)
 		for i, w := range tc.want {
 			assert.True(t, strings.HasPrefix(errs[i].Error(), w), "%q does not start with %q", errs[i], w)
@@ -395,11 +401,11 @@ func TestJiraConfigCheck(t *testing.T) {
 }
 
 func TestJiraRouteCheck(t *testing.T) {
-	ok := JiraRoute{Project: "CS", Labels: []string{"staircase"}, Summary: "{{.Account.Name}}", Priorities: map[string]string{"high": "High"}}
-	assert.Empty(t, ok.check("r"))
-	bad := JiraRoute{Labels: []string{"two words", ""}, Summary: "{{.NoSuchField}}", Priorities: map[string]string{"high": " "}}
+	ok := Route{Project: "CS", Labels: []string{"staircase"}, Summary: "{{.Account.Name}}", Priorities: map[string]string{"high": "High"}}
+	assert.Empty(t, ok.Check("r"))
+	bad := Route{Labels: []string{"two words", ""}, Summary: "{{.NoSuchField}}", Priorities: map[string]string{"high": " "}}
 	var msgs []string
-	for _, e := range bad.check("webhooks[0].routes[1].jira") {
+	for _, e := range bad.Check("webhooks[0].routes[1].jira") {
 		msgs = append(msgs, e.Error())
 	}
 	require.Len(t, msgs, 5, "%q", msgs)
@@ -409,7 +415,7 @@ func TestJiraRouteCheck(t *testing.T) {
 	assert.True(t, strings.HasPrefix(msgs[3], "webhooks[0].routes[1].jira.summary: "), msgs[3])
 	assert.Contains(t, msgs[3], "NoSuchField")
 	assert.True(t, strings.HasPrefix(msgs[4], "webhooks[0].routes[1].jira.priorities.high: "))
-	assert.Len(t, (&JiraRoute{Project: "CS", Summary: "{{"}).check(""), 1)
+	assert.Len(t, (&Route{Project: "CS", Summary: "{{"}).Check(""), 1)
 }
 
 func TestRetryDelay(t *testing.T) {
@@ -434,20 +440,20 @@ func TestJiraBaseURLJoin(t *testing.T) {
 		"https://api.atlassian.com/ex/jira/abc-123":  "https://api.atlassian.com/ex/jira/abc-123/rest/api/3/issue",
 		"https://api.atlassian.com/ex/jira/abc-123/": "https://api.atlassian.com/ex/jira/abc-123/rest/api/3/issue",
 	} {
-		s, err := newJiraSink("j", JiraConfig{BaseURL: base, Email: "a@b", APIToken: "t"}, JiraRoute{Project: "CS"}, nil, nil)
+		s, err := New("j", Config{BaseURL: base, Email: "a@b", APIToken: "t"}, Route{Project: "CS"}, nil, nil)
 		require.NoError(t, err)
-		assert.Equal(t, want, s.(*jiraSink).issue)
-		assert.Equal(t, strings.TrimSuffix(want, "issue")+"search/jql", s.(*jiraSink).search)
+		assert.Equal(t, want, s.issue)
+		assert.Equal(t, strings.TrimSuffix(want, "issue")+"search/jql", s.search)
 	}
 }
 
 func BenchmarkJiraBuild(b *testing.B) {
-	builder, err := newJiraIssueBuilder(JiraRoute{Project: "CS", Labels: []string{"staircase"}})
+	builder, err := NewIssueBuilder(Route{Project: "CS", Labels: []string{"staircase"}})
 	require.NoError(b, err)
-	ev := hostileEvent()
+	ev := sinktest.HostileEvent()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := builder.build(ev); err != nil {
+		if _, _, err := builder.Build(ev); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -472,21 +478,21 @@ func TestIdempotencyLabel(t *testing.T) {
 func TestJiraLabelIndependentOfSink(t *testing.T) {
 	srv := jiratest.NewServer(jiratest.Options{Projects: []string{"CS", "OPS"}})
 	t.Cleanup(srv.Close)
-	cfg := JiraConfig{BaseURL: srv.URL, Email: srv.Email, APIToken: srv.APIToken, Timeout: 2 * time.Second}
-	sink := func(name, project string) Sink {
-		s, err := newJiraSink(name, cfg, JiraRoute{Project: project}, nil, nil)
+	cfg := Config{BaseURL: srv.URL, Email: srv.Email, APIToken: srv.APIToken, Timeout: 2 * time.Second}
+	newSink := func(name, project string) *Sink {
+		s, err := New(name, cfg, Route{Project: project}, nil, nil)
 		require.NoError(t, err)
 		return s
 	}
-	ev := hostileEvent()
-	require.NoError(t, sink("staircase.route1.jira", "CS").Deliver(deliverCtx(t), ev))
+	ev := sinktest.HostileEvent()
+	require.NoError(t, newSink("staircase.route1.jira", "CS").Deliver(sinktest.Context(t), ev))
 	// Redelivered after a route was inserted before it: now route2.
-	require.NoError(t, sink("staircase.route2.jira", "CS").Deliver(deliverCtx(t), ev))
+	require.NoError(t, newSink("staircase.route2.jira", "CS").Deliver(sinktest.Context(t), ev))
 	// Another webhook routing the same event into the same project.
-	require.NoError(t, sink("other.route1.jira", "CS").Deliver(deliverCtx(t), ev))
+	require.NoError(t, newSink("other.route1.jira", "CS").Deliver(sinktest.Context(t), ev))
 	require.Len(t, srv.Issues(), 1, "one issue per event and project")
 
-	require.NoError(t, sink("staircase.ops.jira", "OPS").Deliver(deliverCtx(t), ev))
+	require.NoError(t, newSink("staircase.ops.jira", "OPS").Deliver(sinktest.Context(t), ev))
 	issues := srv.Issues()
 	require.Len(t, issues, 2, "another project gets its own issue")
 	assert.Equal(t, "OPS", issues[1].Project)
@@ -514,14 +520,14 @@ func TestJiraNeverFollowsRedirects(t *testing.T) {
 			http.Redirect(w, r, target.URL+r.URL.Path, status)
 		}))
 		for _, client := range []*http.Client{nil, {}, http.DefaultClient} {
-			cfg := JiraConfig{BaseURL: jira.URL, Email: "bot@example.com", APIToken: "tok", Timeout: 2 * time.Second}
-			s, err := newJiraSink("staircase.route1.jira", cfg, JiraRoute{Project: "CS"}, client, nil)
+			cfg := Config{BaseURL: jira.URL, Email: "bot@example.com", APIToken: "tok", Timeout: 2 * time.Second}
+			s, err := New("staircase.route1.jira", cfg, Route{Project: "CS"}, client, nil)
 			require.NoError(t, err)
-			err = s.Deliver(deliverCtx(t), hostileEvent())
-			require.ErrorIs(t, err, ErrPermanent, status)
+			err = s.Deliver(sinktest.Context(t), sinktest.HostileEvent())
+			require.ErrorIs(t, err, sink.ErrPermanent, status)
 			assert.Contains(t, err.Error(), "redirect")
 			assert.NotContains(t, err.Error(), target.URL, "the Location is not quoted")
-			assert.Equal(t, "jira "+strconv.Itoa(status), reasonClassOf(err))
+			assert.Equal(t, "jira "+strconv.Itoa(status), sink.ReasonClass(err))
 		}
 		jira.Close()
 	}

@@ -1,4 +1,4 @@
-package receiver
+package dryrun
 
 import (
 	"bytes"
@@ -12,43 +12,49 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/stairhook/stairhook/receiver/email"
 	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/internal/render"
+	"github.com/stairhook/stairhook/receiver/jira"
+	"github.com/stairhook/stairhook/receiver/sink"
 )
 
-// Dry-run sinks stand in for Jira and SMTP when the config has no jira or
-// smtp section: they write the exact request body and the exact MIME
-// message that would be sent into the outbox folder, one file per event and
-// sink, replaced on redelivery:
-//
-//	<outbox>/jira/<event id>-<sink>.json
-//	<outbox>/email/<event id>-<sink>.eml
+// defaultFrom is the sender of the dry-run messages when none is given.
+const defaultFrom = "Stairhook <stairhook@localhost>"
 
-// dryRunJiraSink writes Jira create-issue requests to the outbox.
-type dryRunJiraSink struct {
+// JiraSink writes Jira create-issue requests to the outbox.
+type JiraSink struct {
 	name    string
 	dir     string
-	builder *jiraIssueBuilder
+	builder *jira.IssueBuilder
 	log     *slog.Logger
 }
 
-func newDryRunJiraSink(name, outbox string, route JiraRoute, log *slog.Logger) (Sink, error) {
+// NewJira returns the sink named name that writes the create-issue request
+// of route for each event to <outbox>/jira/<event id>-<name>.json, or the
+// route's problems (see jira.Route.Check). log (nil discards) gets a line
+// per file written.
+func NewJira(name, outbox string, route jira.Route, log *slog.Logger) (*JiraSink, error) {
 	if outbox == "" {
 		return nil, errors.New("dry-run jira sink: outbox folder not set")
 	}
-	b, err := newJiraIssueBuilder(route)
+	b, err := jira.NewIssueBuilder(route)
 	if err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &dryRunJiraSink{name: name, dir: filepath.Join(outbox, "jira"), builder: b, log: log}, nil
+	return &JiraSink{name: name, dir: filepath.Join(outbox, "jira"), builder: b, log: log}, nil
 }
 
-func (s *dryRunJiraSink) Name() string { return s.name }
+// Name returns the sink's name, as given to NewJira.
+func (s *JiraSink) Name() string { return s.name }
 
-func (s *dryRunJiraSink) Deliver(ctx context.Context, ev *event.Event) error {
-	body, _, err := s.builder.build(ev)
+// Deliver writes the request for ev, replacing the file of an earlier
+// delivery.
+func (s *JiraSink) Deliver(ctx context.Context, ev *event.Event) error {
+	body, _, err := s.builder.Build(ev)
 	if err != nil {
 		return err
 	}
@@ -60,39 +66,46 @@ func (s *dryRunJiraSink) Deliver(ctx context.Context, ev *event.Event) error {
 	return nil
 }
 
-// dryRunEmailSink writes MIME messages to the outbox.
-type dryRunEmailSink struct {
+// EmailSink writes MIME messages to the outbox.
+type EmailSink struct {
 	name    string
 	dir     string
-	builder *emailBuilder
+	builder *email.MessageBuilder
 	log     *slog.Logger
 }
 
-func newDryRunEmailSink(name, outbox, from string, route EmailRoute, log *slog.Logger) (Sink, error) {
+// NewEmail returns the sink named name that writes the message of route
+// for each event to <outbox>/email/<event id>-<name>.eml, sent from from
+// (blank means "Stairhook <stairhook@localhost>"), or the route's problems
+// (see email.Route.Check). The message has the Message-ID the real sink of
+// that name would send. log (nil discards) gets a line per file written.
+func NewEmail(name, outbox, from string, route email.Route, log *slog.Logger) (*EmailSink, error) {
 	if outbox == "" {
 		return nil, errors.New("dry-run email sink: outbox folder not set")
 	}
-	b, err := newEmailBuilder(orDefault(from, defaultDryRunFrom), route)
+	b, err := email.NewMessageBuilder(name, render.OrDefault(from, defaultFrom), route)
 	if err != nil {
 		return nil, err
 	}
-	b.sink = name // the Message-ID the real sink of this name would send
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &dryRunEmailSink{name: name, dir: filepath.Join(outbox, "email"), builder: b, log: log}, nil
+	return &EmailSink{name: name, dir: filepath.Join(outbox, "email"), builder: b, log: log}, nil
 }
 
-func (s *dryRunEmailSink) Name() string { return s.name }
+// Name returns the sink's name, as given to NewEmail.
+func (s *EmailSink) Name() string { return s.name }
 
-func (s *dryRunEmailSink) Deliver(ctx context.Context, ev *event.Event) error {
-	m, err := s.builder.build(ev)
+// Deliver writes the message for ev, replacing the file of an earlier
+// delivery.
+func (s *EmailSink) Deliver(ctx context.Context, ev *event.Event) error {
+	m, err := s.builder.Build(ev)
 	if err != nil {
 		return err
 	}
 	var buf bytes.Buffer
 	if _, err := m.WriteTo(&buf); err != nil {
-		return Permanent(&classedError{"email render", fmt.Errorf("dry-run email: render message: %w", err)})
+		return sink.Permanent(sink.Classed("email render", fmt.Errorf("dry-run email: render message: %w", err)))
 	}
 	path, err := writeOutbox(s.dir, outboxName(ev.ID, s.name, ".eml"), buf.Bytes())
 	if err != nil {

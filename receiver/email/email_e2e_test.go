@@ -1,4 +1,4 @@
-package receiver
+package email
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/internal/mailpit"
+	"github.com/stairhook/stairhook/receiver/internal/sinktest"
 )
 
 // TestEmailThroughMailpit sends through the real email sink to a real
@@ -22,11 +23,11 @@ func TestEmailThroughMailpit(t *testing.T) {
 		Username: "stairhook", Password: "any-password",
 		From: "Staircase alerts <alerts@example.com>", Timeout: 10 * time.Second,
 	}
-	route := EmailRoute{To: []string{"CSM <csm@example.com>"}, Cc: []string{"lead@example.com"}}
-	s, err := newEmailSink("email:e2e", cfg, route, nil)
+	route := Route{To: []string{"CSM <csm@example.com>"}, Cc: []string{"lead@example.com"}}
+	s, err := New("email:e2e", cfg, route, nil)
 	require.NoError(t, err)
 
-	ev := hostileEvent()
+	ev := sinktest.HostileEvent()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	require.NoError(t, s.Deliver(ctx, ev))
@@ -44,7 +45,7 @@ func TestEmailThroughMailpit(t *testing.T) {
 	require.Len(t, msg.Cc, 1)
 	assert.Equal(t, "lead@example.com", msg.Cc[0].Address)
 	assert.Empty(t, msg.Bcc, "no Bcc smuggled in through a name")
-	assert.Equal(t, sinkMessageID("email:e2e", ev.ID, "example.com"), msg.MessageID)
+	assert.Equal(t, MessageID("email:e2e", ev.ID, "example.com"), msg.MessageID)
 
 	// Both parts, the HTML one escaped.
 	assert.Contains(t, msg.Text, "Acme <script>alert(1)</script>")
@@ -68,7 +69,7 @@ func TestEmailThroughMailpit(t *testing.T) {
 
 	// A second route matching the same event sends its own message, with
 	// its own Message-ID.
-	s2, err := newEmailSink("email:e2e-second", cfg, route, nil)
+	s2, err := New("email:e2e-second", cfg, route, nil)
 	require.NoError(t, err)
 	require.NoError(t, s2.Deliver(ctx, ev))
 	list = mp.WaitMessages(t, 3, 10*time.Second)
@@ -77,7 +78,7 @@ func TestEmailThroughMailpit(t *testing.T) {
 		ids[m.MessageID]++
 	}
 	assert.Equal(t, map[string]int{
-		sinkMessageID("email:e2e", ev.ID, "example.com"):        2,
-		sinkMessageID("email:e2e-second", ev.ID, "example.com"): 1,
+		MessageID("email:e2e", ev.ID, "example.com"):        2,
+		MessageID("email:e2e-second", ev.ID, "example.com"): 1,
 	}, ids)
 }
