@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net"
 	"net/http"
@@ -417,13 +418,34 @@ var (
 	binErr  error
 )
 
-// TestMain removes the binary built by stairhookBinary.
+// TestMain removes the binary built by stairhookBinary, and fails the run
+// when a test left the default database or outbox in the package folder:
+// a rig or serve without a store of its own would share them with later
+// runs, whose tests would then see old jobs.
 func TestMain(m *testing.M) {
+	before := defaultPaths()
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
+	if after := defaultPaths(); !maps.Equal(before, after) {
+		fmt.Fprintf(os.Stderr, "a test wrote into the package folder (before %v, after %v): give every rig and serve a store and an outbox in t.TempDir()\n", before, after)
+		code = 1
+	}
 	os.Exit(code)
+}
+
+// defaultPaths describes what exists of the default database and outbox
+// in the working directory: size and modification time by name.
+func defaultPaths() map[string]string {
+	out := map[string]string{}
+	db := strings.TrimPrefix(queue.DefaultStore, "sqlite:")
+	for _, p := range []string{db, db + "-wal", db + "-shm", db + "-journal", receiver.DefaultOutbox} {
+		if st, err := os.Stat(p); err == nil {
+			out[p] = fmt.Sprintf("%d bytes, %s", st.Size(), st.ModTime().Format(time.RFC3339Nano))
+		}
+	}
+	return out
 }
 
 // stairhookBinary builds cmd/stairhook once per test run and returns its
