@@ -16,7 +16,10 @@
 //	  → accept (this package)  decode (package event), match routes,
 //	                           one transaction: the event + one job per sink (package queue)
 //	  → 202 {"status":"queued","id":…,"sinks":[…]}
-//	  … a worker (package queue, River) → Sink.Deliver → done | retry | wait | dead
+//	  … a worker (package queue, River)
+//	  → Sink.Deliver           package jira, email or dryrun, or a sink of your own
+//	                           (the contract and its errors: package sink)
+//	  → done | retry | wait | dead
 //
 // # Delivery
 //
@@ -105,11 +108,13 @@
 //
 // # Sinks of your own
 //
-// To send events elsewhere (a chat, a pager, a queue), implement [Sink],
-// give it to [NewServer] in [ServerOptions.Sinks] and list its Name under
-// a route's sinks ([RouteConfig.Sinks]). It gets the same treatment as the
-// built-in sinks: a job per event, retried or dead-lettered by its errors
-// (see [Sink] for the contract).
+// To send events elsewhere (a chat, a pager, a queue), implement [Sink]
+// (package sink, which imports nothing of the receiver's but package
+// event), give it to [NewServer] in [ServerOptions.Sinks] and list its Name
+// under a route's sinks ([RouteConfig.Sinks]). It gets the same treatment
+// as the built-in sinks of packages jira, email and dryrun: a job per
+// event, retried or dead-lettered by its errors (see [Sink] for the
+// contract).
 //
 // # Security
 //
