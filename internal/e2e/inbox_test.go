@@ -559,7 +559,7 @@ func TestInboxDatabaseGone(t *testing.T) {
 			if engine == "sqlite" {
 				var how string
 				how, restore = readOnlyDir(t, dir, proc.Pid())
-				t.Logf("SQLite folder made read-only with %s", how)
+				t.Logf("SQLite database made unwritable with %s", how)
 			} else {
 				pg.Stop()
 				restore = pg.Start
