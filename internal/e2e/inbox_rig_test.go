@@ -261,11 +261,12 @@ func (f *jiraFront) delayCreates(d time.Duration) {
 }
 
 // outage answers every request with status, without passing it on, for d
-// from now.
-func (f *jiraFront) outage(status int, d time.Duration) {
+// from now, and returns when it ends.
+func (f *jiraFront) outage(status int, d time.Duration) time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.outageUntil, f.outageCode = time.Now().Add(d), status
+	return f.outageUntil
 }
 
 // arrivals counts the requests that reached path so far, answered or not.

@@ -115,8 +115,7 @@ func TestInboxJiraOutage(t *testing.T) {
 	var attempts atomic.Int64
 	snd := sender.New(sender.Options{Schedule: []time.Duration{0}, Timeout: 10 * time.Second,
 		OnAttempt: func(sender.Attempt) { attempts.Add(1) }})
-	st.front.outage(http.StatusServiceUnavailable, outage)
-	back := time.Now().Add(outage)
+	back := st.front.outage(http.StatusServiceUnavailable, outage)
 	ids := make([]string, n)
 	var wg sync.WaitGroup
 	for i := range n {
