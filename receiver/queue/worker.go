@@ -12,6 +12,9 @@ import (
 	"github.com/riverqueue/river"
 )
 
+// completeTimeout bounds the transaction that records a delivered job.
+const completeTimeout = 10 * time.Second
+
 // errGaveUp marks the last error of a job that ran out of GiveUpAfter.
 var errGaveUp = errors.New("gave up")
 
@@ -37,6 +40,14 @@ func (w *worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		Attempt: job.Attempt, ReceivedAt: received, Body: body,
 	})
 	if res.Err == nil {
+		// Recorded at once, detached from the attempt's deadline, which the
+		// sink may have used up. If that fails, River's completer records
+		// it after this returns.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeTimeout)
+		defer cancel()
+		if err := q.eng.complete(cctx, job); err != nil {
+			q.log.Warn("recording a delivered job failed; River's completer records it", "job", job.ID, "error", err.Error())
+		}
 		return nil
 	}
 	started := startOf(job)
