@@ -147,7 +147,8 @@ func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
 // are retried (the request was not processed), honouring the delay the API
 // asks for; when idempotent, so are 500, 502, 504 and network failures.
 // Attempts stop at maxAttempts or when the next wait would pass ctx's
-// deadline, in which case a sink.RetryAfterError carries the delay to the sender.
+// deadline: a sink.RetryAfterError then carries the delay the API asked
+// for, if it asked for one, to the queue (or, inline, to the sender).
 func (s *Sink) call(ctx context.Context, what, endpoint string, body []byte, idempotent bool, out any) error {
 	for attempt := 1; ; attempt++ {
 		err := s.once(ctx, what, endpoint, body, out)
@@ -162,22 +163,29 @@ func (s *Sink) call(ctx context.Context, what, endpoint string, body []byte, ide
 		if ctx.Err() != nil {
 			return err
 		}
+		// A delay Jira asked for (Retry-After, X-RateLimit-Reset) is passed
+		// on as one, to be waited exactly; without one, the failure is a
+		// plain transient one, for the queue's own backoff.
+		asked := throttled && je.retryAfter > 0
 		wait := backoff(attempt)
-		if throttled && je.retryAfter > 0 {
+		if asked {
 			wait = je.retryAfter
 		}
-		if attempt >= maxAttempts {
-			if throttled {
+		giveUp := func() error {
+			if asked {
 				return &sink.RetryAfterError{Err: err, After: wait}
 			}
 			return err
 		}
+		if attempt >= maxAttempts {
+			return giveUp()
+		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return &sink.RetryAfterError{Err: err, After: wait}
+			return giveUp()
 		}
 		s.log.DebugContext(ctx, "jira retry", "sink", s.name, "attempt", attempt, "wait", wait, "error", err)
 		if s.sleep(ctx, wait) != nil { // ctx ended first: report the API's failure
-			return &sink.RetryAfterError{Err: err, After: wait}
+			return giveUp()
 		}
 	}
 }

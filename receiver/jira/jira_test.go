@@ -246,6 +246,30 @@ func TestJiraThrottledPastDeadline(t *testing.T) {
 	assert.Empty(t, f.srv.Issues())
 }
 
+// A 503 or 429 that names no delay is a plain transient failure once the
+// sink's own tries are spent: the queue's backoff (first_retry, max_retry)
+// applies, where a RetryAfterError would make the job wait the sink's
+// short in-attempt backoff, uncounted, for as long as Jira is down.
+func TestJiraThrottledWithoutDelay(t *testing.T) {
+	for _, status := range []int{429, 503} {
+		f := newJiraFixture(t, Route{})
+		f.srv.FailNext(3, status, "")
+		err := f.sink.Deliver(sinktest.Context(t), sinktest.HostileEvent())
+		require.Error(t, err, status)
+		var ra *sink.RetryAfterError
+		assert.False(t, errors.As(err, &ra), "%d without Retry-After: %v", status, err)
+		assert.False(t, errors.Is(err, sink.ErrPermanent), status)
+		assert.Len(t, f.sleeps.all(), 2, "the sink's own tries")
+
+		f = newJiraFixture(t, Route{})
+		f.srv.FailNext(1, status, "")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		err = f.sink.Deliver(ctx, sinktest.HostileEvent())
+		cancel()
+		assert.False(t, errors.As(err, &ra), "%d without Retry-After near the deadline: %v", status, err)
+	}
+}
+
 func TestJiraPermanentFailures(t *testing.T) {
 	t.Run("401 bad token", func(t *testing.T) {
 		f := newJiraFixture(t, Route{})
