@@ -28,7 +28,6 @@ import (
 // benchmarks, as the target states it.
 const benchConcurrency = 32
 
-
 // benchStores are the databases the accept benchmarks run on.
 func benchStores(b *testing.B) map[string]func(b *testing.B) StoreConfig {
 	return map[string]func(b *testing.B) StoreConfig{
