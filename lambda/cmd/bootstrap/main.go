@@ -53,12 +53,18 @@ func main() {
 		log.Error("stairhook: cannot load the configuration", "error", err.Error())
 		os.Exit(1)
 	}
-	srv, err := receiver.NewServer(cfg, receiver.ServerOptions{Logger: log, Inline: true})
+	srv, err := newServer(cfg, log)
 	if err != nil {
 		log.Error("stairhook: cannot start the receiver", "error", err.Error())
 		os.Exit(1)
 	}
 	lambda.Start(srv.Handler())
+}
+
+// newServer builds the receiver the function serves: inline mode, since no
+// process outlives an invocation to work a queue.
+func newServer(cfg *receiver.Config, log *slog.Logger) (*receiver.Server, error) {
+	return receiver.NewServer(cfg, receiver.ServerOptions{Logger: log, Inline: true})
 }
 
 // errNoConfig means neither STAIRHOOK_CONFIG nor STAIRHOOK_SECRET is set.

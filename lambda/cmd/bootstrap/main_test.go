@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -74,8 +75,9 @@ func TestLoadConfig(t *testing.T) {
 		assert.Equal(t, "staircase", cfg.Webhooks[0].Name)
 		assert.Nil(t, cfg.Jira, "the default configuration uses the dry-run sinks")
 		assert.Equal(t, filepath.Join(tmp, receiver.DefaultOutbox), cfg.Outbox)
-		_, err = receiver.NewServer(cfg, receiver.ServerOptions{})
+		srv, err := newServer(cfg, slog.New(slog.DiscardHandler))
 		require.NoError(t, err)
+		require.NoError(t, srv.Close())
 	})
 	t.Run("invalid STAIRHOOK_SECRET", func(t *testing.T) {
 		_, err := loadConfig(env(map[string]string{"STAIRHOOK_SECRET": "whsec_c2hvcnQ="}), "/tmp")
@@ -144,7 +146,7 @@ func TestSAMTemplateConfig(t *testing.T) {
 	assert.Equal(t, "staircase", cfg.Webhooks[0].Name)
 	assert.Empty(t, cfg.Store.Redis, "an empty RedisURL means the memory store")
 	cfg.Outbox = t.TempDir()
-	srv, err := receiver.NewServer(cfg, receiver.ServerOptions{})
+	srv, err := newServer(cfg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	require.NoError(t, srv.Close())
 }
