@@ -3,6 +3,7 @@ package receiver
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"sync"
 	"time"
@@ -88,7 +89,7 @@ func (s acceptedIDs) Release(_ context.Context, r verify.Reservation) error {
 func (f *inFlight) drop(r verify.Reservation) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if t, ok := f.tokens[r.Key]; ok && t == r.Token {
+	if t, ok := f.tokens[r.Key]; ok && subtle.ConstantTimeCompare([]byte(t), []byte(r.Token)) == 1 {
 		delete(f.tokens, r.Key)
 		return true
 	}

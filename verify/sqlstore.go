@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -265,7 +266,7 @@ func (s *SQLStore) reserve(ctx context.Context, key string, ttl time.Duration) (
 	switch {
 	case err != nil:
 		return Reservation{}, StateNew, s.wrap("reserve", err)
-	case got == token:
+	case subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1:
 		return Reservation{Key: key, Token: token}, StateNew, nil
 	case done:
 		return Reservation{}, StateDone, nil
