@@ -126,11 +126,14 @@ func TestQueuedPermanentFailureIsStillAccepted(t *testing.T) {
 		require.Equal(t, "true", rec.Header().Get(verify.DuplicateHeader))
 	}
 	waitCalls(t, h.sink(riskJira), 1)
+	// River records the dead job just after the attempt returns.
 	var dead []*queue.DeadLetter
-	require.NoError(t, h.srv.Queue().DeadLetters(context.Background(), "", func(d *queue.DeadLetter) error {
-		dead = append(dead, d)
-		return nil
-	}))
+	for deadline := time.Now().Add(10 * time.Second); len(dead) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		require.NoError(t, h.srv.Queue().DeadLetters(context.Background(), "", func(d *queue.DeadLetter) error {
+			dead = append(dead, d)
+			return nil
+		}))
+	}
 	require.Len(t, dead, 1)
 	assert.Equal(t, riskJira, dead[0].Sink)
 }
