@@ -213,7 +213,7 @@ func (s *Server) openQueue(c *Config, opts ServerOptions) (verify.Store, error) 
 // events table (see acceptedIDs).
 func (s *Server) idsOf(webhook string, store verify.Store) verify.Store {
 	if store == nil {
-		return acceptedIDs{queue: s.queue, webhook: webhook, inFlight: s.inFlight}
+		return acceptedIDs{webhook: webhook, inFlight: s.inFlight}
 	}
 	return idStore{Store: store, prefix: "id/" + webhook + "/"}
 }

@@ -28,6 +28,10 @@ import (
 // benchmarks, as the target states it.
 const benchConcurrency = 32
 
+// benchWarmUp is how many untimed requests each of the benchmarks' clients
+// sends first.
+const benchWarmUp = 4
+
 // benchStores are the databases the accept benchmarks run on.
 func benchStores(b *testing.B) map[string]func(b *testing.B) StoreConfig {
 	return map[string]func(b *testing.B) StoreConfig{
@@ -167,6 +171,25 @@ func runAcceptBench(b *testing.B, store StoreConfig, role Role, hooks *acceptHoo
 	lat := make([]time.Duration, b.N)
 	var next atomic.Int64
 	var failures atomic.Int64
+	// Warm up, untimed: every connection (HTTP and the database pool's)
+	// opened and used, as in a server that has been running.
+	var warm sync.WaitGroup
+	for w := range benchConcurrency {
+		warm.Go(func() {
+			for j := range benchWarmUp {
+				id := fmt.Sprintf("warm_%s_%d_%d", run, w, j)
+				body := benchBody(b, id)
+				h, _ := signer.Sign(id, time.Now(), body)
+				hr, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+				maps(hr.Header, h)
+				if resp, err := client.Do(hr); err == nil {
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	warm.Wait()
+
 	var tick <-chan time.Time
 	if hooks != nil && hooks.rate > 0 {
 		t := time.NewTicker(time.Second / time.Duration(hooks.rate))
@@ -290,6 +313,17 @@ func BenchmarkCommitLimit(b *testing.B) {
 					return err
 				}
 			}
+			var warm sync.WaitGroup // untimed: the pool's connections opened and used
+			for w := range benchConcurrency {
+				warm.Go(func() {
+					for j := range benchWarmUp {
+						if err := exec(context.Background(), -1-w*benchWarmUp-j); err != nil {
+							b.Error(err)
+						}
+					}
+				})
+			}
+			warm.Wait()
 			var next atomic.Int64
 			b.ResetTimer()
 			start := time.Now()

@@ -191,7 +191,7 @@ func (e *riverEngine[TTx]) acceptBatch(ctx context.Context, batch []*pending) ([
 		}
 	}
 	if len(jobs) > 0 {
-		if _, err := e.client.InsertManyTx(ctx, tx, jobs); err != nil {
+		if _, err := e.client.InsertManyFastTx(ctx, tx, jobs); err != nil {
 			return nil, err
 		}
 	}

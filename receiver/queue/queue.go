@@ -32,7 +32,7 @@ const maxAttempts = 10_000
 const commitTimeout = 10 * time.Second
 
 // pgCommitters is how many accept transactions run at once on Postgres.
-const pgCommitters = 4
+const pgCommitters = 2
 
 // ErrUnavailable wraps a failure of the database on the accept path: the
 // event was not recorded, and the sender must be told to retry.
