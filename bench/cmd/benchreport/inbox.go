@@ -95,7 +95,7 @@ func inboxReport(w io.Writer, o options, in samples) {
 				med(key("CommitLimit", db), "commits/s", "%.0f"), r)
 		}
 	}
-	p("\nFrom acceptance to the second sink's success, at a steady 200 events/s with no-op sinks (`BenchmarkAcceptToDone`, role all), and the rate at which one instance's 8 workers drain a backlog of two-job events (`BenchmarkWork` in receiver/queue):\n\n")
+	p("\nFrom acceptance to the second sink's success, at a steady 100 events/s with no-op sinks (`BenchmarkAcceptToDone`, role all), and the rate at which one instance's 8 workers drain a backlog of two-job events (`BenchmarkWork` in receiver/queue):\n\n")
 	p("| database | p50 accept → done | p99 accept → done | worker throughput |\n| --- | ---: | ---: | ---: |\n")
 	for _, db := range inboxDBs {
 		k := key("AcceptToDone", db)
