@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-
-	"golang.org/x/perf/benchmath"
 )
 
 // The durable inbox's benchmarks (package receiver and receiver/queue of
@@ -22,20 +20,7 @@ var inboxRoles = []string{"accept", "all"}
 // commits/s, paired by round: both ran in the same round, one after the
 // other, under the same load.
 func acceptRatio(in samples, db, role string) (stat, bool) {
-	ev := in[key("Accept", db, role)]["events/s"]
-	lim := in[key("CommitLimit", db)]["commits/s"]
-	if len(ev) == 0 || len(ev) != len(lim) {
-		return stat{}, false
-	}
-	rs := make([]float64, len(ev))
-	for i := range ev {
-		if lim[i] == 0 {
-			return stat{}, false
-		}
-		rs[i] = ev[i] / lim[i]
-	}
-	sum := benchmath.AssumeNothing.Summary(benchmath.NewSample(rs, &benchmath.DefaultThresholds), 0.95)
-	return stat{median: sum.Center, lo: sum.Lo, hi: sum.Hi, n: len(rs)}, true
+	return pairedRatio(in[key("Accept", db, role)]["events/s"], in[key("CommitLimit", db)]["commits/s"])
 }
 
 // inboxTargets are the targets for the accept path: at least 0.5×

@@ -217,17 +217,21 @@ func fastestPeer(v samples, size string) (string, stat, bool) {
 // the median (and 95% CI) of the per-run ratios of BenchmarkInterleaved,
 // where both took turns under the same load.
 func ratio(v samples, size, a, b string) (stat, bool) {
-	ta := v[turnsKey(size)][timeUnit(a)]
-	tb := v[turnsKey(size)][timeUnit(b)]
-	if len(ta) == 0 || len(ta) != len(tb) {
+	return pairedRatio(v[turnsKey(size)][timeUnit(a)], v[turnsKey(size)][timeUnit(b)])
+}
+
+// pairedRatio is the median (and 95% CI) of a[i]/b[i]: two figures taken
+// in the same run, under the same load.
+func pairedRatio(a, b []float64) (stat, bool) {
+	if len(a) == 0 || len(a) != len(b) {
 		return stat{}, false
 	}
-	rs := make([]float64, len(ta))
-	for i := range ta {
-		if tb[i] == 0 {
+	rs := make([]float64, len(a))
+	for i := range a {
+		if b[i] == 0 {
 			return stat{}, false
 		}
-		rs[i] = ta[i] / tb[i]
+		rs[i] = a[i] / b[i]
 	}
 	sum := benchmath.AssumeNothing.Summary(benchmath.NewSample(rs, &benchmath.DefaultThresholds), 0.95)
 	return stat{median: sum.Center, lo: sum.Lo, hi: sum.Hi, n: len(rs)}, true
