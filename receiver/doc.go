@@ -24,15 +24,18 @@
 // # Delivery
 //
 // For each request the server
-//   - verifies the signature and reserves the signed id (verify.Middleware:
-//     a redelivery of an accepted event is answered 200 with
-//     X-Stairhook-Duplicate: true, one being accepted 409);
+//   - verifies the signature and holds the signed id while the request
+//     runs (verify.Middleware: a copy of an id being accepted is answered
+//     409);
 //   - decodes the event (400 invalid_event) and checks that its id is the
 //     signed one (400 id_mismatch);
 //   - records the event and one job per sink of every route whose [Match]
 //     selects it (each sink once), in one transaction, and answers 202
 //     {"status":"queued","id":…,"sinks":[…]} once that is durable. An
-//     event no route selects is recorded too, with no jobs. When the
+//     event no route selects is recorded too, with no jobs. An event
+//     already recorded (by webhook and id, whichever instance recorded it)
+//     is a redelivery: 200 with X-Stairhook-Duplicate: true, and nothing
+//     runs. When the
 //     database fails the answer is 503 store_unavailable with Retry-After,
 //     and nothing of the event is kept: the sender retries.
 //
