@@ -114,7 +114,12 @@ func (c cutRequest) closedUnread(stopping, restarted time.Time) bool {
 	if c.at.Before(stopping) || c.at.After(restarted) {
 		return false
 	}
-	return errors.Is(c.err, syscall.ECONNRESET) || errors.Is(c.err, io.EOF)
+	// net/http's Transport reports a keep-alive connection the server
+	// closed before the request went out with an error of its own
+	// (errServerClosedIdle, not exported): nothing was written, so the
+	// server cannot have read it.
+	serverClosedIdle := !c.written && strings.Contains(c.err.Error(), "server closed idle connection")
+	return errors.Is(c.err, syscall.ECONNRESET) || errors.Is(c.err, io.EOF) || serverClosedIdle
 }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -469,6 +474,11 @@ func TestSoakCutClassification(t *testing.T) {
 		{"EOF on a new connection before the shutdown", cutRequest{at: stopping.Add(-time.Millisecond), err: io.EOF, written: true}, false},
 		{"reset on a new connection before the shutdown", cutRequest{at: stopping.Add(-time.Millisecond), err: reset, written: true}, false},
 		{"reset while writing the request during the shutdown", cutRequest{at: during, err: reset}, true},
+		// The Transport's own error for an idle connection the server
+		// closed before the request was written (seen once in CI).
+		{"idle connection closed before the write during the shutdown", cutRequest{at: during, err: errors.New("http: server closed idle connection"), reused: true}, true},
+		{"idle connection closed, but the request was written", cutRequest{at: during, err: errors.New("http: server closed idle connection"), reused: true, written: true}, false},
+		{"idle connection closed before the shutdown", cutRequest{at: stopping.Add(-time.Millisecond), err: errors.New("http: server closed idle connection"), reused: true}, false},
 		// A hang is a request the server held, not one it closed unread.
 		{"timeout", cutRequest{at: during, err: context.DeadlineExceeded, reused: true, written: true}, false},
 	} {
