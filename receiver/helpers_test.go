@@ -142,16 +142,23 @@ func newHarness(t *testing.T, cfg *Config, opts ServerOptions) *harness {
 	h.srv, err = NewServer(cfg, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { h.srv.Close() })
+	h.fakeSinks()
+	return h
+}
+
+// fakeSinks replaces every sink the server built with a fakeSink of its
+// name, in the routes and in the webhooks' index the workers use.
+func (h *harness) fakeSinks() {
 	for _, wh := range h.srv.hooks {
 		for i := range wh.routes {
 			for j, s := range wh.routes[i].sinks {
 				f := &fakeSink{name: s.Name()}
 				h.sinks[f.name] = f
 				wh.routes[i].sinks[j] = f
+				wh.sinks[f.name] = f
 			}
 		}
 	}
-	return h
 }
 
 func (h *harness) sink(name string) *fakeSink {

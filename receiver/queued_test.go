@@ -40,16 +40,7 @@ func newQueuedHarness(t *testing.T, cfg *Config, opts ServerOptions, noWorkers b
 	h.srv, err = NewServer(cfg, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { h.srv.Close() })
-	for _, wh := range h.srv.hooks {
-		for i := range wh.routes {
-			for j, s := range wh.routes[i].sinks {
-				f := &fakeSink{name: s.Name()}
-				h.sinks[f.name] = f
-				wh.routes[i].sinks[j] = f
-				wh.sinks[f.name] = f
-			}
-		}
-	}
+	h.fakeSinks()
 	if !noWorkers {
 		require.NoError(t, h.srv.queue.Start(context.Background()))
 	}
