@@ -48,16 +48,10 @@ func TestMain(m *testing.M) {
 }
 
 // defaultPaths describes what exists of the default database and outbox
-// in the working directory: size and modification time by name.
+// in the working directory.
 func defaultPaths() map[string]string {
-	out := map[string]string{}
 	db := strings.TrimPrefix(queue.DefaultStore, "sqlite:")
-	for _, p := range []string{db, db + "-wal", db + "-shm", db + "-journal", receiver.DefaultOutbox} {
-		if st, err := os.Stat(p); err == nil {
-			out[p] = fmt.Sprintf("%d bytes, %s", st.Size(), st.ModTime().Format(time.RFC3339Nano))
-		}
-	}
-	return out
+	return testenv.Snapshot(db, db+"-wal", db+"-shm", db+"-journal", receiver.DefaultOutbox)
 }
 
 // result is what one in-process run of the command produced.
