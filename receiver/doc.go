@@ -136,7 +136,7 @@
 //
 // Unknown event types and fields are accepted, routed and kept. The
 // response bodies' "error.code" values (invalid_event, id_mismatch,
-// unknown_webhook, store_unavailable, shutting_down, not_accepting,
+// store_unavailable, shutting_down, not_accepting,
 // not_found, method_not_allowed, besides the middleware's; in inline mode
 // also sink_unavailable, store_full, sink_rejected and
 // dead_letter_unavailable), the job kind "stairhook_delivery" with its

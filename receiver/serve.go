@@ -164,13 +164,13 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
-	h, ok := s.hooks[mux.Vars(r)["name"]]
-	if !ok {
-		writeError(w, http.StatusNotFound, "unknown_webhook", "no webhook with this name")
-		return
-	}
 	if s.queue != nil && s.role == RoleWork {
 		writeError(w, http.StatusServiceUnavailable, "not_accepting", "this instance only works the queue (--role work)")
+		return
+	}
+	h, ok := s.hooks[mux.Vars(r)["name"]]
+	if !ok {
+		s.unknown.ServeHTTP(w, r)
 		return
 	}
 	start := time.Now()

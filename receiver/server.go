@@ -137,6 +137,7 @@ type Server struct {
 	draining        atomic.Bool // shutting down: new webhooks are answered 503
 	closeQueue      sync.Once
 	inFlight        *inFlight // the ids being accepted, on the queued path
+	unknown         http.Handler // answers a webhook name that is not configured
 
 	mu      sync.Mutex
 	servers map[*http.Server]struct{}
@@ -217,9 +218,55 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 		}
 		s.hooks[wc.Name] = h
 	}
+	if s.unknown, err = s.newDecoy(); err != nil {
+		s.Close()
+		return nil, err
+	}
 
 	s.router = s.newRouter()
 	return s, nil
+}
+
+// newDecoy returns the handler of webhook names that are not configured:
+// the verify middleware with a random key that no sender has, so an
+// unknown name is answered exactly as a request signed with a wrong or no
+// secret is answered by a real webhook. Answering it differently (a 404)
+// would let anyone list the configured names.
+func (s *Server) newDecoy() (http.Handler, error) {
+	sec, err := verify.NewSecret()
+	if err != nil {
+		return nil, err
+	}
+	v, err := verify.NewVerifier(verify.Options{
+		Keys: []verify.Key{{Label: "decoy", Secret: sec}},
+		Now:  s.now,
+		// It never verifies a request, so no id is ever reserved.
+		Store:   verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: 1}),
+		OnError: func(r *http.Request, err error) { s.logRejected(r, mux.Vars(r)["name"], true, err) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		// Unreachable without the random secret; fail closed all the same.
+		writeError(w, http.StatusInternalServerError, "internal", "internal error")
+	})), nil
+}
+
+// logRejected logs a request the middleware refused; unknown marks a
+// webhook name that is not configured (the name is the sender's text,
+// so it is clipped).
+func (s *Server) logRejected(r *http.Request, webhook string, unknown bool, err error) {
+	attrs := []slog.Attr{
+		slog.String("webhook", clipText(webhook, 128)),
+		slog.String("reason", err.Error()),
+		slog.String("id", clipText(r.Header.Get("X-Staircase-Id"), 256)),
+		slog.String("remote", r.RemoteAddr),
+	}
+	if unknown {
+		attrs = append(attrs, slog.Bool("unknown_webhook", true))
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelWarn, "request rejected", attrs...)
 }
 
 func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, client *http.Client, custom map[string]Sink, inline bool) (*webhook, error) {
@@ -237,13 +284,7 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 		Tolerance: wc.Tolerance,
 		Now:       s.now,
 		Store:     s.idsOf(name, store),
-		OnError: func(r *http.Request, err error) {
-			s.log.LogAttrs(r.Context(), slog.LevelWarn, "request rejected",
-				slog.String("webhook", name),
-				slog.String("reason", err.Error()),
-				slog.String("id", clipText(r.Header.Get("X-Staircase-Id"), 256)),
-				slog.String("remote", r.RemoteAddr))
-		},
+		OnError: func(r *http.Request, err error) { s.logRejected(r, name, false, err) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s: %w", name, err)

@@ -269,7 +269,6 @@ func TestServerBadRequests(t *testing.T) {
 		{"missing id", "/webhooks/staircase", "evt_1", `{"type":"churn_risk","account":{"id":"a"}}`, 400, "invalid_event"},
 		{"too deep", "/webhooks/staircase", "evt_1", withField(`"x":` + nested(40)), 400, "invalid_event"},
 		{"id differs from the signed id", "/webhooks/staircase", "evt_signed", `{"id":"evt_other","type":"churn_risk","account":{"id":"a"}}`, 400, "id_mismatch"},
-		{"unknown webhook", "/webhooks/other", "evt_1", minimalEvent, 404, "unknown_webhook"},
 		{"no such path", "/hooks/staircase", "evt_1", minimalEvent, 404, "not_found"},
 	}
 	for _, tt := range tests {
@@ -483,3 +482,63 @@ type nopSink string
 
 func (n nopSink) Name() string                                { return string(n) }
 func (n nopSink) Deliver(context.Context, *event.Event) error { return nil }
+
+// TestServerUnknownWebhookNotEnumerable checks that a webhook name that is
+// not configured is answered exactly as a real webhook answers a request
+// it cannot verify, so the names cannot be listed by probing.
+func TestServerUnknownWebhookNotEnumerable(t *testing.T) {
+	h := newHarness(t, nil, ServerOptions{})
+	wrong, err := verify.NewSecret()
+	require.NoError(t, err)
+	body := eventBody(t, event.TypeChurnRisk, "evt_probe", nil)
+	requests := map[string]func(path string) *http.Request{
+		"unsigned": func(path string) *http.Request {
+			return httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+		},
+		"signed with another secret": func(path string) *http.Request {
+			return verifytest.NewRequest(wrong, "evt_probe", h.now, path, body)
+		},
+		"signed with the real secret": func(path string) *http.Request {
+			return verifytest.NewRequest(h.secret, "evt_probe", h.now, path, body)
+		},
+		"malformed timestamp": func(path string) *http.Request {
+			r := verifytest.NewRequest(wrong, "evt_probe", h.now, path, body)
+			r.Header.Set("X-Staircase-Timestamp", "soon")
+			return r
+		},
+		"stale": func(path string) *http.Request {
+			return verifytest.NewRequest(wrong, "evt_probe", h.now.Add(-time.Hour), path, body)
+		},
+		"body over the cap": func(path string) *http.Request {
+			return verifytest.NewRequest(wrong, "evt_probe", h.now, path, bytes.Repeat([]byte("a"), 2<<20))
+		},
+	}
+	answer := func(r *http.Request) (int, string, http.Header) {
+		rec := httptest.NewRecorder()
+		h.srv.Handler().ServeHTTP(rec, r)
+		hdr := rec.Header().Clone()
+		hdr.Del("Date")
+		return rec.Code, rec.Body.String(), hdr
+	}
+	for name, req := range requests {
+		t.Run(name, func(t *testing.T) {
+			wantStatus, wantBody, wantHeader := answer(req("/webhooks/staircase"))
+			if name == "signed with the real secret" {
+				// The real webhook accepts it; a name it is not configured
+				// for must refuse it as it refuses a wrong secret.
+				require.Less(t, wantStatus, 300)
+				wantStatus, wantBody, wantHeader = answer(requests["signed with another secret"]("/webhooks/staircase"))
+			}
+			require.GreaterOrEqual(t, wantStatus, 400)
+			for _, unknown := range []string{"/webhooks/other", "/webhooks/staircase2", "/webhooks/" + strings.Repeat("x", 300)} {
+				status, body, header := answer(req(unknown))
+				assert.Equal(t, wantStatus, status, unknown)
+				assert.Equal(t, wantBody, body, unknown)
+				assert.Equal(t, wantHeader, header, unknown)
+			}
+		})
+	}
+	for _, f := range h.sinks {
+		assert.Len(t, f.ids(), 1, "only the real webhook's accepted request is delivered")
+	}
+}
