@@ -136,7 +136,7 @@ type Server struct {
 	role            Role
 	draining        atomic.Bool // shutting down: new webhooks are answered 503
 	closeQueue      sync.Once
-	inFlight        *inFlight // the ids being accepted, on the queued path
+	inFlight        *inFlight    // the ids being accepted, on the queued path
 	unknown         http.Handler // answers a webhook name that is not configured
 
 	mu      sync.Mutex
@@ -284,7 +284,7 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 		Tolerance: wc.Tolerance,
 		Now:       s.now,
 		Store:     s.idsOf(name, store),
-		OnError: func(r *http.Request, err error) { s.logRejected(r, name, false, err) },
+		OnError:   func(r *http.Request, err error) { s.logRejected(r, name, false, err) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s: %w", name, err)
