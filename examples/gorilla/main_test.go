@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/verify"
 	"github.com/stairhook/stairhook/verify/verifytest"
 )
@@ -118,7 +122,12 @@ func TestNewRouter(t *testing.T) {
 	secret, v := newTestVerifier(t)
 	srv := httptest.NewServer(newRouter(v))
 	defer srv.Close()
-	body := []byte(`{"type":"signal"}`)
+	body, err := event.Sample(event.TypeRenewal)
+	require.NoError(t, err)
+	id := "evt_01JD3QX8M2A1B4C6D8E0F2G4H4" // the sample's
+	var logged bytes.Buffer
+	log.SetOutput(&logged)
+	t.Cleanup(func() { log.SetOutput(os.Stderr) })
 	post := func(h http.Header, path string) int {
 		req, err := http.NewRequest(http.MethodPost, srv.URL+path, bytes.NewReader(body))
 		require.NoError(t, err)
@@ -130,8 +139,13 @@ func TestNewRouter(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	assert.Equal(t, http.StatusNoContent, post(verifytest.SignedHeaders(secret, "evt_1", time.Now(), body), "/webhooks/staircase"))
-	assert.Equal(t, http.StatusOK, post(verifytest.SignedHeaders(secret, "evt_1", time.Now(), body), "/webhooks/staircase"), "duplicate")
+	assert.Equal(t, http.StatusNoContent, post(verifytest.SignedHeaders(secret, id, time.Now(), body), "/webhooks/staircase"))
+	assert.Equal(t, http.StatusOK, post(verifytest.SignedHeaders(secret, id, time.Now(), body), "/webhooks/staircase"), "duplicate")
+	assert.Equal(t, 1, strings.Count(logged.String(), id+": Renewal due in 60 days for Acme Corp"), "the decoded event reached the switch once: %s", logged.String())
+	notEvent := []byte(`{"type":"signal"}`)
+	req := verifytest.SignedHeaders(secret, "evt_9", time.Now(), notEvent)
+	body = notEvent
+	assert.Equal(t, http.StatusBadRequest, post(req, "/webhooks/staircase"), "verified, but not an event")
 	assert.Equal(t, http.StatusUnauthorized, post(verifytest.SignedHeaders(secret, "evt_2", time.Now(), []byte("other")), "/webhooks/staircase"))
 	assert.Equal(t, http.StatusBadRequest, post(nil, "/webhooks/staircase"))
 	assert.Equal(t, http.StatusNotFound, post(nil, "/webhooks/other"))
