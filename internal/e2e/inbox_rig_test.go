@@ -64,7 +64,7 @@ func (st *serveStack) options(o serveOptions) serveOptions {
 
 // endpoint is the webhook of proc as the sender sees it.
 func (st *serveStack) endpoint(proc *serveProc) sender.Endpoint {
-	return sender.Endpoint{URL: "http://" + proc.addr + "/webhooks/" + webhookName, Secrets: []verify.Secret{st.secret}, Enabled: true}
+	return sender.Endpoint{URL: "http://" + proc.addr + "/webhooks/" + webhookName, Secrets: []verify.Secret{st.secret}}
 }
 
 // delivered reports whether every id has at least one issue and one email,

@@ -222,7 +222,7 @@ func (r *rig) waitDeliveredOrDead(t testing.TB) []*queue.DeadLetter {
 
 // endpoint is the rig's webhook as the sender sees it.
 func (r *rig) endpoint() sender.Endpoint {
-	return sender.Endpoint{URL: r.url, Secrets: []verify.Secret{r.secret}, Enabled: true}
+	return sender.Endpoint{URL: r.url, Secrets: []verify.Secret{r.secret}}
 }
 
 // noSleep skips the sender's waits: retries are immediate.

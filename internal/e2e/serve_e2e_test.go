@@ -289,7 +289,7 @@ func TestServeEndToEnd(t *testing.T) {
 	secret, err := verify.NewSecret()
 	require.NoError(t, err)
 	proc := serveOptions{JiraURL: jira.URL, SMTPHost: mp.SMTPHost, SMTPPort: mp.SMTPPort, Delivery: fastRetries}.start(t, bin, secret)
-	ep := sender.Endpoint{URL: "http://" + proc.addr + "/webhooks/" + webhookName, Secrets: []verify.Secret{secret}, Enabled: true}
+	ep := sender.Endpoint{URL: "http://" + proc.addr + "/webhooks/" + webhookName, Secrets: []verify.Secret{secret}}
 	snd := sender.New(sender.Options{Schedule: make([]time.Duration, 6), Sleep: noSleep, Timeout: 30 * time.Second})
 	ctx := t.Context()
 
