@@ -17,6 +17,7 @@ import (
 	"github.com/stairhook/stairhook/receiver/email"
 	"github.com/stairhook/stairhook/receiver/jira"
 	"github.com/stairhook/stairhook/receiver/queue"
+	"github.com/stairhook/stairhook/verify"
 )
 
 // ErrInvalidConfig is wrapped by every error ParseConfig and LoadConfig
@@ -65,6 +66,9 @@ type Config struct {
 	Retention time.Duration `yaml:"retention"`
 	// Delivery tunes the queue's workers and retries.
 	Delivery DeliveryConfig `yaml:"delivery"`
+	// Limits bound what the clients of the webhook listener can hold at
+	// once, signed or not.
+	Limits LimitsConfig `yaml:"limits"`
 	// Jira is the Jira Cloud site; nil makes every jira route a dry run.
 	Jira *JiraConfig `yaml:"jira"`
 	// SMTP is the mail server; nil makes every email route a dry run.
@@ -107,6 +111,27 @@ type DeliveryConfig struct {
 	// a dead letter. Default 72h.
 	GiveUpAfter time.Duration `yaml:"give_up_after"`
 }
+
+// LimitsConfig bounds what the clients of the webhook listener can hold at
+// once, before any of them is authenticated (see SPEC.md, "What an
+// unauthenticated client can cost us"). Zero values take the defaults.
+type LimitsConfig struct {
+	// MaxConnections is how many connections the listener holds open at
+	// once; more wait in the kernel's accept queue. Default
+	// DefaultMaxConnections.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxBodyBytesInFlight bounds the memory of the bodies being read at
+	// once: a request takes what its Content-Length declares (1 MiB
+	// without one) before its body is read and gives it back once it is
+	// read; a request that finds too little left is answered 503 "busy"
+	// with Retry-After at once. Default
+	// verify.DefaultMaxBodyBytesInFlight (32 MiB); at least 1 MiB, the
+	// body cap.
+	MaxBodyBytesInFlight int64 `yaml:"max_body_bytes_in_flight"`
+}
+
+// DefaultMaxConnections is limits.max_connections when it is zero.
+const DefaultMaxConnections = 1024
 
 // maxWorkers bounds delivery.workers.
 const maxWorkers = 1000
@@ -407,5 +432,11 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Retention == 0 {
 		c.Retention = DefaultRetention
+	}
+	if c.Limits.MaxConnections == 0 {
+		c.Limits.MaxConnections = DefaultMaxConnections
+	}
+	if c.Limits.MaxBodyBytesInFlight == 0 {
+		c.Limits.MaxBodyBytesInFlight = verify.DefaultMaxBodyBytesInFlight
 	}
 }

@@ -80,6 +80,12 @@ func (c *Config) validate() []error {
 	if d.FirstRetry > 0 && d.MaxRetry > 0 && d.FirstRetry > d.MaxRetry {
 		bad("delivery.first_retry", "must not be longer than delivery.max_retry")
 	}
+	if c.Limits.MaxConnections < 0 {
+		bad("limits.max_connections", "must be positive (0 for the default)")
+	}
+	if c.Limits.MaxBodyBytesInFlight < 0 || (c.Limits.MaxBodyBytesInFlight > 0 && c.Limits.MaxBodyBytesInFlight < verify.DefaultMaxBodyBytes) {
+		bad("limits.max_body_bytes_in_flight", fmt.Sprintf("must be at least %d, the body cap (0 for the default)", verify.DefaultMaxBodyBytes))
+	}
 	if strings.TrimSpace(c.Outbox) == "" || strings.ContainsRune(c.Outbox, 0) {
 		bad("outbox", "must be a folder path")
 	}

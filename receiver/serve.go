@@ -73,6 +73,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // error when they did not finish in time, or when serving fails. After
 // Close it returns http.ErrServerClosed.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	l = newLimitListener(l, s.maxConns)
 	srv := &http.Server{
 		Handler:           s.router,
 		ReadHeaderTimeout: 10 * time.Second,

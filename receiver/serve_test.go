@@ -1,7 +1,9 @@
 package receiver
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -187,4 +189,60 @@ func TestServerListenAndServe(t *testing.T) {
 	require.NoError(t, err)
 	defer l.Close()
 	assert.Error(t, h.srv.ListenAndServe(context.Background()))
+}
+
+// limits.max_connections: the connections beyond it wait in the kernel's
+// accept queue until one of those being served closes.
+func TestServerMaxConnections(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Limits.MaxConnections = 2
+	h := newHarness(t, cfg, ServerOptions{})
+	url, _, _ := h.serve()
+	addr := strings.TrimPrefix(url, "http://")
+
+	// Two idle connections take both places.
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		held = append(held, c)
+		t.Cleanup(func() { c.Close() })
+	}
+	// A third connects (the kernel accepts it) but is not served.
+	third, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { third.Close() })
+	_, err = io.WriteString(third, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	r := bufio.NewReader(third)
+	require.NoError(t, third.SetReadDeadline(time.Now().Add(300*time.Millisecond)))
+	_, err = http.ReadResponse(r, nil)
+	var ne net.Error
+	require.ErrorAs(t, err, &ne, "served beyond the limit")
+	require.True(t, ne.Timeout(), "%v", err)
+
+	// Once one closes, the third is served.
+	require.NoError(t, held[0].Close())
+	require.NoError(t, third.SetReadDeadline(time.Now().Add(10*time.Second)))
+	resp, err := http.ReadResponse(r, nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+func TestLimitsConfigChecked(t *testing.T) {
+	for _, tc := range []struct {
+		limits LimitsConfig
+		path   string
+	}{
+		{LimitsConfig{MaxConnections: -1}, "limits.max_connections"},
+		{LimitsConfig{MaxBodyBytesInFlight: -1}, "limits.max_body_bytes_in_flight"},
+		{LimitsConfig{MaxBodyBytesInFlight: verify.DefaultMaxBodyBytes - 1}, "limits.max_body_bytes_in_flight"},
+	} {
+		cfg := testConfig(t.TempDir())
+		cfg.Limits = tc.limits
+		_, err := NewServer(cfg, ServerOptions{Inline: true})
+		require.ErrorIs(t, err, ErrInvalidConfig)
+		assert.Contains(t, err.Error(), tc.path)
+	}
 }

@@ -138,6 +138,8 @@ type Server struct {
 	closeQueue      sync.Once
 	inFlight        *inFlight    // the ids being accepted, on the queued path
 	unknown         http.Handler // answers a webhook name that is not configured
+	maxConns        int          // Config.Limits.MaxConnections
+	bodyBudget      *verify.BodyBudget
 
 	mu      sync.Mutex
 	servers map[*http.Server]struct{}
@@ -176,6 +178,7 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 		hooks:           map[string]*webhook{},
 		deadLetters:     &deadLetters{path: filepath.Join(c.Outbox, DeadLetterFile)},
 		servers:         map[*http.Server]struct{}{},
+		maxConns:        c.Limits.MaxConnections,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -199,6 +202,11 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 	}
 	var store verify.Store
 	var err error
+	// One budget for every webhook and the decoy: the listener's bodies
+	// are bounded together.
+	if s.bodyBudget, err = verify.NewBodyBudget(c.Limits.MaxBodyBytesInFlight); err != nil {
+		return nil, configErr("limits.max_body_bytes_in_flight", err.Error())
+	}
 	if opts.Inline {
 		store, err = s.inlineStores(&c, opts)
 	} else {
