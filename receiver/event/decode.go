@@ -47,8 +47,10 @@ const (
 //
 // The work is bounded by the body: nesting deeper than 32 objects or
 // arrays, any string or key longer than 16 KiB, or more than 200 people is
-// rejected. Every error wraps ErrInvalid and says what is wrong,
-// without echoing the body.
+// rejected, and decoding allocates at most 64 bytes per byte of body
+// (Fields holds every value; the path of a value is rendered only for an
+// error). Every error wraps ErrInvalid and says what is wrong, without
+// echoing the body.
 func Decode(body []byte) (*Event, error) {
 	if err := checkDepth(body); err != nil {
 		return nil, err
@@ -65,7 +67,7 @@ func Decode(body []byte) (*Event, error) {
 	if fields == nil {
 		return nil, invalid("body is not a JSON object: null")
 	}
-	if err := checkStrings(fields, ""); err != nil {
+	if err := checkStrings(fields, &jsonPath{}); err != nil {
 		return nil, err
 	}
 	ev, err := eventFromFields(fields)
@@ -296,32 +298,71 @@ func checkDepth(body []byte) error {
 }
 
 // checkStrings bounds every decoded string and key, known fields or not;
-// id and type have tighter bounds, checked after typed decoding.
-func checkStrings(v any, path string) error {
+// id and type have tighter bounds, checked after typed decoding. The path
+// of the value is kept as a stack of segments and rendered only for an
+// error: rendering it for every value would cost the path's length per
+// array element, a gigabyte for a megabyte of deeply nested numbers.
+func checkStrings(v any, path *jsonPath) error {
 	switch v := v.(type) {
 	case string:
 		if len(v) > maxStringLen {
-			return invalid("string at %s longer than %d bytes", displayPath(path), maxStringLen)
+			return invalid("string at %s longer than %d bytes", displayPath(path.String()), maxStringLen)
 		}
 	case map[string]any:
 		for k, e := range v {
 			if len(k) > maxStringLen {
-				return invalid("key at %s longer than %d bytes", displayPath(path), maxStringLen)
+				return invalid("key at %s longer than %d bytes", displayPath(path.String()), maxStringLen)
 			}
-			if err := checkStrings(e, joinPath(path, k)); err != nil {
+			path.push(k, -1)
+			if err := checkStrings(e, path); err != nil {
 				return err
 			}
+			path.pop()
 		}
 	case []any:
 		for i, e := range v {
-			if err := checkStrings(e, path+"["+strconv.Itoa(i)+"]"); err != nil {
+			path.push("", i)
+			if err := checkStrings(e, path); err != nil {
 				return err
 			}
+			path.pop()
 		}
 	}
 	return nil
 }
 
+// jsonPath is the path from the top of the body to the value being
+// checked: one segment per object key or array index, bounded by maxDepth.
+type jsonPath struct{ segs []pathSeg }
+
+// pathSeg is an object key, or an array index when index >= 0.
+type pathSeg struct {
+	key   string
+	index int
+}
+
+func (p *jsonPath) push(key string, index int) {
+	p.segs = append(p.segs, pathSeg{key: key, index: index})
+}
+
+func (p *jsonPath) pop() { p.segs = p.segs[:len(p.segs)-1] }
+
+// String renders the path as error messages show it, such as
+// signal.title or people[1].role.
+func (p *jsonPath) String() string {
+	s := ""
+	for _, seg := range p.segs {
+		if seg.index >= 0 {
+			s += "[" + strconv.Itoa(seg.index) + "]"
+		} else {
+			s = joinPath(s, seg.key)
+		}
+	}
+	return s
+}
+
+// joinPath appends key to path, standing in "…" for a key too long or not
+// valid UTF-8 to be worth showing.
 func joinPath(path, key string) string {
 	if len(key) > 64 || !utf8.ValidString(key) {
 		key = "…"

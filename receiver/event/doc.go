@@ -13,7 +13,8 @@
 //
 // Decode bounds the work any body can cause on top of the middleware's
 // body cap: nesting depth, string lengths and the number of people are
-// capped, and an error never quotes the body.
+// capped, allocation is at most 64 bytes per byte of body, and an error
+// never quotes the body.
 //
 // # Compatibility
 //
