@@ -113,7 +113,7 @@ func e2eConfig(outbox, jiraURL string) string {
 	return fmt.Sprintf(`outbox: %q
 %swebhooks:
   - name: staircase
-    secrets: [{label: current, secret: "${STAIRCASE_WEBHOOK_SECRET}"}]
+    secrets: [{label: current, secret: "${STAIRHOOK_SECRET}"}]
     tolerance: 5m
     routes:
       - name: tickets
@@ -132,7 +132,7 @@ func TestEmulator(t *testing.T) {
 	t.Cleanup(jira.Close)
 	url := startEmulator(t,
 		"STAIRHOOK_CONFIG="+e2eConfig(t.TempDir(), jira.URL),
-		"STAIRCASE_WEBHOOK_SECRET="+testSecret.Encode(),
+		"STAIRHOOK_SECRET="+testSecret.Encode(),
 		"JIRA_API_TOKEN="+jira.APIToken,
 	)
 
@@ -216,7 +216,7 @@ func signedEvent(tb testing.TB, i int) fill {
 func BenchmarkEmulatorInvoke(b *testing.B) {
 	url := startEmulator(b,
 		"STAIRHOOK_CONFIG="+e2eConfig(b.TempDir(), ""),
-		"STAIRCASE_WEBHOOK_SECRET="+testSecret.Encode(),
+		"STAIRHOOK_SECRET="+testSecret.Encode(),
 	)
 	warm := signedEvent(b, -1)
 	invokeEmulator(b, url, fixture(b, "function-url-base64", warm)) // init
@@ -243,7 +243,7 @@ func BenchmarkEmulatorInvoke(b *testing.B) {
 func BenchmarkServerHTTP(b *testing.B) {
 	t := b.TempDir()
 	cfg, err := receiver.ParseConfig([]byte(e2eConfig(t, "")), func(k string) (string, bool) {
-		return testSecret.Encode(), k == "STAIRCASE_WEBHOOK_SECRET"
+		return testSecret.Encode(), k == "STAIRHOOK_SECRET"
 	})
 	require.NoError(b, err)
 	srv, err := receiver.NewServer(cfg, receiver.ServerOptions{Logger: discardLogger(), Inline: true})

@@ -20,7 +20,7 @@ import (
 // across instances: the default memory store protects one warm instance
 // only.
 func ExampleStart() {
-	secret, err := verify.ParseSecret(os.Getenv("STAIRCASE_WEBHOOK_SECRET"))
+	secret, err := verify.ParseSecret(os.Getenv("STAIRHOOK_SECRET"))
 	if err != nil {
 		log.Fatal(err)
 	}

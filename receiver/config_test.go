@@ -46,7 +46,7 @@ func TestParseConfigExample(t *testing.T) {
 	vars := map[string]string{
 		"JIRA_EMAIL": "bot@example.com", "JIRA_API_TOKEN": "tok-en=",
 		"SMTP_USER": "alerts", "SMTP_PASSWORD": `p"a\ss'w#rd: {x}`,
-		"STAIRCASE_WEBHOOK_SECRET": testSecret,
+		"STAIRHOOK_SECRET": testSecret,
 	}
 	cfg, err := ParseConfig(data, env(vars))
 	require.NoError(t, err)
@@ -80,7 +80,7 @@ func TestParseConfigExample(t *testing.T) {
 	for name := range vars {
 		assert.Contains(t, err.Error(), "environment variable "+name+" is not set")
 	}
-	assert.NotContains(t, err.Error(), "STAIRCASE_WEBHOOK_SECRET_OLD", "references in comments are not expanded")
+	assert.NotContains(t, err.Error(), "STAIRHOOK_SECRET_OLD", "references in comments are not expanded")
 }
 
 func TestParseConfigDefaults(t *testing.T) {

@@ -51,12 +51,12 @@ func ExampleServerOptions_sinks() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	env := map[string]string{"STAIRCASE_WEBHOOK_SECRET": secret, "DB": filepath.Join(dir, "stairhook.db")}
+	env := map[string]string{"STAIRHOOK_SECRET": secret, "DB": filepath.Join(dir, "stairhook.db")}
 	cfg, err := receiver.ParseConfig([]byte(`
 store: {sqlite: "${DB}"}
 webhooks:
   - name: staircase
-    secrets: [{secret: "${STAIRCASE_WEBHOOK_SECRET}"}]
+    secrets: [{secret: "${STAIRHOOK_SECRET}"}]
     routes:
       - when: {types: [churn_risk, renewal]}
         sinks: [audit]

@@ -22,7 +22,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte(`v: "${X}" # ${Y}` + "\n$$ '${X}'"))
 	env := map[string]string{
-		"SECRET": testSecret, "STAIRCASE_WEBHOOK_SECRET": testSecret,
+		"SECRET": testSecret, "STAIRHOOK_SECRET": testSecret,
 		"JIRA_EMAIL": "bot@example.com", "JIRA_API_TOKEN": "t", "SMTP_USER": "u",
 		"SMTP_PASSWORD": "p\"'\\\n#: x", "X": "x: y\n- z",
 	}
