@@ -10,13 +10,16 @@
 // and see examples/lambda for a SAM template and the deployment steps.
 //
 // The configuration comes from the environment variable STAIRHOOK_CONFIG,
-// the same YAML as `stairhook serve --config`, given either as the path of a
-// file in the deployment package or inline: a value that contains a newline
-// or starts with "{" (YAML flow style, or JSON) is the configuration itself.
-// ${VAR} references in it are expanded from the environment, which is where
-// secrets belong. Without STAIRHOOK_CONFIG, STAIRHOOK_SECRET (a whsec_
-// secret) gives the default configuration of `stairhook serve`: one webhook
-// at POST /webhooks/staircase routed to the dry-run sinks.
+// the same YAML as `stairhook serve --config`, given either inline or as
+// the path of a file in the deployment package, by one rule: a value of
+// one line that starts with "/", "./" or "../" is a path (such as
+// /var/task/config.yaml); any other value is the configuration itself
+// (YAML in block or flow style, or JSON). Errors never quote the value,
+// which may hold a secret. ${VAR} references in the configuration are
+// expanded from the environment, which is where secrets belong. Without
+// STAIRHOOK_CONFIG, STAIRHOOK_SECRET (a whsec_ secret) gives the default
+// configuration of `stairhook serve`: one webhook at POST
+// /webhooks/staircase routed to the dry-run sinks.
 //
 // Only /tmp is writable on Lambda, so a relative outbox (the folder of the
 // dry-run sinks and of deadletter.jsonl, "./stairhook-outbox" by default)
@@ -35,6 +38,9 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -70,9 +76,13 @@ func newServer(cfg *receiver.Config, log *slog.Logger) (*receiver.Server, error)
 // errNoConfig means neither STAIRHOOK_CONFIG nor STAIRHOOK_SECRET is set.
 var errNoConfig = errors.New("set STAIRHOOK_CONFIG (a config file path or inline YAML) or STAIRHOOK_SECRET (a whsec_ secret for the default dry-run configuration)")
 
+// maxConfigBytes bounds a config file; receiver.ParseConfig has the same
+// cap.
+const maxConfigBytes = 1 << 20
+
 // loadConfig reads the configuration as the package doc describes, and
-// places a relative outbox under tmp. A config file expands ${VAR} from the
-// process environment (receiver.LoadConfig), inline YAML from lookupEnv.
+// places a relative outbox under tmp. ${VAR} references are expanded from
+// lookupEnv, in a file as inline.
 func loadConfig(lookupEnv func(string) (string, bool), tmp string) (*receiver.Config, error) {
 	var (
 		cfg *receiver.Config
@@ -80,11 +90,7 @@ func loadConfig(lookupEnv func(string) (string, bool), tmp string) (*receiver.Co
 	)
 	src, _ := lookupEnv("STAIRHOOK_CONFIG")
 	switch {
-	case inline(src):
-		cfg, err = receiver.ParseConfig([]byte(src), lookupEnv)
-	case src != "":
-		cfg, err = receiver.LoadConfig(src)
-	default:
+	case src == "":
 		secret, ok := lookupEnv("STAIRHOOK_SECRET")
 		if !ok || secret == "" {
 			return nil, errNoConfig
@@ -93,6 +99,17 @@ func loadConfig(lookupEnv func(string) (string, bool), tmp string) (*receiver.Co
 			return nil, errors.New("STAIRHOOK_SECRET: " + err.Error())
 		}
 		cfg = receiver.DefaultConfig(secret, "", "")
+	case isPath(src):
+		var data []byte
+		if data, err = readConfigFile(src); err == nil {
+			if cfg, err = receiver.ParseConfig(data, lookupEnv); err != nil {
+				err = fmt.Errorf("STAIRHOOK_CONFIG (a file):\n%w", err)
+			}
+		}
+	default:
+		if cfg, err = receiver.ParseConfig([]byte(src), lookupEnv); err != nil {
+			err = fmt.Errorf("STAIRHOOK_CONFIG (inline YAML; a file path starts with /, ./ or ../):\n%w", err)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -103,8 +120,36 @@ func loadConfig(lookupEnv func(string) (string, bool), tmp string) (*receiver.Co
 	return cfg, nil
 }
 
-// inline reports whether STAIRHOOK_CONFIG holds the configuration itself
-// rather than a path: no path contains a newline or starts with "{".
-func inline(src string) bool {
-	return strings.Contains(src, "\n") || strings.HasPrefix(strings.TrimSpace(src), "{")
+// isPath reports whether STAIRHOOK_CONFIG names a file rather than holding
+// the configuration: one line starting with /, ./ or ../. No configuration
+// starts so, and the rule does not depend on the file existing.
+func isPath(src string) bool {
+	return !strings.ContainsAny(src, "\r\n") &&
+		(strings.HasPrefix(src, "/") || strings.HasPrefix(src, "./") || strings.HasPrefix(src, "../"))
+}
+
+// readConfigFile reads the config file at path, at most maxConfigBytes
+// (one more, for ParseConfig to refuse). Its errors keep the reason (and
+// os.ErrNotExist and the like for errors.Is) but not the path: the value of
+// STAIRHOOK_CONFIG is never quoted.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("STAIRHOOK_CONFIG: cannot open the config file: %w", withoutPath(err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("STAIRHOOK_CONFIG: cannot read the config file: %w", withoutPath(err))
+	}
+	return data, nil
+}
+
+// withoutPath is the reason of a *fs.PathError without the path it quotes.
+func withoutPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
