@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,6 +78,12 @@ func TestDryRunEmailWritesMessage(t *testing.T) {
 	assert.Equal(t, `"Stairhook" <stairhook@localhost>`, pm.Header.Get("From"))
 	assert.Empty(t, pm.Header.Get("X-Injected"))
 	assert.Contains(t, pm.HTML, "&lt;script&gt;")
+	// The subject the dry run writes is the one the sink sends: one line,
+	// without bidi controls, other format characters or NUL.
+	subject, err := new(mime.WordDecoder).DecodeHeader(pm.Header.Get("Subject"))
+	require.NoError(t, err)
+	assert.Equal(t, "[TEST] Churn X-Injected: yes (Acme <script>alert(1)</script> Bcc: victim@example.com)", subject)
+	assert.NotContains(t, string(data), "\x00")
 }
 
 func TestOutboxPermissions(t *testing.T) {

@@ -49,46 +49,55 @@ type Route struct {
 	// Cc are the copy recipients, in the same form; none by default.
 	Cc []string `yaml:"cc"`
 	// Subject is a text/template over the event.Event (default
-	// DefaultSubject); line breaks are removed and test events get the
+	// DefaultSubject); the result is made one line (line breaks and other
+	// control characters become spaces; NUL and Unicode format characters
+	// such as the bidi controls are removed) and test events get the
 	// "[TEST] " prefix.
 	Subject string `yaml:"subject"`
 	// Text is the text/plain part, a text/template (default
-	// DefaultText).
+	// DefaultText); NUL bytes are removed from the result. Templates
+	// can call oneline (see Subject) on values that should stay on
+	// one line, and link on a URL (see DefaultText).
 	Text string `yaml:"text"`
 	// HTML is the text/html part, an html/template, so every payload
-	// string is escaped for where it lands (default DefaultHTML).
+	// string is escaped for where it lands (default DefaultHTML); NUL
+	// bytes are removed from the result.
 	HTML string `yaml:"html"`
 }
 
-// Default templates of an email route.
+// Default templates of an email route. Every value that stands on a line
+// of its own or beside a label goes through oneline (see Route.Subject),
+// so payload text cannot break the layout or reverse a line; the summary
+// keeps its lines. link gives the Staircase URL only when it is an http(s)
+// URL, without any user name or password it carries.
 const (
 	DefaultSubject = "{{.Signal.Title}} ({{.Account.Name}})"
 	DefaultText    = `{{if .Test}}[TEST] This is a test notification from Staircase.
 
-{{end}}{{.Signal.Title}}
+{{end}}{{oneline .Signal.Title}}
 
-Account: {{.Account.Name}}{{with .Account.Domain}} ({{.}}){{end}}
-{{with .Account.StaircaseURL}}Staircase: {{.}}
-{{end}}Severity: {{.Signal.Severity}}
-Type: {{.Type}}
+Account: {{oneline .Account.Name}}{{with oneline .Account.Domain}} ({{.}}){{end}}
+{{with link .Account.StaircaseURL}}Staircase: {{.}}
+{{end}}Severity: {{oneline .Signal.Severity}}
+Type: {{oneline .Type}}
 {{with .Signal.Summary}}
 {{.}}
 {{end}}{{with .People}}
 People:
-{{range .}}- {{.Name}}{{with .Title}}, {{.}}{{end}}{{with .Role}}, {{.}}{{end}}{{with .Change}}, {{.}}{{end}}{{with .PreviousTitle}} (previously {{.}}){{end}}
+{{range .}}- {{oneline .Name}}{{with oneline .Title}}, {{.}}{{end}}{{with oneline .Role}}, {{.}}{{end}}{{with oneline .Change}}, {{.}}{{end}}{{with oneline .PreviousTitle}} (previously {{.}}){{end}}
 {{end}}{{end}}
 Staircase event {{.ID}}
 `
 	DefaultHTML = `<!DOCTYPE html>
 <html><body>
 {{if .Test}}<p><strong>[TEST] This is a test notification from Staircase.</strong></p>
-{{end}}<h2>{{.Signal.Title}}</h2>
-<p><strong>Account:</strong> {{if .Account.StaircaseURL}}<a href="{{.Account.StaircaseURL}}">{{.Account.Name}}</a>{{else}}{{.Account.Name}}{{end}}{{with .Account.Domain}} ({{.}}){{end}}</p>
-<p><strong>Severity:</strong> {{.Signal.Severity}}<br><strong>Type:</strong> {{.Type}}</p>
+{{end}}<h2>{{oneline .Signal.Title}}</h2>
+<p><strong>Account:</strong> {{with link .Account.StaircaseURL}}<a href="{{.}}">{{oneline $.Account.Name}}</a>{{else}}{{oneline .Account.Name}}{{end}}{{with oneline .Account.Domain}} ({{.}}){{end}}</p>
+<p><strong>Severity:</strong> {{oneline .Signal.Severity}}<br><strong>Type:</strong> {{oneline .Type}}</p>
 {{with .Signal.Summary}}<p>{{.}}</p>
 {{end}}{{with .People}}<p><strong>People</strong></p>
 <ul>
-{{range .}}<li><strong>{{.Name}}</strong>{{with .Title}}, {{.}}{{end}}{{with .Role}}, {{.}}{{end}}{{with .Change}}, {{.}}{{end}}{{with .PreviousTitle}} (previously {{.}}){{end}}</li>
+{{range .}}<li><strong>{{oneline .Name}}</strong>{{with oneline .Title}}, {{.}}{{end}}{{with oneline .Role}}, {{.}}{{end}}{{with oneline .Change}}, {{.}}{{end}}{{with oneline .PreviousTitle}} (previously {{.}}){{end}}</li>
 {{end}}</ul>
 {{end}}<p>Staircase event {{.ID}}</p>
 </body></html>

@@ -91,11 +91,13 @@ func (b *MessageBuilder) Build(ev *event.Event) (*gomail.Msg, error) {
 		return nil, err
 	}
 	// The subject is the only header built from the payload: one line,
-	// whatever the payload holds.
+	// without format characters, whatever the payload holds. The bodies
+	// lose their NUL bytes only.
 	subject = render.OneLine(render.WithTestMarker(ev, render.OneLine(subject)))
 	if subject == "" {
 		subject = render.OneLine(render.WithTestMarker(ev, "Staircase signal "+ev.Type))
 	}
+	text, html = render.Body(text), render.Body(html)
 
 	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
 	m.FromMailAddress(b.from)

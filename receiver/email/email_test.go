@@ -301,3 +301,67 @@ func TestEmailMessageIDPerSink(t *testing.T) {
 	// SHA-256 of "email:a", a zero byte and "evt_1", first 16 bytes.
 	assert.Equal(t, "stairhook.19295726ebaa1aadbae7dc41da729885@example.com", MessageID("email:a", "evt_1", "example.com"))
 }
+
+// Bidi controls and other format characters make a subject read backwards
+// or hide what it says; NUL has no place in a message. The subject and
+// every one-line field of the default parts lose them; the summary keeps
+// its lines, without NUL.
+func TestEmailStripsFormatCharacters(t *testing.T) {
+	b, err := NewMessageBuilder("staircase.route1.email", "a@example.com", Route{To: []string{"b@example.com"}})
+	require.NoError(t, err)
+	m, err := b.Build(sinktest.HostileEvent())
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	_, err = m.WriteTo(&buf)
+	require.NoError(t, err)
+	pm := sinktest.ParseMail(t, buf.Bytes())
+
+	subject, err := new(mime.WordDecoder).DecodeHeader(pm.Header.Get("Subject"))
+	require.NoError(t, err)
+	assert.Equal(t, "[TEST] Churn X-Injected: yes (Acme <script>alert(1)</script> Bcc: victim@example.com)", subject)
+	assert.NotContains(t, pm.Text, "\x00")
+	assert.NotContains(t, pm.HTML, "\x00")
+	assert.Contains(t, pm.Text, "\r\nChurn X-Injected: yes\r\n")
+	assert.Contains(t, pm.Text, "\r\nAccount: Acme <script>alert(1)</script> Bcc: victim@example.com (acme.com)\r\n")
+	assert.Contains(t, pm.Text, "\r\n- Ann <b>Lee</b> Subject: hijack, VP Finance, decision_maker, joined\r\n")
+	assert.Contains(t, pm.HTML, "<h2>Churn X-Injected: yes</h2>")
+	for _, r := range sinktest.FormatCharacters {
+		assert.NotContains(t, subject, string(r), "U+%04X in the subject", r)
+		assert.NotContains(t, pm.Text, string(r), "U+%04X in the text part", r)
+		assert.NotContains(t, pm.HTML, string(r), "U+%04X in the HTML part", r)
+	}
+	assert.Contains(t, pm.Text, "Second paragraph  with NUL\u2028and LS", "the summary keeps its lines")
+}
+
+// The Staircase link is shown and followed without the user name and
+// password a URL can carry, and only when it is http(s).
+func TestEmailLinkWithoutCredentials(t *testing.T) {
+	b, err := NewMessageBuilder("staircase.route1.email", "a@example.com", Route{To: []string{"b@example.com"}})
+	require.NoError(t, err)
+	for url, want := range map[string]string{
+		"https://bot:S3cr3t@app.staircase.ai/a/1": "https://app.staircase.ai/a/1",
+		"https://app.staircase.ai@evil.example/x": "https://evil.example/x",
+		"javascript:alert(1)":                     "",
+	} {
+		ev := sinktest.HostileEvent()
+		ev.Account.StaircaseURL = url
+		m, err := b.Build(ev)
+		require.NoError(t, err)
+		var buf bytes.Buffer
+		_, err = m.WriteTo(&buf)
+		require.NoError(t, err)
+		pm := sinktest.ParseMail(t, buf.Bytes())
+		for _, part := range []string{pm.Text, pm.HTML} {
+			assert.NotContains(t, part, "S3cr3t", url)
+			assert.NotContains(t, part, "app.staircase.ai@", url)
+			assert.NotContains(t, part, "javascript", url)
+		}
+		if want != "" {
+			assert.Contains(t, pm.Text, "Staircase: "+want+"\r\n", url)
+			assert.Contains(t, pm.HTML, `<a href="`+want+`">`, url)
+		} else {
+			assert.NotContains(t, pm.Text, "Staircase: ", url)
+			assert.NotContains(t, pm.HTML, "<a href", url)
+		}
+	}
+}

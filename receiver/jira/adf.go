@@ -2,7 +2,6 @@ package jira
 
 import (
 	"encoding/json"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -78,9 +77,10 @@ func adfParagraph(runs ...[]*adfNode) *adfNode {
 	return p
 }
 
-// adfLabelled is a paragraph "Label: value", or nil when value is empty.
+// adfLabelled is a paragraph "Label: value", value made one line, or nil
+// when value is empty.
 func adfLabelled(label, value string) *adfNode {
-	v := adfText(value)
+	v := adfText(render.OneLine(value))
 	if len(v) == 0 {
 		return nil
 	}
@@ -98,22 +98,10 @@ func adfParagraphs(s string) []*adfNode {
 	return out
 }
 
-// safeLink returns s when it is an absolute http or https URL, the only
-// links the description carries (no javascript:, data: or relative ones).
-func safeLink(s string) (string, bool) {
-	if s == "" || controlChars.MatchString(s) || newlines.MatchString(s) {
-		return "", false
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", false
-	}
-	return u.String(), true
-}
-
 // buildDescription is the issue description for ev: the account (linked to
 // its Staircase page), the signal, its severity and the people concerned as
-// a bullet list.
+// a bullet list. Every value but the summary is a one-line field (see
+// render.OneLine); the summary keeps its lines and paragraphs.
 func buildDescription(ev *event.Event) *adfNode {
 	doc := &adfNode{Type: "doc", Version: 1}
 	add := func(n ...*adfNode) {
@@ -127,25 +115,25 @@ func buildDescription(ev *event.Event) *adfNode {
 		add(adfParagraph(adfText("[TEST] This is a test notification from Staircase.", strong)))
 	}
 
-	name := ev.Account.Name
-	if strings.TrimSpace(name) == "" {
-		name = ev.Account.ID
+	name := render.OneLine(ev.Account.Name)
+	if name == "" {
+		name = render.OneLine(ev.Account.ID)
 	}
 	var account []*adfNode
-	if href, ok := safeLink(ev.Account.StaircaseURL); ok {
+	if href := render.Link(ev.Account.StaircaseURL); href != "" {
 		account = adfText(name, adfMark{Type: "link", Attrs: &adfMarkAttrs{Href: href}})
 	} else {
 		account = adfText(name)
 	}
 	if len(account) > 0 {
 		var extra []*adfNode
-		if ev.Account.Domain != "" {
-			extra = adfText(" (" + ev.Account.Domain + ")")
+		if domain := render.OneLine(ev.Account.Domain); domain != "" {
+			extra = adfText(" (" + domain + ")")
 		}
 		add(adfParagraph(adfText("Account: ", strong), account, extra))
 	}
 
-	if title := adfText(ev.Signal.Title); len(title) > 0 {
+	if title := adfText(render.OneLine(ev.Signal.Title)); len(title) > 0 {
 		add(&adfNode{Type: "heading", Attrs: &adfAttrs{Level: 3}, Content: title})
 	}
 	add(adfParagraphs(ev.Signal.Summary)...)
@@ -177,22 +165,23 @@ func buildDescription(ev *event.Event) *adfNode {
 func adfPerson(p event.Person) *adfNode {
 	var parts []string
 	for _, s := range []string{p.Title, p.Role, p.Change} {
-		if s = strings.TrimSpace(s); s != "" {
+		if s = render.OneLine(s); s != "" {
 			parts = append(parts, s)
 		}
 	}
-	if pt := strings.TrimSpace(p.PreviousTitle); pt != "" {
+	if pt := render.OneLine(p.PreviousTitle); pt != "" {
 		parts = append(parts, "previously "+pt)
 	}
+	name := render.OneLine(p.Name)
 	var rest []*adfNode
 	if len(parts) > 0 {
 		sep := ""
-		if strings.TrimSpace(p.Name) != "" {
+		if name != "" {
 			sep = ", "
 		}
 		rest = adfText(sep + strings.Join(parts, ", "))
 	}
-	para := adfParagraph(adfText(p.Name, strong), rest)
+	para := adfParagraph(adfText(name, strong), rest)
 	if para == nil {
 		return nil
 	}

@@ -73,8 +73,10 @@ func TestDescriptionStructure(t *testing.T) {
 
 func TestDescriptionContent(t *testing.T) {
 	doc := string(descriptionJSON(t, sinktest.HostileEvent()))
-	// The link survives, the account name is split at the line break.
+	// The link survives; the account name is one line, the summary keeps
+	// its line breaks.
 	assert.Contains(t, doc, `"href":"https://app.staircase.ai/accounts/1?a=b\u0026c=\u003cd\u003e"`)
+	assert.Contains(t, doc, `"text":"Acme \u003cscript\u003ealert(1)\u003c/script\u003e Bcc: victim@example.com"`)
 	assert.Contains(t, doc, `{"type":"hardBreak"}`)
 	assert.NotContains(t, doc, `\u0000`)
 	assert.NotContains(t, doc, `\n`)
@@ -84,11 +86,59 @@ func TestDescriptionContent(t *testing.T) {
 	assert.Contains(t, doc, `"text":", CTO, title_changed, previously VP Eng"`)
 
 	// Only http(s) URLs become links.
-	for _, u := range []string{"javascript:alert(1)", "data:text/html,x", "/relative", "https://", "https://a.example/\nb"} {
+	for _, u := range []string{"javascript:alert(1)", "data:text/html,x", "/relative", "https://", "https://a.example/\nb", "https://a.example/\u202Eb"} {
 		ev := sinktest.HostileEvent()
 		ev.Account.StaircaseURL = u
 		assert.NotContains(t, string(descriptionJSON(t, ev)), `"link"`, u)
 	}
+	// A link never shows the user name and password a URL can carry, nor
+	// lets one pass for the host.
+	for u, want := range map[string]string{
+		"https://bot:S3cr3t@app.staircase.ai/a/1": "https://app.staircase.ai/a/1",
+		"https://app.staircase.ai@evil.example/x": "https://evil.example/x",
+	} {
+		ev := sinktest.HostileEvent()
+		ev.Account.StaircaseURL = u
+		doc := string(descriptionJSON(t, ev))
+		assert.Contains(t, doc, `"href":"`+want+`"`, u)
+		assert.NotContains(t, doc, "S3cr3t", u)
+		assert.NotContains(t, doc, "staircase.ai@", u)
+	}
+}
+
+// The title, the account, the labelled values and the people are one-line
+// fields: no format character (bidi controls and the like) and no NUL
+// reach them, nor NUL the summary.
+func TestDescriptionStripsFormatCharacters(t *testing.T) {
+	doc := string(descriptionJSON(t, sinktest.HostileEvent()))
+	var decoded any
+	require.NoError(t, json.Unmarshal([]byte(doc), &decoded))
+	var texts []string
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if s, ok := v["text"].(string); ok {
+				texts = append(texts, s)
+			}
+			for _, c := range v {
+				walk(c)
+			}
+		case []any:
+			for _, c := range v {
+				walk(c)
+			}
+		}
+	}
+	walk(decoded)
+	require.NotEmpty(t, texts, doc)
+	for _, s := range texts {
+		for _, r := range sinktest.FormatCharacters {
+			assert.NotContains(t, s, string(r), "U+%04X in %q", r, s)
+		}
+	}
+	assert.Contains(t, texts, "Churn X-Injected: yes")
+	assert.Contains(t, texts, "Ann <b>Lee</b> Subject: hijack")
 }
 
 // A date that did not parse is shown as received, on one line; an empty or

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -379,6 +380,26 @@ func TestJiraSummary(t *testing.T) {
 	// An empty template result still gives Jira a summary.
 	ev.Signal.Title = "\n"
 	assert.Equal(t, "Staircase signal renewal", summary(ev))
+}
+
+// A sender cannot make a summary read backwards or hide a word in it:
+// bidi controls, zero-width and other format characters, and NUL, are
+// removed from the summary Jira receives.
+func TestJiraSummaryStripsFormatCharacters(t *testing.T) {
+	f := newJiraFixture(t, Route{})
+	for i, r := range sinktest.FormatCharacters {
+		ev := sinktest.HostileEvent()
+		ev.ID = "evt_format_" + strconv.Itoa(i)
+		ev.Test = false
+		ev.Signal.Title = "Renewal " + string(r) + "at risk" + string(r)
+		ev.Account.Name = string(r) + "Acme"
+		require.NoError(t, f.sink.Deliver(sinktest.Context(t), ev))
+	}
+	issues := f.srv.Issues()
+	require.Len(t, issues, utf8.RuneCountInString(sinktest.FormatCharacters))
+	for _, is := range issues {
+		assert.Equal(t, "Renewal at risk (Acme)", is.Summary)
+	}
 }
 
 func TestTruncateUTF16(t *testing.T) {

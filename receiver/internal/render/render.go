@@ -4,7 +4,9 @@
 // [ParseText] and [ParseHTML] parse a route's template and run it against a
 // check event, so a misspelt field is a start-up error; [Text] and [HTML]
 // run it for an event with its output capped at [MaxOutput]. [OneLine] and
-// [WithTestMarker] shape a header or a field from payload text.
+// [WithTestMarker] shape a header or a field from payload text, [Body] a
+// message body: every sink that puts payload text somewhere passes it
+// through one of them.
 // [OrDefault] and [FieldError] give route settings their defaults and
 // their errors the config path they belong to.
 package render
@@ -14,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"net/url"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -99,8 +102,10 @@ var templateFuncs = map[string]any{
 		}
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	},
-	// oneline replaces line breaks and other control characters by spaces.
+	// oneline makes a value one line: see OneLine.
 	"oneline": OneLine,
+	// link is a URL fit to show and follow, or "": see Link.
+	"link": Link,
 }
 
 // ParseText parses a text/template in the form the routes use and runs it
@@ -150,14 +155,21 @@ func sampleEvent() *event.Event {
 	}
 }
 
-// OneLine makes s fit a single header or field line: CR, LF and every other
-// control character become a space, runs of spaces collapse to one, and the
-// ends are trimmed. Invalid UTF-8 becomes U+FFFD.
+// OneLine makes s fit a single header or field line (a subject, a summary,
+// a title, a name): NUL and every Unicode format character (category Cf:
+// the bidi controls U+202A–U+202E and U+2066–U+2069, U+200E and U+200F,
+// zero-width characters such as U+200B, the BOM U+FEFF, …) are removed, so
+// payload text cannot make a line read backwards or hide what it says; CR,
+// LF and every other control character become a space; runs of spaces
+// collapse to one; and the ends are trimmed. Invalid UTF-8 becomes U+FFFD.
 func OneLine(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	space := false
 	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		if stripped(r) {
+			continue
+		}
 		if unicode.IsControl(r) || unicode.IsSpace(r) || r == '\u2028' || r == '\u2029' {
 			space = b.Len() > 0
 			continue
@@ -169,6 +181,36 @@ func OneLine(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// Body makes s fit a message body or a description, which may span lines
+// and keeps its format characters (right-to-left text needs them): only
+// NUL is removed, which no mail or issue text should carry.
+func Body(s string) string {
+	return strings.ReplaceAll(s, "\x00", "")
+}
+
+// Link returns s as a link the sinks show and let readers follow: an
+// absolute http or https URL with a host, on one line, with the user name
+// and password a URL can carry removed, so no credential is shown and
+// "https://app.staircase.ai@evil.example/" shows the host it leads to. It
+// returns "" for anything else (javascript:, data:, relative URLs).
+func Link(s string) string {
+	if s == "" || strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) || stripped(r) || r == '\u2028' || r == '\u2029' }) >= 0 {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return ""
+	}
+	u.User = nil
+	return u.String()
+}
+
+// stripped reports whether OneLine removes r: NUL, or a Unicode format
+// character.
+func stripped(r rune) bool {
+	return r == 0 || unicode.Is(unicode.Cf, r)
 }
 
 // TestMarker is the prefix that makes test events visible in every sink.

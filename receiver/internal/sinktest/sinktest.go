@@ -20,29 +20,38 @@ import (
 	"github.com/stairhook/stairhook/receiver/event"
 )
 
-// HostileEvent carries markup, line breaks, control characters and odd
-// Unicode in every string a sink renders. Each call returns a new event.
+// HostileEvent carries markup, line breaks, control characters, NUL, bidi
+// controls and other invisible format characters, and odd Unicode in every
+// string a sink renders. Once the one-line fields lose their format
+// characters (see render.OneLine), its title reads "Churn X-Injected: yes"
+// and its account name "Acme <script>alert(1)</script> Bcc:
+// victim@example.com". Each call returns a new event.
 func HostileEvent() *event.Event {
 	return &event.Event{
 		ID: "evt_hostile/../../x", Type: event.TypeChurnRisk, Test: true,
 		CreatedAt: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC),
 		Account: event.Account{
-			ID: "acc_<1>", Name: "Acme <script>alert(1)</script>\r\nBcc: victim@example.com",
-			Domain: "acme.com", Status: "active", StaircaseURL: "https://app.staircase.ai/accounts/1?a=b&c=<d>",
+			ID: "acc_<1>", Name: "Acme\u2067 <script>alert(1)</script>\u2069\r\nBcc: victim@\u200Bexample.com\x00",
+			Domain: "acme.com\u200E", Status: "active", StaircaseURL: "https://app.staircase.ai/accounts/1?a=b&c=<d>",
 		},
 		Signal: event.Signal{
-			Title:    "Churn\r\nX-Injected: yes",
+			Title:    "\uFEFFChurn\u202E\r\nX-Injected: yes\u202C\x00",
 			Summary:  "First line\nsecond line\n\nSecond paragraph \x00 with NUL\u2028and LS\r\n\r\n\r\n",
 			Severity: "high", Sentiment: "negative", Category: "risk",
 			DetectedAt: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC),
 		},
 		People: []event.Person{
-			{Name: "Ann <b>Lee</b>\r\nSubject: hijack", Email: "ann@acme.com", Title: "VP\nFinance", Role: "decision_maker", Change: "joined"},
+			{Name: "Ann <b>Lee</b>\r\nSubject: hijack\u2066", Email: "ann@acme.com", Title: "VP\nFinance", Role: "decision_maker", Change: "joined"},
 			{Name: "Bo 😀 Chen", Title: "CTO", PreviousTitle: "VP Eng", Change: "title_changed"},
 			{},
 		},
 	}
 }
+
+// FormatCharacters are the characters HostileEvent hides in its one-line
+// fields and that no one-line field may keep: NUL and format characters
+// (Unicode category Cf) such as the bidi controls.
+const FormatCharacters = "\x00\u200B\u200E\u200F\u202C\u202E\u2066\u2067\u2069\uFEFF"
 
 // Context is the context of one test delivery: ten seconds, cancelled when
 // the test ends.
