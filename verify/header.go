@@ -40,9 +40,23 @@ type headers http.Header
 // order; empty when there is none. The usual single list needs no
 // allocation: one is the caller's room for it.
 func (h headers) lines(one *[1][]string, canon string) [][]string {
+	single, several, ok := h.values(canon)
+	switch {
+	case !ok:
+		return nil
+	case several != nil:
+		return several
+	}
+	one[0] = single
+	return one[:]
+}
+
+// values is lines without the caller's room: the one value list of canon,
+// or, when it is spelled under several keys, their lists in sorted key
+// order (a new slice); ok is false when h has no spelling of canon.
+func (h headers) values(canon string) (single []string, several [][]string, ok bool) {
 	if v, ok := h[canon]; ok {
-		one[0] = v
-		return one[:]
+		return v, nil, true
 	}
 	var keys []string
 	for k := range h {
@@ -54,17 +68,16 @@ func (h headers) lines(one *[1][]string, canon string) [][]string {
 	}
 	switch len(keys) {
 	case 0:
-		return nil
+		return nil, nil, false
 	case 1:
-		one[0] = h[keys[0]]
-		return one[:]
+		return h[keys[0]], nil, true
 	}
 	slices.Sort(keys)
-	lines := make([][]string, len(keys))
+	several = make([][]string, len(keys))
 	for i, k := range keys {
-		lines[i] = h[k]
+		several[i] = h[k]
 	}
-	return lines
+	return nil, several, true
 }
 
 // single returns the only value of a header; several values, on one key or

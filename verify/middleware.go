@@ -25,11 +25,12 @@ const storeRetryAfter = "5"
 
 // middlewareConfig is filled from Options by initMiddleware.
 type middlewareConfig struct {
-	maxBody   int64
-	store     Store
-	retention time.Duration
-	allow     string // the Allow header of a 405
-	onError   func(*http.Request, error)
+	maxBody     int64
+	store       Store // nil with Options.DisableDeduplication
+	retention   time.Duration
+	allow       string // the Allow header of a 405
+	onError     func(*http.Request, error)
+	onDuplicate func(*http.Request, Result, State)
 }
 
 func (v *Verifier) initMiddleware() error {
@@ -43,24 +44,38 @@ func (v *Verifier) initMiddleware() error {
 	// Saturated: twice a tolerance above MaxInt64/2 would wrap to a
 	// retention of zero or less, and turn replay protection off.
 	minRetention := addSaturated(v.tolerance, v.tolerance)
+	if o.Retention > 0 && o.Retention < minRetention {
+		return withHint(ErrInvalidOptions, fmt.Sprintf("Retention %v is shorter than twice the tolerance (%v): a captured request could be replayed while its timestamp is still accepted; leave it zero for that minimum", o.Retention, minRetention))
+	}
 	m := middlewareConfig{
-		maxBody:   o.MaxBodyBytes,
-		store:     o.Store,
-		retention: max(o.Retention, minRetention),
-		allow:     http.MethodPost,
-		onError:   o.OnError,
+		maxBody:     o.MaxBodyBytes,
+		store:       o.Store,
+		retention:   max(o.Retention, minRetention),
+		allow:       http.MethodPost,
+		onError:     o.OnError,
+		onDuplicate: o.OnDuplicate,
 	}
 	if m.maxBody == 0 {
 		m.maxBody = DefaultMaxBodyBytes
 	}
-	if m.store == nil {
-		m.store = NewMemoryStore(MemoryStoreOptions{})
+	switch {
+	case o.DisableDeduplication && o.Store != nil:
+		return withHint(ErrInvalidOptions, "a Store with DisableDeduplication: the Store would never be used")
+	case o.DisableDeduplication && o.Retention != 0:
+		return withHint(ErrInvalidOptions, "a Retention with DisableDeduplication: no id is remembered")
+	case m.store == nil && !o.DisableDeduplication:
+		// On the Verifier's clock, so that the store's wall clock is the
+		// one timestamps are checked by (see Store).
+		m.store = NewMemoryStore(MemoryStoreOptions{Now: o.Now})
 	}
 	if o.AllowPUT {
 		m.allow = "POST, PUT"
 	}
 	if m.onError == nil {
 		m.onError = logRejection
+	}
+	if m.onDuplicate == nil {
+		m.onDuplicate = logDuplicate
 	}
 	v.mw = m
 	return nil
@@ -73,21 +88,40 @@ func (v *Verifier) initMiddleware() error {
 // For each request, in this order, it
 //   - answers 405 (with an Allow header) to any method but POST, or PUT with
 //     Options.AllowPUT;
-//   - reads the body once, capped at Options.MaxBodyBytes: 413 when over,
-//     400 when reading fails;
-//   - verifies the raw bytes (see Verify): 400 for a missing or malformed
-//     header, 401 for no matching signature or a timestamp out of tolerance;
+//   - answers 413 to a Content-Length over Options.MaxBodyBytes;
+//   - checks the signature headers, before reading any of the body: 400 for
+//     a missing or malformed header, 401 for a timestamp out of tolerance
+//     (or a header of unknown versions only), so a request the headers
+//     alone condemn costs no body read and no buffer;
+//   - reads the body once, capped at Options.MaxBodyBytes, into a buffer
+//     sized from the Content-Length when there is one: 413 when over, 400
+//     when reading fails;
+//   - verifies the raw bytes (see Verify): 401 for no matching signature,
+//     or for a timestamp that went out of tolerance while the body arrived;
 //   - reserves the signed id in Options.Store, only now that the request is
 //     authentic: an id already processed is answered 200 with the header
 //     X-Stairhook-Duplicate: true, and next is not called, so the sender
-//     stops retrying; an id in flight is answered 409 with Retry-After: 1; a
-//     failing store is answered 503 with Retry-After (fail closed);
+//     stops retrying; an id in flight is answered 409 with Retry-After: 1
+//     (both are reported to Options.OnDuplicate); a failing store is
+//     answered 503 with Retry-After (fail closed). With
+//     Options.DisableDeduplication this step is skipped;
 //   - calls next with a request whose Body reads the same bytes from the
 //     start and whose context carries the Result (see FromContext);
 //   - marks the id done, kept for Options.Retention, when next answered 2xx
 //     (or wrote nothing, which net/http sends as 200), and releases it
 //     otherwise, so that the sender's retry is processed again. When next
 //     panics, the id is released and the panic goes on.
+//
+// The outcome of Verify is the same as when the body is read first: the
+// steps the headers decide come, in SPEC.md's order, before the MAC, and
+// only the timestamp's depends on the time, which is checked again once
+// the body is in. A request with two faults, such as an unsigned request
+// whose body, sent without a Content-Length, is over the cap, is answered
+// for its headers.
+//
+// The body buffer is allocated only for requests whose headers pass, at
+// most MaxBodyBytes and one byte each; still, headers are easy to forge,
+// so bound the bodies a server reads at once, and give it a ReadTimeout.
 //
 // Requests verified by a legacy scheme (Options.AllowBodySignature,
 // Options.AllowSecretDigest) carry no signed id, so the store is skipped:
@@ -127,11 +161,17 @@ func (v *Verifier) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		v.reject(w, r, withHint(ErrBodyTooLarge, fmt.Sprintf("Content-Length %d over the %d-byte cap", r.ContentLength, m.maxBody)))
 		return
 	}
+	var c check
+	defer c.release()
+	if err := v.checkHeaders(&c, r.Header); err != nil {
+		v.reject(w, r, err)
+		return
+	}
 	src := r.Body
 	if src == nil { // a hand-built request; servers always set Body
 		src = http.NoBody
 	}
-	body, err := readBody(http.MaxBytesReader(w, src, m.maxBody), r.ContentLength)
+	body, err := readBody(http.MaxBytesReader(w, src, m.maxBody), r.ContentLength, m.maxBody)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -141,14 +181,15 @@ func (v *Verifier) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		}
 		return
 	}
-	res, err := v.Verify(r.Header, body)
+	res, err := v.checkBody(&c, body, v.now())
 	if err != nil {
 		v.reject(w, r, err)
 		return
 	}
+	c.release()
 
 	var rsv Reservation
-	if res.ID != "" {
+	if res.ID != "" && m.store != nil {
 		var state State
 		rsv, state, err = m.store.Reserve(r.Context(), res.ID, m.retention)
 		switch {
@@ -156,10 +197,12 @@ func (v *Verifier) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 			v.reject(w, r, fmt.Errorf("%w: reserve: %w", ErrStoreUnavailable, err))
 			return
 		case state == StateDone:
+			m.onDuplicate(r, res, state)
 			w.Header().Set(DuplicateHeader, "true")
 			w.WriteHeader(http.StatusOK)
 			return
 		case state == StateInFlight:
+			m.onDuplicate(r, res, state)
 			v.reject(w, r, ErrInFlight)
 			return
 		case state != StateNew:
@@ -174,7 +217,7 @@ func (v *Verifier) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	r2 := r.WithContext(context.WithValue(r.Context(), resultKey{}, &st.res))
 	r2.Body = &st.body
 	r2.ContentLength = int64(len(body))
-	if res.ID == "" {
+	if res.ID == "" || m.store == nil {
 		next.ServeHTTP(&st.rw, r2)
 		return
 	}
@@ -207,13 +250,15 @@ func (v *Verifier) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	}
 }
 
-// readBody reads all of r, sizing the buffer from the declared length (at
-// most 64 KiB up front, so a false Content-Length cannot make the receiver
-// reserve the whole cap before a byte arrives).
-func readBody(r io.Reader, contentLength int64) ([]byte, error) {
+// readBody reads all of r. With a declared length, at most maxBody (the
+// caller answered a larger one 413), the buffer is allocated once at that
+// length and a byte, the byte to see io.EOF without growing; a body longer
+// than declared grows it, up to the cap r enforces. Without one, the buffer
+// starts at 512 bytes and grows.
+func readBody(r io.Reader, contentLength, maxBody int64) ([]byte, error) {
 	n := 512
 	if contentLength >= 0 {
-		n = int(min(contentLength, 64<<10)) + 1 // +1 to see io.EOF without growing
+		n = int(min(contentLength, maxBody)) + 1
 	}
 	b := make([]byte, 0, n)
 	for {
@@ -294,22 +339,45 @@ const maxLoggedID = 256
 
 // logRejection is the default Options.OnError.
 func logRejection(r *http.Request, err error) {
-	attrs := []slog.Attr{
-		slog.String("reason", err.Error()),
-		slog.String("method", r.Method),
-		slog.String("path", truncate(r.URL.Path, maxLoggedID)),
-		slog.String("remote", r.RemoteAddr),
-	}
+	attrs := requestAttrs(r, slog.String("reason", err.Error()))
 	for _, name := range [...]string{"X-Staircase-Id", "Webhook-Id"} {
 		if id := r.Header.Get(name); id != "" {
 			attrs = append(attrs, slog.String("id", truncate(id, maxLoggedID)))
 			break
 		}
 	}
+	attrs = appendRequestID(attrs, r)
+	slog.Default().LogAttrs(r.Context(), slog.LevelWarn, "stairhook: webhook request rejected", attrs...)
+}
+
+// logDuplicate is the default Options.OnDuplicate: a line at Info for an id
+// processed before. An id in flight is answered 409 and so already logged
+// by the default OnError.
+func logDuplicate(r *http.Request, res Result, state State) {
+	if state != StateDone {
+		return
+	}
+	attrs := requestAttrs(r, slog.String("id", truncate(res.ID, maxLoggedID)), slog.String("key", res.KeyLabel))
+	attrs = appendRequestID(attrs, r)
+	slog.Default().LogAttrs(r.Context(), slog.LevelInfo, "stairhook: duplicate webhook request answered without processing it again", attrs...)
+}
+
+// requestAttrs returns lead, then the request's method, path and remote
+// address; appendRequestID adds its X-Request-Id. Each is bounded: they are
+// unauthenticated input.
+func requestAttrs(r *http.Request, lead ...slog.Attr) []slog.Attr {
+	return append(lead,
+		slog.String("method", r.Method),
+		slog.String("path", truncate(r.URL.Path, maxLoggedID)),
+		slog.String("remote", r.RemoteAddr),
+	)
+}
+
+func appendRequestID(attrs []slog.Attr, r *http.Request) []slog.Attr {
 	if rid := r.Header.Get("X-Request-Id"); rid != "" {
 		attrs = append(attrs, slog.String("request_id", truncate(rid, maxLoggedID)))
 	}
-	slog.Default().LogAttrs(r.Context(), slog.LevelWarn, "stairhook: webhook request rejected", attrs...)
+	return attrs
 }
 
 func truncate(s string, n int) string {

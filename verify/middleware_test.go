@@ -98,6 +98,13 @@ type fixture struct {
 
 	mu   sync.Mutex
 	errs []error
+	dups []duplicate
+}
+
+// duplicate is one call of Options.OnDuplicate.
+type duplicate struct {
+	res   verify.Result
+	state verify.State
 }
 
 func newFixture(t *testing.T, edit func(*verify.Options)) *fixture {
@@ -114,6 +121,11 @@ func newFixture(t *testing.T, edit func(*verify.Options)) *fixture {
 			f.errs = append(f.errs, err)
 			f.mu.Unlock()
 		},
+		OnDuplicate: func(r *http.Request, res verify.Result, state verify.State) {
+			f.mu.Lock()
+			f.dups = append(f.dups, duplicate{res, state})
+			f.mu.Unlock()
+		},
 	}
 	if edit != nil {
 		edit(&opts)
@@ -127,6 +139,12 @@ func (f *fixture) errors() []error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]error(nil), f.errs...)
+}
+
+func (f *fixture) duplicates() []duplicate {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]duplicate(nil), f.dups...)
 }
 
 func (f *fixture) request(id string, body []byte) *http.Request {
@@ -525,6 +543,12 @@ func TestMiddlewareDuplicateAfterSuccess(t *testing.T) {
 	assert.Equal(t, "true", rec.Header().Get(verify.DuplicateHeader))
 	assert.Equal(t, int32(1), called.Load(), "next must not see the duplicate")
 	assert.Empty(t, f.errors(), "a duplicate is not a rejection")
+	dups := f.duplicates()
+	require.Len(t, dups, 1, "OnDuplicate calls")
+	assert.Equal(t, verify.StateDone, dups[0].state)
+	assert.Equal(t, "evt_dup", dups[0].res.ID)
+	assert.Equal(t, "current", dups[0].res.KeyLabel)
+	assert.Equal(t, mwNow.Add(time.Second).Unix(), dups[0].res.Timestamp.Unix(), "the Result of the retry")
 }
 
 func TestMiddlewareFailureThenRetry(t *testing.T) {
@@ -731,6 +755,10 @@ func TestMiddlewareInFlightAnswer(t *testing.T) {
 	assert.Equal(t, "in_flight", fb.Error.Code)
 	require.Len(t, f.errors(), 1)
 	assert.ErrorIs(t, f.errors()[0], verify.ErrInFlight)
+	dups := f.duplicates()
+	require.Len(t, dups, 1, "OnDuplicate calls")
+	assert.Equal(t, verify.StateInFlight, dups[0].state)
+	assert.Equal(t, "evt_busy", dups[0].res.ID)
 }
 
 func TestMiddlewareDoneFailureIsReported(t *testing.T) {
@@ -767,10 +795,10 @@ func TestMiddlewareRetention(t *testing.T) {
 		want      time.Duration
 	}{
 		{"default is twice the default tolerance", 0, 0, 2 * verify.DefaultTolerance},
-		{"shorter than twice the tolerance is raised", time.Minute, 90 * time.Second, 2 * time.Minute},
+		{"exactly twice the tolerance is kept", time.Minute, 2 * time.Minute, 2 * time.Minute},
 		{"longer is kept", time.Minute, 24 * time.Hour, 24 * time.Hour},
 		{"twice a huge tolerance saturates instead of wrapping", math.MaxInt64/2 + 1, 0, math.MaxInt64},
-		{"twice the largest tolerance saturates", math.MaxInt64, time.Hour, math.MaxInt64},
+		{"twice the largest tolerance saturates", math.MaxInt64, 0, math.MaxInt64},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -793,6 +821,30 @@ func TestMiddlewareInvalidOptions(t *testing.T) {
 	assert.ErrorIs(t, err, verify.ErrInvalidOptions)
 	_, err = verify.NewVerifier(verify.Options{Keys: keys, Retention: -time.Second})
 	assert.ErrorIs(t, err, verify.ErrInvalidOptions)
+}
+
+// A Retention shorter than twice the tolerance would forget an id while a
+// replay of its request is still accepted: it is refused, with a hint, not
+// silently raised.
+func TestMiddlewareRetentionBelowTwiceTheTolerance(t *testing.T) {
+	secret, err := verify.NewSecret()
+	require.NoError(t, err)
+	keys := []verify.Key{{Secret: secret}}
+	for _, tc := range []struct {
+		name                 string
+		tolerance, retention time.Duration
+	}{
+		{"a nanosecond short", time.Minute, 2*time.Minute - 1},
+		{"the tolerance itself", time.Minute, time.Minute},
+		{"below twice the default tolerance", 0, 9 * time.Minute},
+		{"an hour with the largest tolerance", math.MaxInt64, time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := verify.NewVerifier(verify.Options{Keys: keys, Tolerance: tc.tolerance, Retention: tc.retention})
+			require.ErrorIs(t, err, verify.ErrInvalidOptions)
+			assert.Contains(t, err.Error(), "twice the tolerance")
+		})
+	}
 }
 
 func TestMiddlewareDefaultBodyCap(t *testing.T) {

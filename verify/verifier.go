@@ -113,6 +113,29 @@ type Options struct {
 	// the id header if any and the remote address, never a signature or
 	// secret.
 	OnError func(r *http.Request, err error)
+
+	// OnDuplicate is called by the Middleware for every request that
+	// verified but whose signed id the Store already holds, with its Result
+	// and what the Store answered: StateDone for an id processed before
+	// (answered 200 with DuplicateHeader, next not called: a redelivery, or
+	// a replay inside the tolerance), StateInFlight for an id another
+	// request is processing (answered 409; OnError gets it too, with
+	// ErrInFlight, as it gets every rejection). Use it to count or log
+	// duplicates. Default value logs each StateDone one with log/slog at
+	// Info level: the id, the key label and the remote address; the
+	// in-flight ones are left to OnError's line.
+	OnDuplicate func(r *http.Request, res Result, state State)
+
+	// DisableDeduplication turns the Middleware's Store off: every request
+	// that verifies reaches the next handler, a redelivery of an id already
+	// processed and a replay of a captured request within the tolerance
+	// included. Set it only when the application deduplicates by the signed
+	// id itself (Result.ID, from FromContext) atomically and durably, for
+	// example with a unique key on the id in the transaction that records
+	// the event. Store and Retention must then be zero (ErrInvalidOptions
+	// otherwise), and OnDuplicate is never called. Default value is false:
+	// the Middleware deduplicates.
+	DisableDeduplication bool
 }
 
 // Verifier checks signed webhook requests against a keyring. It is safe for
@@ -220,41 +243,105 @@ func (k *verifierKey) active(now time.Time) bool {
 // Verify does not remember ids: replay protection within the tolerance
 // window needs a Store, as the Middleware uses.
 func (v *Verifier) Verify(h http.Header, body []byte) (Result, error) {
+	var c check
+	defer c.release()
+	if err := v.checkHeaders(&c, h); err != nil {
+		return Result{}, err
+	}
+	return v.checkBody(&c, body, c.now)
+}
+
+// check is one verification in two steps: checkHeaders takes every step of
+// SPEC.md's order that the headers alone decide, checkBody the MACs, which
+// need the body. The Middleware runs checkHeaders before it reads the body,
+// so that a request the headers condemn costs no body read. It lives on the
+// caller's stack: its slices are rebuilt from its arrays on demand rather
+// than stored, which would make it escape.
+type check struct {
+	now    time.Time // of the timestamp check
+	one    [1][]string
+	multi  [][]string // signature lines under several spellings, if so
+	sum    sigSummary
+	legacy bool // no versioned entry: a legacy mode applies
+
+	// v1
+	id, tsText string
+	ts         int64
+	small      [2][32]byte           // decoded entries, the usual one or two
+	big        *[maxEntries][32]byte // more, from bigSigsPool
+
+	// legacy
+	mac [32]byte
+}
+
+// lines returns the signature header's value lists.
+func (c *check) lines() [][]string {
+	if c.multi != nil {
+		return c.multi
+	}
+	return c.one[:]
+}
+
+// sigs returns the decoded v1 entries.
+func (c *check) sigs() [][32]byte {
+	if c.big != nil {
+		return c.big[:c.sum.v1]
+	}
+	return c.small[:c.sum.v1]
+}
+
+// release returns what c took from a pool.
+func (c *check) release() {
+	if c.big != nil {
+		bigSigsPool.Put(c.big)
+		c.big = nil
+	}
+}
+
+// checkHeaders runs steps 1 to 6 of SPEC.md's verification order up to, not
+// including, the MAC of any key. Of them, only the timestamp's depends on
+// the time.
+func (v *Verifier) checkHeaders(c *check, h http.Header) error {
 	hs := headers(h)
-	var one [1][]string
 	fam := staircaseHeaders
-	lines := hs.lines(&one, fam.signature)
-	if len(lines) == 0 {
+	single, several, ok := hs.values(fam.signature)
+	if !ok {
 		fam = standardHeaders
-		lines = hs.lines(&one, fam.signature)
+		single, several, ok = hs.values(fam.signature)
 	}
-	if len(lines) == 0 {
-		return Result{}, ErrMissingSignature
+	if !ok {
+		return ErrMissingSignature
 	}
-	var sum sigSummary
-	summarize(&sum, lines)
+	c.one[0], c.multi = single, several
+	summarize(&c.sum, c.lines())
+	sum := &c.sum
 	if sum.entries == 0 {
-		return Result{}, ErrMissingSignature
+		return ErrMissingSignature
 	}
 	if sum.length > maxHeaderLen {
-		return Result{}, withHint(ErrMalformedHeader, "signature header longer than 4096 bytes")
+		return withHint(ErrMalformedHeader, "signature header longer than 4096 bytes")
 	}
 	if sum.entries > maxEntries {
-		return Result{}, withHint(ErrMalformedHeader, "more than 16 signature entries")
+		return withHint(ErrMalformedHeader, "more than 16 signature entries")
 	}
 	if sum.v1 > 0 {
-		return v.verifyV1(hs, fam, lines, &sum, body)
+		return v.checkV1Headers(c, hs, fam)
 	}
 	if sum.versioned > 0 {
-		return Result{}, withHint(ErrNoMatchingSignature, "no v1 entry; entries of other versions are ignored")
+		return withHint(ErrNoMatchingSignature, "no v1 entry; entries of other versions are ignored")
 	}
 	if !v.opts.AllowBodySignature && !v.opts.AllowSecretDigest {
-		return Result{}, withHint(ErrMalformedHeader, legacyHint(sum.only))
+		return withHint(ErrMalformedHeader, legacyHint(sum.only))
 	}
 	if sum.entries != 1 {
-		return Result{}, withHint(ErrMalformedHeader, "a legacy signature header holds a single value")
+		return withHint(ErrMalformedHeader, "a legacy signature header holds a single value")
 	}
-	return v.verifyLegacy(sum.only, body)
+	if !decodeMAC(&c.mac, trimSHA256Prefix(sum.only)) {
+		return withHint(ErrMalformedHeader, "legacy signature is neither 64 hex digits nor base64 of 32 bytes")
+	}
+	c.legacy = true
+	c.now = v.now()
+	return nil
 }
 
 func legacyHint(only string) string {
@@ -295,23 +382,43 @@ func decodeV1(sigs [][32]byte, sum *sigSummary, lines [][]string) bool {
 	return n == len(sigs)
 }
 
-func (v *Verifier) verifyV1(hs headers, fam family, lines [][]string, sum *sigSummary, body []byte) (Result, error) {
+// checkV1Headers is step 4 of SPEC.md's order but its last sub-step: the id
+// and timestamp headers, the timestamp's age, the entries' encoding.
+func (v *Verifier) checkV1Headers(c *check, hs headers, fam family) error {
 	id, ok := hs.single(fam.id)
 	if !ok {
-		return Result{}, withHint(ErrMalformedHeader, "missing or repeated "+strings.ToLower(fam.id)+" header")
+		return withHint(ErrMalformedHeader, "missing or repeated "+strings.ToLower(fam.id)+" header")
 	}
 	if !validID(id) {
-		return Result{}, withHint(ErrMalformedHeader, strings.ToLower(fam.id)+" must be 1 to 256 visible ASCII characters")
+		return withHint(ErrMalformedHeader, strings.ToLower(fam.id)+" must be 1 to 256 visible ASCII characters")
 	}
 	tsText, ok := hs.single(fam.timestamp)
 	if !ok {
-		return Result{}, withHint(ErrMalformedHeader, "missing or repeated "+strings.ToLower(fam.timestamp)+" header")
+		return withHint(ErrMalformedHeader, "missing or repeated "+strings.ToLower(fam.timestamp)+" header")
 	}
 	ts, ok := parseTimestamp(tsText)
 	if !ok {
-		return Result{}, withHint(ErrMalformedHeader, strings.ToLower(fam.timestamp)+" must be 1 to 12 decimal digits")
+		return withHint(ErrMalformedHeader, strings.ToLower(fam.timestamp)+" must be 1 to 12 decimal digits")
 	}
-	now := v.now()
+	c.id, c.tsText, c.ts = id, tsText, ts
+	c.now = v.now()
+	if err := v.checkTimestamp(ts, c.now); err != nil {
+		return err
+	}
+
+	// Every v1 entry must be well formed, whichever one matches. One or two
+	// entries, the usual case, fit in c; more come from a pool.
+	if c.sum.v1 > len(c.small) {
+		c.big = bigSigsPool.Get().(*[maxEntries][32]byte)
+	}
+	if !decodeV1(c.sigs(), &c.sum, c.lines()) {
+		return withHint(ErrMalformedHeader, "a v1 entry is not standard base64 of 32 bytes")
+	}
+	return nil
+}
+
+// checkTimestamp is the two-sided check of the signed Unix time ts at now.
+func (v *Verifier) checkTimestamp(ts int64, now time.Time) error {
 	signed := time.Unix(ts, 0)
 	// Compare instants, not now.Sub(signed): a Duration saturates about 292
 	// years out, and a 12-digit timestamp lies up to 31 000 years ahead.
@@ -322,26 +429,29 @@ func (v *Verifier) verifyV1(hs headers, fam family, lines [][]string, sum *sigSu
 		if now.Nanosecond() > 0 {
 			ago++ // round up, so the hint never shows an age within the tolerance
 		}
-		return Result{}, withHint(ErrTimestampTooOld, fmt.Sprintf("signed %d s ago, tolerance %d s", ago, int64(v.tolerance/time.Second)))
+		return withHint(ErrTimestampTooOld, fmt.Sprintf("signed %d s ago, tolerance %d s", ago, int64(v.tolerance/time.Second)))
 	}
 	if signed.After(now.Add(v.tolerance)) {
-		return Result{}, withHint(ErrTimestampTooNew, fmt.Sprintf("signed %d s in the future, tolerance %d s", ts-now.Unix(), int64(v.tolerance/time.Second)))
+		return withHint(ErrTimestampTooNew, fmt.Sprintf("signed %d s in the future, tolerance %d s", ts-now.Unix(), int64(v.tolerance/time.Second)))
 	}
+	return nil
+}
 
-	// Every v1 entry must be well formed, whichever one matches. One or two
-	// entries, the usual case, fit on the stack; more come from a pool.
-	var small [2][32]byte
-	sigs := small[:]
-	if sum.v1 > len(small) {
-		big := bigSigsPool.Get().(*[maxEntries][32]byte)
-		defer bigSigsPool.Put(big)
-		sigs = big[:]
+// checkBody finishes a check that passed checkHeaders: the MACs of the
+// active keys over body, at now. A now later than c.now, when the body
+// took time to arrive, is checked against the timestamp again first, so
+// the outcome is the one Verify would give at now: the other steps of
+// checkHeaders do not depend on the time.
+func (v *Verifier) checkBody(c *check, body []byte, now time.Time) (Result, error) {
+	if c.legacy {
+		return v.verifyLegacy(&c.mac, body, now)
 	}
-	sigs = sigs[:sum.v1]
-	if !decodeV1(sigs, sum, lines) {
-		return Result{}, withHint(ErrMalformedHeader, "a v1 entry is not standard base64 of 32 bytes")
+	if !now.Equal(c.now) {
+		if err := v.checkTimestamp(c.ts, now); err != nil {
+			return Result{}, err
+		}
 	}
-
+	sigs := c.sigs()
 	active := 0
 	for i := range v.keys {
 		k := &v.keys[i]
@@ -349,14 +459,14 @@ func (v *Verifier) verifyV1(hs headers, fam family, lines [][]string, sum *sigSu
 			continue
 		}
 		active++
-		if k.mac.matchesSigned(id, tsText, body, sigs) {
-			return Result{ID: id, Timestamp: signed, KeyLabel: k.label, Scheme: SchemeV1}, nil
+		if k.mac.matchesSigned(c.id, c.tsText, body, sigs) {
+			return Result{ID: c.id, Timestamp: time.Unix(c.ts, 0), KeyLabel: k.label, Scheme: SchemeV1}, nil
 		}
 	}
 	if active == 0 {
 		return Result{}, withHint(ErrNoMatchingSignature, "no active key: every key has expired")
 	}
-	return Result{}, withHint(ErrNoMatchingSignature, v.diagnose(now, id, tsText, body, sigs))
+	return Result{}, withHint(ErrNoMatchingSignature, v.diagnose(now, c.id, c.tsText, body, sigs))
 }
 
 // maxDiagnoseBody bounds the extra work spent on hints for a failed request.
@@ -400,12 +510,9 @@ func (v *Verifier) diagnose(now time.Time, id, ts string, body []byte, sigs [][3
 	return generic
 }
 
-func (v *Verifier) verifyLegacy(value string, body []byte) (Result, error) {
-	var got [32]byte
-	if !decodeMAC(&got, trimSHA256Prefix(value)) {
-		return Result{}, withHint(ErrMalformedHeader, "legacy signature is neither 64 hex digits nor base64 of 32 bytes")
-	}
-	now := v.now()
+// verifyLegacy matches got, the decoded value of a legacy header, against
+// the active keys at now.
+func (v *Verifier) verifyLegacy(got *[32]byte, body []byte, now time.Time) (Result, error) {
 	active := 0
 	for i := range v.keys {
 		k := &v.keys[i]
