@@ -38,7 +38,7 @@ func NewJira(name, outbox string, route jira.Route, log *slog.Logger) (*JiraSink
 	if outbox == "" {
 		return nil, errors.New("dry-run jira sink: outbox folder not set")
 	}
-	b, err := jira.NewIssueBuilder(route)
+	b, err := jira.NewIssueBuilder(render.WebhookOf(name), route)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ func TestDryRunJiraWritesExactRequest(t *testing.T) {
 	outbox := t.TempDir()
 	var logs bytes.Buffer
 	route := jira.Route{Project: "CS", Labels: []string{"staircase"}}
-	s, err := NewJira("jira:CS", outbox, route, slog.New(slog.NewJSONHandler(&logs, nil)))
+	s, err := NewJira("staircase.route1.jira", outbox, route, slog.New(slog.NewJSONHandler(&logs, nil)))
 	require.NoError(t, err)
 	ev := sinktest.HostileEvent()
 	require.NoError(t, s.Deliver(sinktest.Context(t), ev))
@@ -38,7 +38,7 @@ func TestDryRunJiraWritesExactRequest(t *testing.T) {
 	require.NoError(t, err)
 
 	// The file holds exactly what the real sink would POST.
-	b, err := jira.NewIssueBuilder(route)
+	b, err := jira.NewIssueBuilder("staircase", route)
 	require.NoError(t, err)
 	want, _, err := b.Build(ev)
 	require.NoError(t, err)
@@ -88,7 +88,7 @@ func TestDryRunEmailWritesMessage(t *testing.T) {
 
 func TestOutboxPermissions(t *testing.T) {
 	outbox := filepath.Join(t.TempDir(), "new")
-	s, err := NewJira("jira:CS", outbox, jira.Route{Project: "CS"}, nil)
+	s, err := NewJira("staircase.route1.jira", outbox, jira.Route{Project: "CS"}, nil)
 	require.NoError(t, err)
 	require.NoError(t, s.Deliver(sinktest.Context(t), sinktest.HostileEvent()))
 	dir, err := os.Stat(filepath.Join(outbox, "jira"))
@@ -163,7 +163,7 @@ func outboxFiles(t *testing.T, dir string) []string {
 
 func BenchmarkDryRunDeliver(b *testing.B) {
 	outbox := b.TempDir()
-	js, err := NewJira("jira:CS", outbox, jira.Route{Project: "CS"}, nil)
+	js, err := NewJira("staircase.route1.jira", outbox, jira.Route{Project: "CS"}, nil)
 	require.NoError(b, err)
 	es, err := NewEmail("email:0", outbox, "", email.Route{To: []string{"a@example.com"}}, nil)
 	require.NoError(b, err)

@@ -38,8 +38,9 @@ type Route struct {
 	// IssueType is the issue type name. Default "Task".
 	IssueType string `yaml:"issue_type"`
 	// Labels are added to every issue, beside the stairhook-<hash> label
-	// (a hash of the event id alone) that makes creation idempotent: the
-	// sink searches the route's project for it before creating.
+	// (a hash of the webhook's name and the event id) that makes creation
+	// idempotent: the sink searches the route's project for it before
+	// creating.
 	Labels []string `yaml:"labels"`
 	// Summary is a text/template over the event.Event. Default
 	// DefaultSummary. The result is made one line and cut to 255

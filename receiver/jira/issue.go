@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/receiver/internal/render"
@@ -24,16 +25,19 @@ const (
 // dry run (package dryrun) share it, so the dry run writes exactly what
 // would be sent.
 type IssueBuilder struct {
+	webhook string
 	route   Route
 	summary *template.Template
 }
 
-// NewIssueBuilder returns the builder of a sink for route, or the route's
-// problems (see Route.Check) without their config path. It takes no
-// sink name: the idempotency label depends on the event id only, so that
+// NewIssueBuilder returns the builder of the issues route creates for the
+// events of webhook (the name in its path, /webhooks/{name}), or the
+// route's problems (see Route.Check) without their config path. The
+// idempotency label depends on the webhook and the event id only, so that
 // renaming, inserting or reordering routes (whose names default to their
-// position) never changes it.
-func NewIssueBuilder(route Route) (*IssueBuilder, error) {
+// position) never changes it, and a sender on another webhook cannot
+// claim an event id first.
+func NewIssueBuilder(webhook string, route Route) (*IssueBuilder, error) {
 	if errs := route.Check(""); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -44,7 +48,7 @@ func NewIssueBuilder(route Route) (*IssueBuilder, error) {
 	if route.IssueType == "" {
 		route.IssueType = defaultIssueType
 	}
-	return &IssueBuilder{route: route, summary: t}, nil
+	return &IssueBuilder{webhook: webhook, route: route, summary: t}, nil
 }
 
 // createRequest is the body of POST /rest/api/3/issue.
@@ -69,20 +73,54 @@ type nameRef struct {
 	Name string `json:"name"`
 }
 
-// idempotencyLabel is the label that marks the issue made for event id:
-// stairhook- and the first 16 hex digits (8 bytes) of SHA-256 over the id's
-// bytes. It depends on nothing but the id, so a redelivery finds the issue
-// whatever became of the configuration in between. The search is limited to
-// the route's project: routes into different projects each get their own
-// issue, routes into one project share one.
-func idempotencyLabel(id string) string {
+// idempotencyLabel is the label that marks the issue made for event id
+// received on webhook: stairhook- and the first 32 hex digits (16 bytes) of
+// SHA-256 over the webhook's name, a zero byte and the id. It depends on
+// nothing else, so a redelivery finds the issue whatever became of the
+// routes in between. The search is limited to the route's project: the
+// routes of one webhook into one project share one issue, routes into
+// different projects get one each, and so do two webhooks, whose senders
+// hold different secrets: one cannot make the label of the other.
+func idempotencyLabel(webhook, id string) string {
+	sum := sha256.Sum256([]byte(webhook + "\x00" + id))
+	return labelPrefix + hex.EncodeToString(sum[:16])
+}
+
+// legacyLabel is the label versions before the per-webhook label gave the
+// issue of event id, whatever the webhook: stairhook- and the first 16 hex
+// digits of SHA-256 over the id. Nothing creates it any more; the sink
+// looks for it beside the new one, for LegacyLabelWindow (see legacyFor).
+func legacyLabel(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return labelPrefix + hex.EncodeToString(sum[:8])
 }
 
-// searchJQL is the query for the issue carrying label in project.
-func searchJQL(project, label string) string {
-	return "project = " + jqlString(project) + " AND labels = " + jqlString(label)
+// LegacyLabelWindow is how long after an event's created_at the Jira sink
+// also looks for the event's issue under the label earlier versions gave
+// it (stairhook- and 16 hex digits of SHA-256 over the id alone), so that
+// a redelivery or a replay, after the upgrade, of an event delivered
+// before it finds that issue instead of creating a second one. No version
+// creates that label any more, so only issues made before the upgrade
+// carry it. An event without a created_at, or created longer ago, is
+// looked for under its per-webhook label only.
+const LegacyLabelWindow = 30 * 24 * time.Hour
+
+// legacyFor returns the legacy label of ev when its issue may carry one at
+// now: ev was created (by its created_at) at most LegacyLabelWindow ago.
+func legacyFor(ev *event.Event, now time.Time) (string, bool) {
+	if ev.CreatedAt.IsZero() || now.Sub(ev.CreatedAt) > LegacyLabelWindow {
+		return "", false
+	}
+	return legacyLabel(ev.ID), true
+}
+
+// searchJQL is the query for the issues carrying any of labels in project.
+func searchJQL(project string, labels ...string) string {
+	quoted := make([]string, len(labels))
+	for i, l := range labels {
+		quoted[i] = jqlString(l)
+	}
+	return "project = " + jqlString(project) + " AND labels in (" + strings.Join(quoted, ", ") + ")"
 }
 
 // jqlString quotes s as a JQL string literal.
@@ -103,7 +141,7 @@ func (b *IssueBuilder) Build(ev *event.Event) ([]byte, string, error) {
 	}
 	summary = strings.TrimSpace(truncateUTF16(summary, maxSummary))
 
-	label := idempotencyLabel(ev.ID)
+	label := idempotencyLabel(b.webhook, ev.ID)
 	labels := append(append([]string(nil), b.route.Labels...), label)
 	req := createRequest{Fields: issueFields{
 		Project:     keyRef{Key: b.route.Project},

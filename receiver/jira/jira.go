@@ -33,7 +33,8 @@ const (
 )
 
 // Sink creates one Jira issue per event, at most once: before creating it
-// searches for the event's idempotency label. Jira's search index lags
+// searches the route's project for the event's idempotency label, which
+// depends on the event id and the webhook the sink serves. Jira's search index lags
 // behind creates by a few seconds, so a redelivery that arrives inside that
 // window would not see the issue; the server's record of done sinks covers
 // it (a sink that succeeded is not run again for the same event id). The
@@ -53,18 +54,23 @@ type Sink struct {
 	log     *slog.Logger
 	// sleep waits between attempts; tests replace it.
 	sleep func(context.Context, time.Duration) error
+	// now is the clock of the legacy label's window; tests replace it.
+	now func() time.Time
 }
 
 // New returns the sink named name that creates the issues of route in the
 // site of cfg, or the problems of cfg (with the config path "jira") or of
-// route. Its requests go through a copy of client (nil means a zero
-// http.Client) that never follows a redirect; log (nil discards) gets a
-// line per issue created or found.
+// route. The part of name before its first "." is the webhook whose events
+// the sink receives (receiver names its sinks <webhook>.<route>.jira): it
+// scopes the issues' idempotency label (see NewIssueBuilder). Its requests
+// go through a copy of client (nil means a zero http.Client) that never
+// follows a redirect; log (nil discards) gets a line per issue created or
+// found.
 func New(name string, cfg Config, route Route, client *http.Client, log *slog.Logger) (*Sink, error) {
 	if errs := cfg.Check("jira"); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	b, err := NewIssueBuilder(route)
+	b, err := NewIssueBuilder(render.WebhookOf(name), route)
 	if err != nil {
 		return nil, err
 	}
@@ -96,14 +102,17 @@ func New(name string, cfg Config, route Route, client *http.Client, log *slog.Lo
 	return &Sink{
 		name: name, builder: b, issue: issue, search: search,
 		email: cfg.Email, token: cfg.APIToken, timeout: timeout,
-		client: client, log: log, sleep: sleepCtx,
+		client: client, log: log, sleep: sleepCtx, now: time.Now,
 	}, nil
 }
 
 // Name returns the sink's name, as given to New.
 func (s *Sink) Name() string { return s.name }
 
-// Deliver searches for the event's issue and creates it when absent.
+// Deliver searches for the event's issue and creates it when absent. The
+// search is for the event's label, and for the label of earlier versions
+// while the event is recent (see LegacyLabelWindow); the issue is created
+// with the label only.
 func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
 	body, label, err := s.builder.Build(ev)
 	if err != nil {
@@ -115,8 +124,12 @@ func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
 		defer cancel()
 	}
 
+	labels := []string{label}
+	if legacy, ok := legacyFor(ev, s.now()); ok {
+		labels = append(labels, legacy)
+	}
 	query, _ := json.Marshal(map[string]any{
-		"jql":        searchJQL(s.builder.route.Project, label),
+		"jql":        searchJQL(s.builder.route.Project, labels...),
 		"maxResults": 1,
 		"fields":     []string{"key"},
 	})

@@ -64,7 +64,7 @@ func newJiraFixture(t *testing.T, route Route) *jiraFixture {
 	}
 	logs := &bytes.Buffer{}
 	cfg := Config{BaseURL: srv.URL, Email: srv.Email, APIToken: srv.APIToken, Timeout: 2 * time.Second}
-	js, err := New("jira:CS", cfg, route, nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	js, err := New("staircase.route1.jira", cfg, route, nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	require.NoError(t, err)
 	sleeps := &recordSleeps{}
 	js.sleep = sleeps.sleep
@@ -82,7 +82,7 @@ func TestJiraCreatesIssue(t *testing.T) {
 	assert.Equal(t, "CS", is.Project)
 	assert.Equal(t, "Task", is.IssueType)
 	assert.Equal(t, "High", is.Priority)
-	assert.Equal(t, []string{"staircase", idempotencyLabel(ev.ID)}, is.Labels)
+	assert.Equal(t, []string{"staircase", idempotencyLabel("staircase", ev.ID)}, is.Labels)
 	// One line, with the test marker once, although the template adds it too.
 	assert.Equal(t, "[TEST] Churn X-Injected: yes (Acme <script>alert(1)</script> Bcc: victim@example.com)", is.Summary)
 	require.NoError(t, jiratest.CheckADF(is.Description))
@@ -354,7 +354,7 @@ func TestJiraErrorBodyBounded(t *testing.T) {
 }
 
 func TestJiraSummary(t *testing.T) {
-	b, err := NewIssueBuilder(Route{Project: "CS", Summary: "{{.Signal.Title}}"})
+	b, err := NewIssueBuilder("staircase", Route{Project: "CS", Summary: "{{.Signal.Title}}"})
 	require.NoError(t, err)
 	summary := func(ev *event.Event) string {
 		body, _, err := b.Build(ev)
@@ -411,7 +411,7 @@ func TestTruncateUTF16(t *testing.T) {
 }
 
 func TestJiraTemplateOutputCap(t *testing.T) {
-	b, err := NewIssueBuilder(Route{Project: "CS", Summary: "{{.Signal.Summary}}"})
+	b, err := NewIssueBuilder("staircase", Route{Project: "CS", Summary: "{{.Signal.Summary}}"})
 	require.NoError(t, err)
 	ev := &event.Event{ID: "e", Account: event.Account{ID: "a"}}
 	ev.Signal.Summary = strings.Repeat("s", render.MaxOutput)
@@ -493,7 +493,7 @@ func TestJiraBaseURLJoin(t *testing.T) {
 }
 
 func BenchmarkJiraBuild(b *testing.B) {
-	builder, err := NewIssueBuilder(Route{Project: "CS", Labels: []string{"staircase"}})
+	builder, err := NewIssueBuilder("staircase", Route{Project: "CS", Labels: []string{"staircase"}})
 	require.NoError(b, err)
 	ev := sinktest.HostileEvent()
 	b.ReportAllocs()
@@ -505,22 +505,32 @@ func BenchmarkJiraBuild(b *testing.B) {
 }
 
 func TestIdempotencyLabel(t *testing.T) {
-	// SHA-256("evt_1") is 7d4e5a76eae6d8c1…; the label is its first 8
-	// bytes in hex, so anyone can recompute it from the event id alone
+	// SHA-256 of "staircase", a zero byte and "evt_1" is
+	// c744f1b346b542924312878abfc6abb0…; the label is its first 16 bytes
+	// in hex, so anyone can recompute it from the webhook's name and the
+	// event id (printf 'staircase\0evt_1' | sha256sum | cut -c1-32).
+	a := idempotencyLabel("staircase", "evt_1")
+	assert.Equal(t, "stairhook-c744f1b346b542924312878abfc6abb0", a)
+	assert.Equal(t, a, idempotencyLabel("staircase", "evt_1"), "deterministic")
+	assert.NotEqual(t, a, idempotencyLabel("staircase", "evt_2"), "per event")
+	assert.NotEqual(t, a, idempotencyLabel("other", "evt_1"), "per webhook")
+	assert.NotEqual(t, a, idempotencyLabel("staircase", "evt_1 "), "no trimming")
+	// The zero byte keeps (webhook, id) pairs apart.
+	assert.NotEqual(t, idempotencyLabel("a", "bc"), idempotencyLabel("ab", "c"))
+	assert.NotEqual(t, a, legacyLabel("evt_1"), "never the label of earlier versions")
+
+	// The label of earlier versions: SHA-256 of the id alone, 8 bytes
 	// (printf evt_1 | sha256sum | cut -c1-16).
-	a := idempotencyLabel("evt_1")
-	assert.Equal(t, "stairhook-7d4e5a76eae6d8c1", a)
-	assert.Equal(t, a, idempotencyLabel("evt_1"), "deterministic")
-	assert.NotEqual(t, a, idempotencyLabel("evt_2"), "per event")
-	assert.NotEqual(t, a, idempotencyLabel("evt_1 "), "no trimming")
+	assert.Equal(t, "stairhook-7d4e5a76eae6d8c1", legacyLabel("evt_1"))
 }
 
-// The label depends on the event id only: a sink renamed by a config change
-// (route names default to their position, so inserting a route renames the
-// ones after it) finds the issue it made before, and two routes into one
-// project share one issue, while routes into two projects get one each,
-// because the search is limited to the route's project.
-func TestJiraLabelIndependentOfSink(t *testing.T) {
+// The label depends on the webhook and the event id only: a sink renamed by
+// a config change (route names default to their position, so inserting a
+// route renames the ones after it) finds the issue it made before, and two
+// routes of one webhook into one project share one issue, while routes
+// into two projects get one each, because the search is limited to the
+// route's project.
+func TestJiraLabelIndependentOfRoute(t *testing.T) {
 	srv := jiratest.NewServer(jiratest.Options{Projects: []string{"CS", "OPS"}})
 	t.Cleanup(srv.Close)
 	cfg := Config{BaseURL: srv.URL, Email: srv.Email, APIToken: srv.APIToken, Timeout: 2 * time.Second}
@@ -533,9 +543,9 @@ func TestJiraLabelIndependentOfSink(t *testing.T) {
 	require.NoError(t, newSink("staircase.route1.jira", "CS").Deliver(sinktest.Context(t), ev))
 	// Redelivered after a route was inserted before it: now route2.
 	require.NoError(t, newSink("staircase.route2.jira", "CS").Deliver(sinktest.Context(t), ev))
-	// Another webhook routing the same event into the same project.
-	require.NoError(t, newSink("other.route1.jira", "CS").Deliver(sinktest.Context(t), ev))
-	require.Len(t, srv.Issues(), 1, "one issue per event and project")
+	// Another route of the webhook into the same project.
+	require.NoError(t, newSink("staircase.risk.jira", "CS").Deliver(sinktest.Context(t), ev))
+	require.Len(t, srv.Issues(), 1, "one issue per event, webhook and project")
 
 	require.NoError(t, newSink("staircase.ops.jira", "OPS").Deliver(sinktest.Context(t), ev))
 	issues := srv.Issues()
@@ -544,9 +554,121 @@ func TestJiraLabelIndependentOfSink(t *testing.T) {
 	assert.Equal(t, issues[0].Labels, issues[1].Labels, "same label in both projects")
 }
 
+// Issue 14, item 2: a sender on another webhook (another secret) that knows
+// an event id used to post it first: its issue carried the event's label,
+// so the real delivery found it and created nothing, and answered
+// "delivered" for an issue with the other sender's content. The label is
+// per webhook now: each webhook gets its own issue, with its own content.
+func TestJiraOtherWebhookCannotClaimEvent(t *testing.T) {
+	srv := jiratest.NewServer(jiratest.Options{Projects: []string{"CS"}})
+	t.Cleanup(srv.Close)
+	cfg := Config{BaseURL: srv.URL, Email: srv.Email, APIToken: srv.APIToken, Timeout: 2 * time.Second}
+	attacker, err := New("partner.route1.jira", cfg, Route{Project: "CS"}, nil, nil)
+	require.NoError(t, err)
+	real, err := New("staircase.route1.jira", cfg, Route{Project: "CS"}, nil, nil)
+	require.NoError(t, err)
+
+	forged := &event.Event{ID: "evt_01JREAL", Type: event.TypeRenewal, CreatedAt: time.Now(),
+		Account: event.Account{ID: "acc_1", Name: "Nobody"}, Signal: event.Signal{Title: "Nothing to see"}}
+	genuine := &event.Event{ID: "evt_01JREAL", Type: event.TypeChurnRisk, CreatedAt: time.Now(),
+		Account: event.Account{ID: "acc_1", Name: "Acme Corp"}, Signal: event.Signal{Title: "Churn risk"}}
+	require.NoError(t, attacker.Deliver(sinktest.Context(t), forged))
+	require.NoError(t, real.Deliver(sinktest.Context(t), genuine))
+
+	issues := srv.Issues()
+	require.Len(t, issues, 2, "the real delivery made its own issue")
+	assert.Equal(t, "Nothing to see (Nobody)", issues[0].Summary)
+	assert.Equal(t, "Churn risk (Acme Corp)", issues[1].Summary)
+	assert.NotEqual(t, issues[0].Labels, issues[1].Labels)
+
+	// And each webhook's redelivery finds its own issue.
+	require.NoError(t, real.Deliver(sinktest.Context(t), genuine))
+	require.NoError(t, attacker.Deliver(sinktest.Context(t), forged))
+	assert.Len(t, srv.Issues(), 2)
+}
+
+// createAsEarlierVersion creates the issue an earlier version made for ev:
+// the same request, with the label of the event id alone.
+func createAsEarlierVersion(t *testing.T, srv *jiratest.Server, ev *event.Event, project string) {
+	t.Helper()
+	b, err := NewIssueBuilder("staircase", Route{Project: project})
+	require.NoError(t, err)
+	body, label, err := b.Build(ev)
+	require.NoError(t, err)
+	body = bytes.Replace(body, []byte(label), []byte(legacyLabel(ev.ID)), 1)
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/rest/api/3/issue", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.SetBasicAuth(srv.Email, srv.APIToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+}
+
+// An event delivered before the upgrade has an issue with the label of the
+// event id alone. A redelivery or replay after the upgrade must find it,
+// not create a second issue: the sink looks for that label too while the
+// event is at most LegacyLabelWindow old.
+func TestJiraFindsIssueOfEarlierVersion(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	f := newJiraFixture(t, Route{})
+	f.sink.now = func() time.Time { return now }
+
+	ev := sinktest.HostileEvent()
+	ev.CreatedAt = now.Add(-72 * time.Hour) // delivered before the upgrade, retried since
+	createAsEarlierVersion(t, f.srv, ev, "CS")
+	require.NoError(t, f.sink.Deliver(sinktest.Context(t), ev))
+	issues := f.srv.Issues()
+	require.Len(t, issues, 1, "the redelivery found the issue of the earlier version")
+	assert.Equal(t, []string{legacyLabel(ev.ID)}, issues[0].Labels)
+	assert.Contains(t, f.logs.String(), "jira issue exists")
+
+	// At the end of the window it is still found; past it, the event gets
+	// an issue of its own.
+	ev.CreatedAt = now.Add(-LegacyLabelWindow)
+	require.NoError(t, f.sink.Deliver(sinktest.Context(t), ev))
+	assert.Len(t, f.srv.Issues(), 1)
+	ev.CreatedAt = now.Add(-LegacyLabelWindow - time.Second)
+	require.NoError(t, f.sink.Deliver(sinktest.Context(t), ev))
+	assert.Len(t, f.srv.Issues(), 2, "past the window the legacy label is not looked for")
+
+	// An event without a created_at is looked for under its own label
+	// only, and only in the route's project.
+	other := sinktest.HostileEvent()
+	other.ID = "evt_no_date"
+	other.CreatedAt = time.Time{}
+	createAsEarlierVersion(t, f.srv, other, "CS")
+	require.NoError(t, f.sink.Deliver(sinktest.Context(t), other))
+	assert.Len(t, f.srv.Issues(), 4)
+}
+
+// After the upgrade nobody creates the legacy label, so looking for it
+// cannot let a sender on another webhook claim an event: its sink labels
+// its issue for its own webhook.
+func TestJiraLegacySearchDoesNotReopenClaim(t *testing.T) {
+	srv := jiratest.NewServer(jiratest.Options{Projects: []string{"CS"}})
+	t.Cleanup(srv.Close)
+	cfg := Config{BaseURL: srv.URL, Email: srv.Email, APIToken: srv.APIToken, Timeout: 2 * time.Second}
+	attacker, err := New("partner.route1.jira", cfg, Route{Project: "CS"}, nil, nil)
+	require.NoError(t, err)
+	real, err := New("staircase.route1.jira", cfg, Route{Project: "CS"}, nil, nil)
+	require.NoError(t, err)
+	ev := sinktest.HostileEvent()
+	ev.CreatedAt = time.Now().Add(-time.Hour)
+	require.NoError(t, attacker.Deliver(sinktest.Context(t), ev))
+	require.NoError(t, real.Deliver(sinktest.Context(t), ev))
+	issues := srv.Issues()
+	require.Len(t, issues, 2)
+	for _, is := range issues {
+		assert.NotContains(t, is.Labels, legacyLabel(ev.ID))
+	}
+}
+
 func TestSearchJQL(t *testing.T) {
-	assert.Equal(t, `project = "CS" AND labels = "stairhook-0123"`, searchJQL("CS", "stairhook-0123"))
-	assert.Equal(t, `project = "C\"S\\" AND labels = "x"`, searchJQL(`C"S\`, "x"))
+	assert.Equal(t, `project = "CS" AND labels in ("stairhook-0123")`, searchJQL("CS", "stairhook-0123"))
+	assert.Equal(t, `project = "CS" AND labels in ("stairhook-0123", "stairhook-45")`, searchJQL("CS", "stairhook-0123", "stairhook-45"))
+	assert.Equal(t, `project = "C\"S\\" AND labels in ("x")`, searchJQL(`C"S\`, "x"))
 }
 
 // The sink never follows a redirect, whatever client it is given (NewServer

@@ -1,6 +1,6 @@
 // Package jiratest is an in-process Jira Cloud REST API v3 server for tests,
 // in the manner of net/http/httptest: the slice of the API the receiver uses
-// (create issue, search by JQL), with Jira's checks and error bodies, Basic
+// (create issue, search by JQL for labels), with Jira's checks and error bodies, Basic
 // auth, a configurable lag before new issues become searchable, and fault
 // injection (429/503 with Retry-After, 5xx, hangs, connection resets).
 //
@@ -433,9 +433,15 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// labelJQL is the JQL the server understands: labels = "x", optionally
-// after project = "KEY" AND. Quoted strings may escape " and \ with \.
-var labelJQL = regexp.MustCompile(`^\s*(?:project\s*=\s*("(?:[^"\\]|\\.)*")\s+AND\s+)?labels\s*=\s*("(?:[^"\\]|\\.)*")\s*$`)
+// labelJQL is the JQL the server understands: labels = "x" or labels in
+// ("x", "y", …), optionally after project = "KEY" AND. Quoted strings may
+// escape " and \ with \.
+var (
+	labelJQL  = regexp.MustCompile(`^\s*(?:project\s*=\s*(` + jqlQuoted + `)\s+AND\s+)?labels\s*(?:=\s*(` + jqlQuoted + `)|in\s*\(\s*(` + jqlQuoted + `(?:\s*,\s*` + jqlQuoted + `)*)\s*\))\s*$`)
+	jqlString = regexp.MustCompile(jqlQuoted)
+)
+
+const jqlQuoted = `"(?:[^"\\]|\\.)*"`
 
 // jqlUnquote undoes the quoting of a JQL string literal.
 func jqlUnquote(q string) string {
@@ -462,12 +468,19 @@ func (s *Server) searchJQL(w http.ResponseWriter, r *http.Request) {
 	}
 	m := labelJQL.FindStringSubmatch(req.JQL)
 	if m == nil {
-		writeError(w, http.StatusBadRequest, []string{"jiratest understands only [project = \"…\" AND] labels = \"…\" queries, got: " + req.JQL}, nil)
+		writeError(w, http.StatusBadRequest, []string{"jiratest understands only [project = \"…\" AND] labels = \"…\" and labels in (\"…\", …) queries, got: " + req.JQL}, nil)
 		return
 	}
-	project, label := "", jqlUnquote(m[2])
+	project := ""
 	if m[1] != "" {
 		project = jqlUnquote(m[1])
+	}
+	labels := []string{m[2]}
+	if m[3] != "" {
+		labels = jqlString.FindAllString(m[3], -1)
+	}
+	for i, l := range labels {
+		labels[i] = jqlUnquote(l)
 	}
 	limit := 50
 	if req.MaxResults != nil {
@@ -481,7 +494,12 @@ func (s *Server) searchJQL(w http.ResponseWriter, r *http.Request) {
 	}
 	hits := []hit{}
 	s.mu.Lock()
-	for _, i := range s.byLabel[label] {
+	var found []int // indexes into issues, in creation order
+	for _, l := range labels {
+		found = append(found, s.byLabel[l]...)
+	}
+	slices.Sort(found)
+	for _, i := range slices.Compact(found) {
 		if len(hits) >= limit {
 			break
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,28 @@ func TestCreateAndSearch(t *testing.T) {
 	assert.Empty(t, out["issues"], "other project")
 	_, _, out = post(t, srv, "/rest/api/3/search/jql", `{"jql":"project = \"C\\\"S\" AND labels = \"stairhook-1\""}`, true)
 	assert.Empty(t, out["issues"], "escaped quote is part of the key")
+	// labels in (…) finds an issue carrying any of the labels, once.
+	status, _, out = post(t, srv, "/rest/api/3/issue", issueBody(`"Renewal"`, `["stairhook-2","stairhook-3"]`, validDoc), true)
+	require.Equal(t, http.StatusCreated, status, "%v", out)
+	clock = clock.Add(5 * time.Second)
+	keys := func(jql string) []string {
+		t.Helper()
+		status, _, out := post(t, srv, "/rest/api/3/search/jql", `{"jql":`+strconv.Quote(jql)+`}`, true)
+		require.Equal(t, http.StatusOK, status, "%v", out)
+		var keys []string
+		for _, is := range out["issues"].([]any) {
+			keys = append(keys, is.(map[string]any)["key"].(string))
+		}
+		return keys
+	}
+	assert.Equal(t, []string{"CS-2"}, keys(`project = "CS" AND labels in ("stairhook-2", "stairhook-3")`), "one hit per issue")
+	assert.Equal(t, []string{"CS-1", "CS-2"}, keys(`labels in ("stairhook-3","stairhook-1")`), "in creation order")
+	assert.Equal(t, []string{"CS-1"}, keys(`project = "CS" AND labels in ("stairhook-1")`))
+	assert.Empty(t, keys(`project = "OPS" AND labels in ("stairhook-1", "stairhook-2")`))
+	assert.Empty(t, keys(`labels in ("other", "stairhook-\"1")`), "an escaped quote is part of the label")
+
+	status, _, _ = post(t, srv, "/rest/api/3/search/jql", `{"jql":"labels in ()"}`, true)
+	assert.Equal(t, http.StatusBadRequest, status)
 	status, _, _ = post(t, srv, "/rest/api/3/search/jql", `{"jql":"project = CS"}`, true)
 	assert.Equal(t, http.StatusBadRequest, status)
 	status, _, _ = post(t, srv, "/rest/api/3/search", search, true)

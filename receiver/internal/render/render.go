@@ -234,6 +234,17 @@ func OrDefault(s, def string) string {
 	return s
 }
 
+// WebhookOf returns the webhook a built-in sink serves, from the sink's
+// name: receiver names them <webhook>.<route>.<jira|email>, and webhook
+// names have no ".", so it is the part before the first "." (the whole
+// name when there is none). The webhook is the one the request was
+// authenticated for, its path /webhooks/{name}, not anything the body
+// says.
+func WebhookOf(sinkName string) string {
+	webhook, _, _ := strings.Cut(sinkName, ".")
+	return webhook
+}
+
 // FieldError prefixes msg with the field's config path, such as
 // "webhooks[0].routes[1].jira.project: required". An empty path leaves the
 // field alone.

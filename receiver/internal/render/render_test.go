@@ -161,3 +161,9 @@ func TestOrDefaultAndFieldError(t *testing.T) {
 	assert.EqualError(t, FieldError("jira", "email", "required"), "jira.email: required")
 	assert.EqualError(t, FieldError("", "email", "required"), "email: required")
 }
+
+func TestWebhookOf(t *testing.T) {
+	assert.Equal(t, "staircase", WebhookOf("staircase.route1.jira"))
+	assert.Equal(t, "x-w", WebhookOf("x-w.r.email"))
+	assert.Equal(t, "jira:CS", WebhookOf("jira:CS"), "a name without a dot is its own webhook")
+}
