@@ -196,7 +196,7 @@ func (f readFunc) Read(p []byte) (int, error) { return f(p) }
 
 // The body buffer is allocated once, at the declared length: a 1 MiB body
 // costs as many allocations as a 1 KiB one, and about 1 MiB more bytes,
-// where growing the buffer by append took 16 more allocations and 5 MiB.
+// where growing the buffer by append took 18 more allocations and 5.3 MiB.
 func TestMiddlewareBodyBufferSizedFromContentLength(t *testing.T) {
 	secret, err := verify.NewSecret()
 	require.NoError(t, err)
@@ -240,7 +240,9 @@ func TestMiddlewareBodyBufferSizedFromContentLength(t *testing.T) {
 	smallAllocs, smallBytes := measure(1 << 10)
 	bigAllocs, bigBytes := measure(1 << 20)
 	t.Logf("1 KiB: %.0f allocs, %d B; 1 MiB: %.0f allocs, %d B", smallAllocs, smallBytes, bigAllocs, bigBytes)
-	assert.Equal(t, smallAllocs, bigAllocs, "allocations for a 1 MiB body against a 1 KiB one")
+	// Equal but for the pooled MAC states that the race detector's
+	// sync.Pool drops at random; growing the buffer took 18 more.
+	assert.InDelta(t, smallAllocs, bigAllocs, 3, "allocations for a 1 MiB body against a 1 KiB one")
 	// The 1 MiB buffer and its spare byte, rounded up to whole pages.
 	assert.LessOrEqual(t, bigBytes-smallBytes, uint64(1<<20+16<<10), "bytes for a 1 MiB body beyond a 1 KiB one")
 }
