@@ -9,12 +9,22 @@
 // [NewJira] and [NewEmail] build them from the same route settings as
 // jira.New and email.New, through the builders of those packages, so a dry
 // run shows what the real sink would do. Both parts of a file name are
-// reduced to [A-Za-z0-9._-] (with a hash when that changed them), so no
-// event id can name a file outside the folder.
+// reduced to [A-Za-z0-9._-], the event id without "-" (each with a hash
+// when that changed it), so no event id can name a file outside the
+// folder, and the first "-" ends the event id: the sinks of two webhooks,
+// whose names start with the webhook's, never share a file.
 //
 // # Security
 //
 // The files hold customer data: the folders are created 0700 and the files
 // 0600, each written to a temporary file and renamed, so a reader never
-// sees half of one.
+// sees half of one. [CheckOutbox] refuses, with [ErrUnsafeOutbox], an
+// outbox that another user owns or that group or others may write to, and
+// jira and email folders that are symbolic links: the sinks check when
+// they are built and again at every delivery, on the folders they open.
+// Below the outbox no symbolic link is followed (the folders are opened
+// relative to it, with os.Root, and checked to be the ones Lstat saw). What
+// remains: the outbox path itself is resolved at each delivery, so a user
+// who can write to a folder above it can point it at another folder of
+// this user's; keep the folders above the outbox unwritable by others.
 package dryrun
