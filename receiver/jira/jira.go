@@ -232,7 +232,9 @@ func (s *Sink) once(ctx context.Context, what, endpoint string, body []byte, out
 	req.Header.Set("Accept", "application/json")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		// url.Error names the URL (no credentials: they are in a header).
+		// url.Error names the URL: base_url holds no user name or password
+		// (Check refuses them), net/http would show a password as ***, and
+		// the API token travels in a header.
 		return fmt.Errorf("jira: %s: %w", what, err)
 	}
 	defer resp.Body.Close()

@@ -701,3 +701,29 @@ func TestJiraNeverFollowsRedirects(t *testing.T) {
 	assert.Zero(t, reached.Load(), "nothing reached the redirect target")
 	assert.Nil(t, http.DefaultClient.CheckRedirect, "the given client is not modified")
 }
+
+// No error or log line of the sink shows a user name and password of a
+// URL (issue 14, item 5): base_url cannot carry them (Check refuses it
+// without quoting it), and a transport error, which names the URL it
+// failed on, shows it without the password.
+func TestJiraErrorsNeverShowURLCredentials(t *testing.T) {
+	const password = "S3cr3t-pass"
+	errs := (&Config{BaseURL: "https://bot:" + password + "@x.atlassian.net", Email: "a@b", APIToken: "t"}).Check("jira")
+	require.Len(t, errs, 1)
+	assert.NotContains(t, errs[0].Error(), password)
+	_, err := New("staircase.route1.jira", Config{BaseURL: "https://bot:" + password + "@x.atlassian.net", Email: "a@b", APIToken: "t"}, Route{Project: "CS"}, nil, nil)
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), password)
+
+	var logs bytes.Buffer
+	s, err := New("staircase.route1.jira", Config{BaseURL: "http://127.0.0.1:1", Email: "a@b", APIToken: "t", Timeout: time.Second}, Route{Project: "CS"},
+		nil, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	require.NoError(t, err)
+	s.sleep = (&recordSleeps{}).sleep
+	s.search = "http://bot:" + password + "@127.0.0.1:1/rest/api/3/search/jql" // nothing listens on port 1
+	err = s.Deliver(sinktest.Context(t), sinktest.HostileEvent())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "127.0.0.1:1", "the error names the URL")
+	assert.NotContains(t, err.Error(), password)
+	assert.NotContains(t, logs.String(), password)
+}
