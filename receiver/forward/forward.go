@@ -79,7 +79,8 @@ var (
 
 // Sink forwards each event, byte for byte, to one URL, signed afresh with
 // the destination's secret. Each Deliver is one request: retries are the
-// queue's, each signed with a new timestamp.
+// queue's, each signed with a new timestamp. It is safe for concurrent
+// use.
 type Sink struct {
 	name     string
 	url      string // as configured, for the request

@@ -202,6 +202,31 @@ func TestForwardVerifies(t *testing.T) {
 	}
 }
 
+// One sink serves several events at once.
+func TestConcurrentDeliveries(t *testing.T) {
+	clk := newClock()
+	dest := newDestination(t, clk.Now)
+	s := newSink(t, forward.Route{URL: dest.URL, Secret: destSecret, Headers: forward.HeadersStandard,
+		ExtraHeaders: map[string]string{"X-Tenant": "acme"}}, nil, nil, clk.Now)
+	var wg sync.WaitGroup
+	want := map[string]string{}
+	for i := range 16 {
+		id := "evt_c" + strconv.Itoa(i)
+		body := strings.Replace(oddBody, "evt_odd_1", id, 1)
+		want[id] = body
+		ev, err := event.Decode([]byte(body))
+		require.NoError(t, err)
+		wg.Go(func() { assert.NoError(t, s.Deliver(sinktest.Context(t), ev)) })
+	}
+	wg.Wait()
+	got := map[string]string{}
+	for _, r := range dest.requests() {
+		assert.Equal(t, "acme", r.header.Get("X-Tenant"))
+		got[r.result.ID] = string(r.body)
+	}
+	assert.Equal(t, want, got)
+}
+
 // Every attempt is signed at its own time: a retry an hour later is
 // within the destination's tolerance, with the same id.
 func TestFreshTimestampPerAttempt(t *testing.T) {
