@@ -179,7 +179,7 @@ func parseURL(s string) (*url.URL, error) {
 		return nil, errors.New("required (the URL events are forwarded to)")
 	}
 	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+	if err != nil || u.Hostname() == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, errors.New("must be an absolute http(s) URL (the value is not shown)")
 	}
 	if u.Fragment != "" {

@@ -298,9 +298,8 @@ func displayURL(u *url.URL) string {
 }
 
 func sortLongestFirst(list []string) {
-	// A credential inside a longer one (the password inside its Basic
-	// authorization's text cannot be, but a query value may be inside an
-	// extra header's) must not break the longer one's match.
+	// A credential that contains a shorter one (an extra header's value
+	// holding a query value, say) is replaced first, whole.
 	slices.SortStableFunc(list, func(a, b string) int { return len(b) - len(a) })
 }
 

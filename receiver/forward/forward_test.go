@@ -669,6 +669,7 @@ func TestCheck(t *testing.T) {
 		{"relative url", func(r *forward.Route) { r.URL = "/webhooks/x" }, []string{"p.url: must be an absolute http(s) URL"}},
 		{"ftp", func(r *forward.Route) { r.URL = "ftp://example.com/x" }, []string{"p.url: must be an absolute http(s) URL"}},
 		{"opaque", func(r *forward.Route) { r.URL = "https:example.com" }, []string{"p.url: must be an absolute http(s) URL"}},
+		{"port without a host", func(r *forward.Route) { r.URL = "https://:8443/x" }, []string{"p.url: must be an absolute http(s) URL"}},
 		{"plain http", func(r *forward.Route) { r.URL = "http://hooks.example.com/x" }, []string{"p.url: must be https"}},
 		{"plain http to a private address", func(r *forward.Route) { r.URL = "http://10.0.0.1/x" }, []string{"p.url: must be https"}},
 		{"fragment", func(r *forward.Route) { r.URL = "https://example.com/x#frag" }, []string{"p.url: must not have a fragment"}},
