@@ -19,6 +19,18 @@
 // schedule runs out, then Send returns [ErrGaveUp]. A disabled endpoint is
 // never contacted: [ErrDisabled].
 //
+// Send blocks until one of those outcomes or until its context ends: with
+// the default schedule that is about 2 h 35 min for an endpoint that keeps
+// failing. Give the context a deadline, or call Send from a job queue or a
+// goroutine of its own, never from a request handler that waits for it.
+//
+// # Event ids
+//
+// The event id is the request's x-staircase-id, and a receiver requires it
+// to equal the body's top-level "id" (SPEC.md: 400 id_mismatch). Send reads
+// it from the body when it is given none ([EventID]), and refuses an id that
+// differs from the body's with [ErrIDMismatch], before sending anything.
+//
 // A 429 or 503 answer with a Retry-After header (seconds or an HTTP date)
 // lengthens the next delay to what the receiver asked for, when that is
 // longer than the schedule's step, capped at [MaxRetryAfter]; it never
@@ -28,6 +40,8 @@
 //
 // The [Report] holds statuses, durations, errors and response bodies (at
 // most [MaxResponseBytes] each), never the secret or the signature sent.
+// An endpoint URL's password never appears in an error either: transport
+// errors (a *url.Error) carry the URL's [url.URL.Redacted] form.
 // The default client does not follow redirects: a 3xx answer is a failed
 // attempt, so a signed body is only ever sent to the configured URL.
 package sender
@@ -35,6 +49,7 @@ package sender
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -85,17 +100,29 @@ var (
 	// https URL; nothing was sent. An endpoint without a usable secret
 	// fails with verify.ErrInvalidSecret instead.
 	ErrInvalidEndpoint = errors.New("sender: invalid endpoint")
+	// ErrInvalidID means the event id, given or read from the body, is
+	// missing or not 1–256 visible ASCII characters; nothing was sent. The
+	// error also wraps the verify package's reason when it has one.
+	ErrInvalidID = errors.New("sender: invalid event id")
+	// ErrIDMismatch means the id given to Send differs from the body's
+	// top-level "id", which a receiver refuses (400 id_mismatch); nothing
+	// was sent.
+	ErrIDMismatch = errors.New("sender: event id differs from the body's id")
 )
 
-// Endpoint is one registered webhook URL.
+// Endpoint is one registered webhook URL. An Endpoint with a URL and a
+// secret sends; set Disabled to stop it.
 type Endpoint struct {
-	// URL receives the POST; absolute http or https.
+	// URL receives the POST; absolute http or https. It may carry a user
+	// and password for HTTP basic authentication; errors show it redacted.
 	URL string
 	// Secrets sign every request: one during normal operation, the old and
 	// the new one during a rotation.
 	Secrets []verify.Secret
-	// Enabled must be true for anything to be sent.
-	Enabled bool
+	// Disabled stops every delivery to the endpoint: Send returns
+	// ErrDisabled without contacting it. Default value is false: the
+	// endpoint receives events.
+	Disabled bool
 }
 
 // Options configures a Sender. The zero value is ready to use.
@@ -252,15 +279,25 @@ func (a Attempt) permanent() bool {
 }
 
 // Send posts body to ep under the event id, retrying on the schedule. It
-// returns nil once an attempt gets a 2xx answer. Otherwise the error wraps
-// ErrDisabled, ErrInvalidEndpoint, verify.ErrInvalidSecret,
-// verify.ErrMalformedHeader (an id that is not 1–256 visible ASCII
-// characters), ErrPermanentRejection, ErrGaveUp, or the context's error
-// when ctx ends first. The Report is never nil and lists the attempts made
-// so far.
+// returns nil once an attempt gets a 2xx answer.
+//
+// Send blocks until an attempt succeeds, an answer is permanent, the
+// schedule runs out or ctx ends. With the default schedule an endpoint that
+// keeps failing holds it for about 2 h 35 min (longer when the receiver
+// asks for more with Retry-After: each wait is at most the longer of its
+// step and MaxRetryAfter), so give ctx a deadline that suits the caller.
+//
+// An empty id means the body's own: its top-level "id" string ([EventID]).
+// A non-empty id must equal the body's id when the body has one.
+//
+// On failure the error wraps ErrDisabled, ErrInvalidEndpoint,
+// verify.ErrInvalidSecret, ErrInvalidID, ErrIDMismatch,
+// ErrPermanentRejection, ErrGaveUp, or the context's error when ctx ends
+// first. The first five are reported before anything is sent. The Report
+// is never nil and lists the attempts made so far.
 func (s *Sender) Send(ctx context.Context, ep Endpoint, id string, body []byte) (*Report, error) {
 	rep := &Report{ID: id}
-	if !ep.Enabled {
+	if ep.Disabled {
 		return rep, ErrDisabled
 	}
 	u, err := url.Parse(ep.URL)
@@ -271,10 +308,21 @@ func (s *Sender) Send(ctx context.Context, ep Endpoint, id string, body []byte) 
 	if err != nil {
 		return rep, err
 	}
-	// Fail on a bad id before anything is sent.
-	if _, err := signer.Sign(id, s.now(), nil); err != nil {
-		return rep, err
+	inBody := EventID(body)
+	switch {
+	case id == "" && inBody == "":
+		return rep, fmt.Errorf(`%w: none given, and the body has no top-level "id" string`, ErrInvalidID)
+	case id == "":
+		id, rep.ID = inBody, inBody
+	case inBody != "" && inBody != id:
+		return rep, ErrIDMismatch
 	}
+	// Fail on a bad id before anything is sent. Whatever verify calls the
+	// error, it is wrapped next to ErrInvalidID.
+	if _, err := signer.Sign(id, s.now(), nil); err != nil {
+		return rep, fmt.Errorf("%w: %w", ErrInvalidID, err)
+	}
+	redacted := u.Redacted()
 	var retryAfter time.Duration
 	for i, step := range s.schedule {
 		wait := s.jittered(step)
@@ -289,7 +337,7 @@ func (s *Sender) Send(ctx context.Context, ep Endpoint, id string, body []byte) 
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		a := s.attempt(ctx, signer, u.String(), id, body)
+		a := s.attempt(ctx, signer, u.String(), redacted, id, body)
 		a.Number = i + 1
 		a.Waited = wait
 		rep.Attempts = append(rep.Attempts, a)
@@ -323,8 +371,9 @@ func (s *Sender) jittered(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * f)
 }
 
-// attempt signs and posts once, bounded by the per-attempt timeout.
-func (s *Sender) attempt(ctx context.Context, signer *verify.Signer, target, id string, body []byte) Attempt {
+// attempt signs and posts once, bounded by the per-attempt timeout. shown
+// is the target as errors may quote it.
+func (s *Sender) attempt(ctx context.Context, signer *verify.Signer, target, shown, id string, body []byte) Attempt {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	a := Attempt{Start: s.now()}
@@ -352,7 +401,7 @@ func (s *Sender) attempt(ctx context.Context, signer *verify.Signer, target, id 
 	resp, err := s.client.Do(req)
 	if err != nil {
 		a.Duration = s.now().Sub(a.Start)
-		a.Err = err
+		a.Err = redactURLError(err, shown)
 		return a
 	}
 	defer resp.Body.Close()
@@ -396,4 +445,31 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	return min(d, MaxRetryAfter)
+}
+
+// redactURLError returns err with the URL of its *url.Error (every
+// http.Client error is one) in the redacted form, "user:xxxxx@", that all of
+// the module's messages use. net/http masks a password as "***" itself;
+// this keeps one form, and holds whatever the client does.
+func redactURLError(err error, shown string) error {
+	if ue, ok := err.(*url.Error); ok {
+		return &url.Error{Op: ue.Op, URL: shown, Err: ue.Err}
+	}
+	return err
+}
+
+// EventID returns the event id a body carries: its top-level "id" when the
+// body is a JSON object whose "id" is a string, else "". It reads the key
+// exactly, and the last of repeated keys, as a receiver does. Send uses it
+// when given no id.
+func EventID(body []byte) string {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil {
+		return ""
+	}
+	var id string
+	if json.Unmarshal(fields["id"], &id) != nil {
+		return ""
+	}
+	return id
 }

@@ -142,7 +142,7 @@ func TestSendDeliversSignedRequest(t *testing.T) {
 	s := newSender(clk, sender.Options{})
 	body := []byte(`{"id":"evt_1","type":"churn_risk"}`)
 
-	rep, err := s.Send(context.Background(), sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}, "evt_1", body)
+	rep, err := s.Send(context.Background(), sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}}, "evt_1", body)
 	require.NoError(t, err)
 	assert.True(t, rep.Delivered())
 	require.Len(t, rep.Attempts, 1)
@@ -188,7 +188,7 @@ func TestSendOutcomes(t *testing.T) {
 			sec := mustSecret(t)
 			rcv := newReceiver(t, clk, []verify.Key{{Secret: sec}}, tc.script...)
 			s := newSender(clk, sender.Options{Jitter: -1})
-			rep, err := s.Send(context.Background(), sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}, "evt_outcome", []byte(`{}`))
+			rep, err := s.Send(context.Background(), sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}}, "evt_outcome", []byte(`{}`))
 			if tc.err == nil {
 				require.NoError(t, err)
 				assert.True(t, rep.Delivered())
@@ -211,7 +211,7 @@ func TestSendSameIDFreshSignatureEachAttempt(t *testing.T) {
 	sec := mustSecret(t)
 	rcv := newReceiver(t, clk, []verify.Key{{Secret: sec}}, 503, 500, 200)
 	s := newSender(clk, sender.Options{Jitter: -1})
-	_, err := s.Send(context.Background(), sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}, "evt_same", []byte(`{"a":1}`))
+	_, err := s.Send(context.Background(), sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}}, "evt_same", []byte(`{"a":1}`))
 	require.NoError(t, err)
 	got := rcv.Reached()
 	require.Len(t, got, 3)
@@ -235,7 +235,7 @@ func TestSendSchedule(t *testing.T) {
 		sec := mustSecret(t)
 		rcv := newReceiver(t, clk, []verify.Key{{Secret: sec}}, 500, 500, 500, 500, 500)
 		s := newSender(clk, sender.Options{Jitter: -1})
-		rep, err := s.Send(context.Background(), sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}, "evt_sched", nil)
+		rep, err := s.Send(context.Background(), sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}}, "evt_sched", nil)
 		require.ErrorIs(t, err, sender.ErrGaveUp)
 		assert.Equal(t, sender.DefaultSchedule()[1:], clk.Sleeps())
 		for i, a := range rep.Attempts {
@@ -249,7 +249,7 @@ func TestSendSchedule(t *testing.T) {
 			clk := newClock()
 			rcv := newReceiver(t, clk, []verify.Key{{Secret: sec}}, 500, 500, 500, 500, 500)
 			s := newSender(clk, sender.Options{})
-			_, err := s.Send(context.Background(), sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}, "evt_jitter", nil)
+			_, err := s.Send(context.Background(), sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}}, "evt_jitter", nil)
 			require.ErrorIs(t, err, sender.ErrGaveUp)
 			sleeps := clk.Sleeps()
 			require.Len(t, sleeps, 4, "the immediate attempt has no wait")
@@ -268,7 +268,7 @@ func TestSendSchedule(t *testing.T) {
 		sec := mustSecret(t)
 		rcv := newReceiver(t, clk, []verify.Key{{Secret: sec}}, 500, 500, 500)
 		s := newSender(clk, sender.Options{Schedule: []time.Duration{0, time.Second}, Jitter: -1})
-		rep, err := s.Send(context.Background(), sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}, "evt_custom", nil)
+		rep, err := s.Send(context.Background(), sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}}, "evt_custom", nil)
 		require.ErrorIs(t, err, sender.ErrGaveUp)
 		assert.Contains(t, err.Error(), "last status 500")
 		assert.Len(t, rep.Attempts, 2)
@@ -299,7 +299,7 @@ func TestSendRetryAfter(t *testing.T) {
 			rcv := newReceiver(t, clk, []verify.Key{{Secret: sec}}, tc.status, 200)
 			rcv.headers["0:Retry-After"] = tc.retryAfter
 			s := newSender(clk, sender.Options{Jitter: -1})
-			rep, err := s.Send(context.Background(), sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}, "evt_ra", nil)
+			rep, err := s.Send(context.Background(), sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}}, "evt_ra", nil)
 			require.NoError(t, err)
 			require.Len(t, rep.Attempts, 2)
 			assert.Equal(t, []time.Duration{tc.want}, clk.Sleeps())
@@ -316,23 +316,25 @@ func TestSendRefusesBeforeSending(t *testing.T) {
 		id   string
 		err  error
 	}{
-		{"disabled", func(u string) sender.Endpoint { return sender.Endpoint{URL: u, Secrets: []verify.Secret{sec}} }, "evt_1", sender.ErrDisabled},
-		{"no secret", func(u string) sender.Endpoint { return sender.Endpoint{URL: u, Enabled: true} }, "evt_1", verify.ErrInvalidSecret},
+		{"disabled", func(u string) sender.Endpoint {
+			return sender.Endpoint{URL: u, Secrets: []verify.Secret{sec}, Disabled: true}
+		}, "evt_1", sender.ErrDisabled},
+		{"no secret", func(u string) sender.Endpoint { return sender.Endpoint{URL: u} }, "evt_1", verify.ErrInvalidSecret},
 		{"zero secret", func(u string) sender.Endpoint {
-			return sender.Endpoint{URL: u, Secrets: []verify.Secret{{}}, Enabled: true}
+			return sender.Endpoint{URL: u, Secrets: []verify.Secret{{}}}
 		}, "evt_1", verify.ErrInvalidSecret},
 		{"relative URL", func(string) sender.Endpoint {
-			return sender.Endpoint{URL: "/webhooks/x", Secrets: []verify.Secret{sec}, Enabled: true}
+			return sender.Endpoint{URL: "/webhooks/x", Secrets: []verify.Secret{sec}}
 		}, "evt_1", sender.ErrInvalidEndpoint},
 		{"ftp URL", func(string) sender.Endpoint {
-			return sender.Endpoint{URL: "ftp://127.0.0.1/x", Secrets: []verify.Secret{sec}, Enabled: true}
+			return sender.Endpoint{URL: "ftp://127.0.0.1/x", Secrets: []verify.Secret{sec}}
 		}, "evt_1", sender.ErrInvalidEndpoint},
 		{"empty id", func(u string) sender.Endpoint {
-			return sender.Endpoint{URL: u, Secrets: []verify.Secret{sec}, Enabled: true}
-		}, "", verify.ErrMalformedHeader},
+			return sender.Endpoint{URL: u, Secrets: []verify.Secret{sec}}
+		}, "", sender.ErrInvalidID}, // and the body {} has none
 		{"id with a space", func(u string) sender.Endpoint {
-			return sender.Endpoint{URL: u, Secrets: []verify.Secret{sec}, Enabled: true}
-		}, "evt 1", verify.ErrMalformedHeader},
+			return sender.Endpoint{URL: u, Secrets: []verify.Secret{sec}}
+		}, "evt 1", sender.ErrInvalidID},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -357,7 +359,7 @@ func TestSendRotationSignsWithEverySecret(t *testing.T) {
 			clk := newClock()
 			rcv := newReceiver(t, clk, keys)
 			rep, err := newSender(clk, sender.Options{}).Send(context.Background(),
-				sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{oldSec, newSec}, Enabled: true}, "evt_rot", []byte(`{}`))
+				sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{oldSec, newSec}}, "evt_rot", []byte(`{}`))
 			require.NoError(t, err)
 			assert.Len(t, rep.Attempts, 1)
 			require.Len(t, rcv.Reached(), 1)
@@ -368,7 +370,7 @@ func TestSendRotationSignsWithEverySecret(t *testing.T) {
 		clk := newClock()
 		rcv := newReceiver(t, clk, []verify.Key{{Secret: mustSecret(t)}})
 		_, err := newSender(clk, sender.Options{}).Send(context.Background(),
-			sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{oldSec, newSec}, Enabled: true}, "evt_rot", []byte(`{}`))
+			sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{oldSec, newSec}}, "evt_rot", []byte(`{}`))
 		require.ErrorIs(t, err, sender.ErrPermanentRejection)
 		assert.Contains(t, err.Error(), "status 401")
 	})
@@ -382,7 +384,7 @@ func TestSendFullLoopIdempotency(t *testing.T) {
 	sec := mustSecret(t)
 	rcv := newReceiver(t, clk, []verify.Key{{Secret: sec}}, 500, 200)
 	s := newSender(clk, sender.Options{Jitter: -1})
-	ep := sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}
+	ep := sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}}
 
 	rep, err := s.Send(context.Background(), ep, "evt_loop", []byte(`{"id":"evt_loop"}`))
 	require.NoError(t, err)
@@ -451,7 +453,7 @@ func TestSendTimeoutPerAttempt(t *testing.T) {
 	defer srv.Close()
 	defer close(release)
 	s := newSender(clk, sender.Options{Timeout: 20 * time.Millisecond, Schedule: []time.Duration{0, time.Minute}})
-	rep, err := s.Send(context.Background(), sender.Endpoint{URL: srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}, "evt_slow", nil)
+	rep, err := s.Send(context.Background(), sender.Endpoint{URL: srv.URL, Secrets: []verify.Secret{sec}}, "evt_slow", nil)
 	require.ErrorIs(t, err, sender.ErrGaveUp)
 	require.Len(t, rep.Attempts, 2)
 	for _, a := range rep.Attempts {
@@ -466,7 +468,7 @@ func TestSendBoundsResponseBody(t *testing.T) {
 		_, _ = w.Write([]byte(strings.Repeat("x", sender.MaxResponseBytes+1000)))
 	}))
 	defer srv.Close()
-	rep, err := newSender(newClock(), sender.Options{}).Send(context.Background(), sender.Endpoint{URL: srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}, "evt_big", nil)
+	rep, err := newSender(newClock(), sender.Options{}).Send(context.Background(), sender.Endpoint{URL: srv.URL, Secrets: []verify.Secret{sec}}, "evt_big", nil)
 	require.NoError(t, err)
 	assert.Len(t, rep.Attempts[0].Body, sender.MaxResponseBytes)
 	assert.True(t, rep.Attempts[0].Truncated)
@@ -480,7 +482,7 @@ func TestSendDoesNotFollowRedirects(t *testing.T) {
 	srv := httptest.NewServer(http.RedirectHandler(other.URL, http.StatusTemporaryRedirect))
 	defer srv.Close()
 	rep, err := newSender(newClock(), sender.Options{Schedule: []time.Duration{0}}).Send(context.Background(),
-		sender.Endpoint{URL: srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}, "evt_redir", []byte(`{}`))
+		sender.Endpoint{URL: srv.URL, Secrets: []verify.Secret{sec}}, "evt_redir", []byte(`{}`))
 	require.ErrorIs(t, err, sender.ErrGaveUp)
 	assert.Equal(t, http.StatusTemporaryRedirect, rep.Attempts[0].Status)
 	assert.Zero(t, elsewhere, "the signed body must not follow a redirect")
@@ -500,7 +502,7 @@ func TestSendStopsWhenContextEnds(t *testing.T) {
 			return ctx.Err()
 		},
 	})
-	rep, err := s.Send(ctx, sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}, "evt_cancel", nil)
+	rep, err := s.Send(ctx, sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}}, "evt_cancel", nil)
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Len(t, rep.Attempts, 1)
 	assert.Len(t, rcv.Reached(), 1)
@@ -512,7 +514,7 @@ func TestSendOnAttempt(t *testing.T) {
 	rcv := newReceiver(t, clk, []verify.Key{{Secret: sec}}, 503, 201)
 	var seen []int
 	s := newSender(clk, sender.Options{OnAttempt: func(a sender.Attempt) { seen = append(seen, a.Status) }})
-	_, err := s.Send(context.Background(), sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}, "evt_cb", nil)
+	_, err := s.Send(context.Background(), sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}}, "evt_cb", nil)
 	require.NoError(t, err)
 	assert.Equal(t, []int{503, 201}, seen)
 }
@@ -536,7 +538,7 @@ func TestReportNeverHoldsSecrets(t *testing.T) {
 	}))
 	defer srv.Close()
 	clk := newClock()
-	rep, err := newSender(clk, sender.Options{}).Send(context.Background(), sender.Endpoint{URL: srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}, "evt_leak", []byte(`{}`))
+	rep, err := newSender(clk, sender.Options{}).Send(context.Background(), sender.Endpoint{URL: srv.URL, Secrets: []verify.Secret{sec}}, "evt_leak", []byte(`{}`))
 	require.ErrorIs(t, err, sender.ErrPermanentRejection)
 	dump := fmt.Sprintf("%+v %#v %v", rep, rep, err)
 	for _, a := range rep.Attempts {
@@ -558,7 +560,7 @@ func TestSendTransportError(t *testing.T) {
 	url := srv.URL
 	srv.Close() // nothing listens there any more
 	rep, err := newSender(newClock(), sender.Options{Schedule: []time.Duration{0, time.Second}}).Send(context.Background(),
-		sender.Endpoint{URL: url, Secrets: []verify.Secret{sec}, Enabled: true}, "evt_down", nil)
+		sender.Endpoint{URL: url, Secrets: []verify.Secret{sec}}, "evt_down", nil)
 	require.ErrorIs(t, err, sender.ErrGaveUp)
 	require.Len(t, rep.Attempts, 2)
 	assert.Error(t, rep.Attempts[1].Err)
@@ -580,7 +582,7 @@ func BenchmarkSend(b *testing.B) {
 	})))
 	defer srv.Close()
 	s := sender.New(sender.Options{Schedule: []time.Duration{0}})
-	ep := sender.Endpoint{URL: srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}
+	ep := sender.Endpoint{URL: srv.URL, Secrets: []verify.Secret{sec}}
 	body := []byte(strings.Repeat("x", 1024))
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
@@ -617,7 +619,7 @@ func TestSendResendsOnAClosedKeptAliveConnection(t *testing.T) {
 	t.Cleanup(srv.Close)
 	sec := mustSecret(t)
 	s := sender.New(sender.Options{Schedule: []time.Duration{0}})
-	ep := sender.Endpoint{URL: srv.URL, Secrets: []verify.Secret{sec}, Enabled: true}
+	ep := sender.Endpoint{URL: srv.URL, Secrets: []verify.Secret{sec}}
 
 	rep, err := s.Send(context.Background(), ep, "evt_1", []byte(`{"id":"evt_1"}`))
 	require.NoError(t, err)
@@ -629,4 +631,151 @@ func TestSendResendsOnAClosedKeptAliveConnection(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, []string{"evt_1", "evt_2", "evt_2"}, seen)
+}
+
+// TestEndpointZeroValueSends: an Endpoint with a URL and a secret sends
+// without any flag set; Disabled stops it and clearing it sends again.
+func TestEndpointZeroValueSends(t *testing.T) {
+	clk := newClock()
+	sec := mustSecret(t)
+	rcv := newReceiver(t, clk, []verify.Key{{Secret: sec}})
+	s := newSender(clk, sender.Options{})
+	ep := sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}}
+
+	_, err := s.Send(context.Background(), ep, "evt_zero", nil)
+	require.NoError(t, err)
+	assert.Equal(t, 1, rcv.Arrived())
+
+	ep.Disabled = true
+	rep, err := s.Send(context.Background(), ep, "evt_off", nil)
+	require.ErrorIs(t, err, sender.ErrDisabled)
+	assert.Empty(t, rep.Attempts)
+	assert.Equal(t, 1, rcv.Arrived(), "a disabled endpoint is not contacted")
+
+	ep.Disabled = false
+	_, err = s.Send(context.Background(), ep, "evt_on", nil)
+	require.NoError(t, err)
+	assert.Equal(t, 2, rcv.Arrived())
+}
+
+// TestSendEventIDFromBody: without an id Send signs the body's own, so the
+// two cannot differ by accident; an id that differs from the body's is
+// refused before anything is sent.
+func TestSendEventIDFromBody(t *testing.T) {
+	sec := mustSecret(t)
+	tests := []struct {
+		name   string
+		id     string
+		body   string
+		sent   string // the signed id, "" when nothing may be sent
+		wantIs error
+	}{
+		{"id from the body", "", `{"id":"evt_body","type":"churn_risk"}`, "evt_body", nil},
+		{"id equal to the body's", "evt_body", `{"id":"evt_body"}`, "evt_body", nil},
+		{"body without id keeps the given id", "evt_given", `{"type":"churn_risk"}`, "evt_given", nil},
+		{"body that is not JSON keeps the given id", "evt_given", `not json`, "evt_given", nil},
+		{"id differing from the body's", "evt_other", `{"id":"evt_body"}`, "", sender.ErrIDMismatch},
+		{"no id anywhere", "", `{"type":"churn_risk"}`, "", sender.ErrInvalidID},
+		{"body id of another case only", "", `{"ID":"evt_body"}`, "", sender.ErrInvalidID},
+		{"body id that is no string", "", `{"id":42}`, "", sender.ErrInvalidID},
+		{"body id that is no valid id", "", `{"id":"evt 1"}`, "", sender.ErrInvalidID},
+		{"the last of repeated keys, as a receiver reads it", "", `{"id":"evt_first","id":"evt_last"}`, "evt_last", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newClock()
+			rcv := newReceiver(t, clk, []verify.Key{{Secret: sec}})
+			rep, err := newSender(clk, sender.Options{}).Send(context.Background(),
+				sender.Endpoint{URL: rcv.srv.URL, Secrets: []verify.Secret{sec}}, tc.id, []byte(tc.body))
+			if tc.wantIs != nil {
+				require.ErrorIs(t, err, tc.wantIs)
+				assert.Empty(t, rep.Attempts)
+				assert.Zero(t, rcv.Arrived(), "nothing may be sent")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.sent, rep.ID)
+			got := rcv.Reached()
+			require.Len(t, got, 1)
+			assert.Equal(t, tc.sent, got[0].header.Get("X-Staircase-Id"))
+		})
+	}
+}
+
+func TestEventID(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"id":"evt_1"}`:               "evt_1",
+		` {"type":"x", "id":"evt_2"} `: "evt_2",
+		`{"id":"a","id":"b"}`:          "b",
+		`{"ID":"evt_1"}`:               "",
+		`{"Id":"evt_1"}`:               "",
+		`{"id":1}`:                     "",
+		`{"id":null}`:                  "",
+		`{"account":{"id":"acc_1"}}`:   "",
+		`[{"id":"evt_1"}]`:             "",
+		`"evt_1"`:                      "",
+		`{"id":"evt_1"`:                "",
+		``:                             "",
+	} {
+		assert.Equalf(t, want, sender.EventID([]byte(body)), "%s", body)
+	}
+}
+
+// TestSendRedactsTheURLPassword: an endpoint URL with basic-auth
+// credentials appears in errors in its redacted form only.
+func TestSendRedactsTheURLPassword(t *testing.T) {
+	sec := mustSecret(t)
+	srv := httptest.NewServer(http.NotFoundHandler())
+	target := strings.Replace(srv.URL, "http://", "http://bot:S3cr3tPa55@", 1) + "/webhooks/staircase"
+	srv.Close() // nothing listens there any more
+	rep, err := newSender(newClock(), sender.Options{Schedule: []time.Duration{0}}).Send(context.Background(),
+		sender.Endpoint{URL: target, Secrets: []verify.Secret{sec}}, "evt_pw", nil)
+	require.ErrorIs(t, err, sender.ErrGaveUp)
+	require.Len(t, rep.Attempts, 1)
+	redacted := strings.Replace(target, "S3cr3tPa55", "xxxxx", 1)
+	for _, text := range []string{err.Error(), rep.Attempts[0].Err.Error(), fmt.Sprintf("%+v %#v", rep, rep.Attempts[0])} {
+		assert.NotContains(t, text, "S3cr3tPa55")
+	}
+	assert.Contains(t, rep.Attempts[0].Err.Error(), redacted)
+	assert.Contains(t, err.Error(), redacted)
+}
+
+// TestSendLongestBlock backs the documented bound of a Send against an
+// endpoint that keeps failing: the default schedule waits about 2 h 35 min
+// in all, and at most about 8 h 12 min when every answer asks for the
+// longest Retry-After.
+func TestSendLongestBlock(t *testing.T) {
+	sec := mustSecret(t)
+	for _, tc := range []struct {
+		name       string
+		retryAfter string
+		min, max   time.Duration
+	}{
+		// 2 h 35 min 5 s, each step within ±10%.
+		{"default schedule", "", (2*time.Hour + 35*time.Minute + 5*time.Second) * 9 / 10, (2*time.Hour + 35*time.Minute + 5*time.Second) * 11 / 10},
+		// MaxRetryAfter for the first three waits, the longer of it and
+		// 2 h ±10% for the last.
+		{"Retry-After at its cap each time", "86400", 8 * time.Hour, 8*time.Hour + 12*time.Minute + time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.retryAfter != "" {
+					w.Header().Set("Retry-After", tc.retryAfter)
+				}
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}))
+			defer srv.Close()
+			clk := newClock()
+			rep, err := newSender(clk, sender.Options{}).Send(context.Background(),
+				sender.Endpoint{URL: srv.URL, Secrets: []verify.Secret{sec}}, "evt_block", nil)
+			require.ErrorIs(t, err, sender.ErrGaveUp)
+			require.Len(t, rep.Attempts, 5)
+			var total time.Duration
+			for _, d := range clk.Sleeps() {
+				total += d
+			}
+			assert.GreaterOrEqual(t, total, tc.min)
+			assert.LessOrEqual(t, total, tc.max)
+		})
+	}
 }

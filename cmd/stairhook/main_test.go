@@ -542,10 +542,13 @@ func TestSendSample(t *testing.T) {
 		_, ids := rcv.seen()
 		assert.Equal(t, "evt_cli_1", ids[len(ids)-1])
 	})
-	t.Run("--id differing from the body warns", func(t *testing.T) {
+	t.Run("--id differing from the body is refused before sending", func(t *testing.T) {
+		before, _ := rcv.seen()
 		r := invoke(t, nil, "", "send", "--url", rcv.srv.URL, "--secret", f.text, "--body", writeFile(t, "b.json", body1), "--id", "evt_other")
-		require.Equal(t, exitOK, r.code, r.stderr)
-		assert.Contains(t, r.stderr, "warning: --id differs")
+		require.Equal(t, exitUsage, r.code, r.stderr)
+		assert.Contains(t, r.stderr, "--id differs from the body's id")
+		after, _ := rcv.seen()
+		assert.Len(t, after, len(before), "nothing was sent")
 	})
 	t.Run("redelivery of the same id is a duplicate", func(t *testing.T) {
 		before, _ := rcv.seen()

@@ -93,7 +93,7 @@ Types: `+strings.Join(event.SampleTypes(), ", "))
 		case *id == "":
 			*id = newEventID()
 		case inBody != "" && inBody != *id:
-			fmt.Fprintf(e.stderr, "warning: --id differs from the body's id; a receiver will refuse the event\n")
+			return usageError(e, fs, "--id differs from the body's id, which a receiver refuses (400 id_mismatch)")
 		}
 	} else {
 		if *id == "" {
@@ -120,7 +120,7 @@ Types: `+strings.Join(event.SampleTypes(), ", "))
 		},
 	})
 	fmt.Fprintf(e.stdout, "POST %s id %s (%d bytes)\n", *target, *id, len(body))
-	rep, err := s.Send(ctx, sender.Endpoint{URL: *target, Secrets: secrets, Enabled: true}, *id, body)
+	rep, err := s.Send(ctx, sender.Endpoint{URL: *target, Secrets: secrets}, *id, body)
 	switch {
 	case err == nil && status == http.StatusAccepted:
 		// The receiver has it, durably, and delivers it later: not
@@ -130,7 +130,7 @@ Types: `+strings.Join(event.SampleTypes(), ", "))
 	case err == nil:
 		fmt.Fprintf(e.stdout, "delivered %s in %d attempt(s)%s\n", rep.ID, len(rep.Attempts), duplicateNote(duplicate))
 		return exitOK
-	case errors.Is(err, verify.ErrMalformedHeader):
+	case errors.Is(err, sender.ErrInvalidID), errors.Is(err, sender.ErrIDMismatch):
 		return usageError(e, fs, "--id: "+errText(err))
 	case errors.Is(err, sender.ErrGaveUp) && *retries == 0:
 		return failf(e, "send", "not delivered: %v (--retries N retries on the sender's schedule)", err)
