@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 
 	"github.com/stairhook/stairhook/receiver"
 	"github.com/stairhook/stairhook/receiver/queue"
@@ -17,21 +18,35 @@ import (
 const maxConfigFileBytes = 1 << 20
 
 // loadConfig reads and parses the config at path, expanding ${VAR} from
-// the command's environment.
+// the command's environment. Its errors are *configError.
 func loadConfig(e *env, path string) (*receiver.Config, error) {
 	data, err := readBounded(path, maxConfigFileBytes)
 	if err != nil {
-		return nil, err
+		return nil, &configError{err}
 	}
 	cfg, err := receiver.ParseConfig(data, e.lookupEnv)
 	if err != nil {
-		return nil, fmt.Errorf("config %s:\n%w", path, err)
+		return nil, &configError{fmt.Errorf("config %s:\n%w", path, err)}
 	}
 	return cfg, nil
 }
 
+// configError is a config that cannot be read or is invalid: a usage
+// error (exit 2), as a bad flag is, not a failed operation.
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
+// isUsageError reports whether err, from storeLocation or loadConfig, is
+// the user's to fix in the command line or the config.
+func isUsageError(err error) bool {
+	var ce *configError
+	return errors.Is(err, errBadStoreFlag) || errors.As(err, &ce)
+}
+
 // storeFlagHelp describes --store wherever it appears.
-const storeFlagHelp = "the database, `sqlite:PATH` or postgres://… (default $STAIRHOOK_STORE, else the config's store, else " + queue.DefaultStore + ")"
+const storeFlagHelp = "the database `STORE`, sqlite:PATH or postgres://… (default $STAIRHOOK_STORE, else the config's store, else " + queue.DefaultStore + ")"
 
 // errBadStoreFlag is a --store or $STAIRHOOK_STORE that does not parse: a
 // usage error, unlike a config that cannot be read.
@@ -63,12 +78,12 @@ func storeLocation(e *env, flagStore, configPath string) (queue.Location, error)
 }
 
 // openStore opens the database for a command that reads or changes it
-// without working the queue. A bad --store is a usage error (exit 2); a
-// config that cannot be read, or a database that cannot be opened, a
-// failure (exit 1).
+// without working the queue. A bad --store, or a config that cannot be
+// read or is invalid, is a usage error (exit 2); a database that cannot be
+// opened, a failure (exit 1).
 func openStore(ctx context.Context, e *env, flagStore, configPath string) (*queue.Queue, int, error) {
 	loc, err := storeLocation(e, flagStore, configPath)
-	if errors.Is(err, errBadStoreFlag) {
+	if isUsageError(err) {
 		return nil, exitUsage, err
 	}
 	if err != nil {
@@ -123,6 +138,9 @@ the workers of any running serve, once the cause is fixed. Run "stairhook
 deadletter list --help" or "stairhook deadletter replay --help" for their
 flags.`)
 	if len(args) > 0 {
+		if !strings.HasPrefix(args[0], "-") {
+			return unknownSubcommand(e, fs, args[0], "list", "replay")
+		}
 		if code, ok := parseFlags(e, fs, args); !ok {
 			return code
 		}

@@ -417,7 +417,7 @@ func TestDeadLetterFailures(t *testing.T) {
 		{"migrate", "--config", "/nonexistent/stairhook.yaml"},
 	} {
 		r := invoke(t, nil, "", args...)
-		assert.Equal(t, exitFail, r.code, "a config that cannot be read is a failure, as serve reports it: %v: %s", args, r.stderr)
+		assert.Equal(t, exitUsage, r.code, "a config that cannot be read is a usage error, as serve reports it: %v: %s", args, r.stderr)
 		assert.Contains(t, r.stderr, "/nonexistent/stairhook.yaml", "%v", args)
 		assert.NotContains(t, r.stderr, "--store", "%v", args)
 		assert.Empty(t, r.stdout, "%v", args)

@@ -3,11 +3,11 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -44,7 +44,7 @@ type secretFlags struct {
 }
 
 func (s *secretFlags) register(fs *flag.FlagSet) {
-	fs.Var(&s.values, "secret", "the webhook `secret` (whsec_…); repeat it to use several during a rotation.\nOther local users can see it in the process list: prefer --secret-env or --secret-file")
+	fs.Var(&s.values, "secret", "the webhook secret `S` (whsec_…); repeat it to use several during a rotation.\nOther local users can see it in the process list: prefer --secret-env or --secret-file")
 	fs.StringVar(&s.env, "secret-env", defaultSecretEnv, "read the secret from the environment variable `NAME` when neither --secret nor --secret-file is given")
 	fs.StringVar(&s.file, "secret-file", "", "read the secret from `PATH` (surrounding white space ignored)")
 }
@@ -95,7 +95,7 @@ func (s *secretFlags) load(e *env) ([]verify.Secret, error) {
 func readBounded(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, pathError(path, err)
 	}
 	defer f.Close()
 	return readAllBounded(f, limit)
@@ -112,6 +112,20 @@ func readAllBounded(r io.Reader, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+// pathError is err without the path it quotes when the path could be a
+// secret given to a file flag by mistake (--secret-file whsec_…): it holds
+// whsec_ or is a secret's text. Other paths are shown, to say which file.
+func pathError(path string, err error) error {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	if _, parseErr := verify.ParseSecret(path); parseErr != nil && !strings.Contains(path, verify.SecretPrefix) {
+		return err
+	}
+	return fmt.Errorf("%s (path not shown): %w", pe.Op, pe.Err)
+}
+
 // newEventID returns "evt_" and 24 random hex digits.
 func newEventID() string {
 	var b [12]byte
@@ -119,24 +133,8 @@ func newEventID() string {
 	return "evt_" + hex.EncodeToString(b[:])
 }
 
-// bodyID returns the top-level "id" string of a JSON body, or "". The
-// receiver requires it to equal the signed id.
-func bodyID(body []byte) string {
-	var v struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if json.Unmarshal(body, &v) != nil {
-		return ""
-	}
-	var id string
-	if json.Unmarshal(v.ID, &id) != nil {
-		return ""
-	}
-	return id
-}
-
-// errText is an error's text without the package prefix of verify errors,
-// for messages meant for a person.
+// errText is an error's text without the package prefix of verify and
+// sender errors, for messages meant for a person.
 func errText(err error) string {
-	return strings.TrimPrefix(err.Error(), "verify: ")
+	return strings.TrimPrefix(strings.TrimPrefix(err.Error(), "verify: "), "sender: ")
 }

@@ -3,14 +3,16 @@
 // reference receiver and replay its dead letters.
 //
 //	stairhook secret new [--json]
-//	stairhook sign --secret S [--id ID] [--timestamp UNIX] [--curl URL] < body
+//	stairhook sign --secret S [--id ID] [--timestamp UNIX] [--body FILE] [--curl URL] [< body]
 //	stairhook verify --secret S [-H 'Name: value']... [--headers FILE] [--request FILE] < body
 //	stairhook send --url URL --secret S [--type churn_risk] [--account NAME] [--test] [--body FILE]
 //	stairhook serve [--config FILE] [--addr ADDR] [--outbox DIR]
 //	stairhook deadletter list|replay ...
 //
-// Every subcommand takes --help. Exit status: 0 on success, 1 when a check
-// or a delivery failed, 2 on a usage error.
+// Every subcommand takes --help; stairhook --version prints the module
+// version and the VCS revision it was built from. Exit status: 0 on
+// success, 1 when a check or a delivery failed, 2 on a usage error (a bad
+// flag, argument or config).
 //
 // Secrets come from --secret, --secret-file or the environment variable
 // named by --secret-env (STAIRHOOK_SECRET by default). They are never
@@ -23,8 +25,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
+	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -89,15 +94,53 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		usage(e.stdout)
 		return exitOK
+	case "-version", "--version":
+		info, ok := debug.ReadBuildInfo()
+		fmt.Fprintln(e.stdout, versionText(info, ok))
+		return exitOK
 	default:
 		c, ok := commands[name]
 		if !ok {
-			fmt.Fprintf(e.stderr, "stairhook: unknown command %q\n", safeArg(name))
+			fmt.Fprintf(e.stderr, "stairhook: unknown command %q%s\n", safeArg(name), didYouMean(name, slices.Sorted(maps.Keys(commands)), false))
 			usage(e.stderr)
 			return exitUsage
 		}
 		return c.run(ctx, e, args[1:])
 	}
+}
+
+// versionText is what --version prints: the main module's version
+// ("devel" for a build from a checkout), and the VCS revision, commit time
+// and a local-changes mark that go build records from the checkout.
+func versionText(info *debug.BuildInfo, ok bool) string {
+	if !ok {
+		return "stairhook (no build information)"
+	}
+	version := info.Main.Version
+	if version == "" || version == "(devel)" {
+		version = "devel"
+	}
+	var details []string
+	vcs := map[string]string{}
+	for _, s := range info.Settings {
+		vcs[s.Key] = s.Value
+	}
+	if rev := vcs["vcs.revision"]; rev != "" {
+		details = append(details, "revision "+rev[:min(len(rev), 12)])
+	}
+	if t := vcs["vcs.time"]; t != "" {
+		details = append(details, t)
+	}
+	if vcs["vcs.modified"] == "true" {
+		details = append(details, "with local changes")
+	}
+	if info.GoVersion != "" {
+		details = append(details, info.GoVersion)
+	}
+	if len(details) == 0 {
+		return "stairhook " + version
+	}
+	return "stairhook " + version + " (" + strings.Join(details, ", ") + ")"
 }
 
 func usage(w io.Writer) {
@@ -111,8 +154,8 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-11s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'stairhook <command> --help' for the flags of a command.")
-	fmt.Fprintln(w, "Exit status: 0 success, 1 failed check or delivery, 2 usage error.")
+	fmt.Fprintln(w, "\nRun 'stairhook <command> --help' for the flags of a command, 'stairhook --version' for the version.")
+	fmt.Fprintln(w, "Exit status: 0 success, 1 failed check or delivery, 2 usage error (flag, argument or config).")
 }
 
 // safeArg shows a command name in an error only when it cannot be a
@@ -125,16 +168,49 @@ func safeArg(s string) string {
 }
 
 // newFlagSet returns a FlagSet whose usage text is synopsis, a description
-// and the flag list. It writes nothing itself: parseFlags reports.
+// and the flag list, when there are flags. It writes nothing itself:
+// parseFlags reports.
 func newFlagSet(name, synopsis, description string) *flag.FlagSet {
 	fs := flag.NewFlagSet("stairhook "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
 		w := fs.Output()
-		fmt.Fprintf(w, "Usage: stairhook %s\n\n%s\n\nFlags:\n", synopsis, strings.TrimSpace(description))
-		fs.PrintDefaults()
+		fmt.Fprintf(w, "Usage: stairhook %s\n\n%s\n", synopsis, strings.TrimSpace(description))
+		if hasFlags(fs) {
+			fmt.Fprint(w, "\nFlags:\n")
+			printFlags(w, fs)
+		}
 	}
 	return fs
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
+
+// flagLine is the start of a flag's entry in flag.PrintDefaults' list.
+var flagLine = regexp.MustCompile(`(?m)^  -([A-Za-z0-9][A-Za-z0-9-]+)`)
+
+// printFlags is fs.PrintDefaults with the names in the --name form the
+// synopsis and the messages use (one-letter flags such as -H keep one
+// dash).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	var b strings.Builder
+	out := fs.Output()
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fs.SetOutput(out)
+	fmt.Fprint(w, flagLine.ReplaceAllString(b.String(), "  --$1"))
+}
+
+// flagName is how messages show a flag: --name, or -H for one letter.
+func flagName(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
 }
 
 // parseFlags parses args. When it returns ok false, the caller exits with
@@ -152,9 +228,15 @@ func parseFlags(e *env, fs *flag.FlagSet, args []string) (code int, ok bool) {
 		err = fmt.Errorf("unexpected argument (%d extra); flags take the form --name value", fs.NArg())
 	}
 	if err != nil {
-		return usageError(e, fs, redactFlagError(err)), false
+		return usageError(e, fs, flagErrorText(fs, err)), false
 	}
 	return 0, true
+}
+
+// unknownSubcommand reports a first argument that names no subcommand of
+// fs's command, with the nearest of names.
+func unknownSubcommand(e *env, fs *flag.FlagSet, arg string, names ...string) int {
+	return usageError(e, fs, fmt.Sprintf("unknown subcommand %q%s", safeArg(arg), didYouMean(arg, names, false)))
 }
 
 // usageError reports a usage problem and returns exitUsage.
@@ -164,23 +246,30 @@ func usageError(e *env, fs *flag.FlagSet, msg string) int {
 }
 
 var (
-	invalidValue = regexp.MustCompile(`^invalid (?:boolean )?value ".*" for (?:flag )?(-\S+): `)
+	invalidValue = regexp.MustCompile(`^invalid (?:boolean )?value ".*" for (?:flag )?-(\S+): `)
 	badSyntax    = regexp.MustCompile(`^bad flag syntax: .*`)
-	notDefined   = regexp.MustCompile(`^flag provided but not defined: (.*)$`)
+	notDefined   = regexp.MustCompile(`^flag provided but not defined: -(.*)$`)
+	needsValue   = regexp.MustCompile(`^flag needs an argument: -(\S+)$`)
 )
 
-// redactFlagError drops the offending value from the flag package's
-// messages, which quote it: it may be a secret given to the wrong flag.
-func redactFlagError(err error) string {
+// flagErrorText is the flag package's message in the --name form, without
+// the offending value, which the package quotes: it may be a secret given
+// to the wrong flag. An unknown flag gets the nearest of fs's flags.
+func flagErrorText(fs *flag.FlagSet, err error) string {
 	msg := err.Error()
 	if m := invalidValue.FindStringSubmatch(msg); m != nil {
-		return "invalid value for flag " + m[1] + ": " + msg[len(m[0]):]
+		return "invalid value for flag " + flagName(m[1]) + ": " + msg[len(m[0]):]
 	}
 	if badSyntax.MatchString(msg) {
 		return "bad flag syntax"
 	}
 	if m := notDefined.FindStringSubmatch(msg); m != nil {
-		return "flag provided but not defined: " + safeArg(m[1])
+		var names []string
+		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+		return "flag provided but not defined: " + safeArg(flagName(m[1])) + didYouMean(m[1], names, true)
+	}
+	if m := needsValue.FindStringSubmatch(msg); m != nil {
+		return "flag needs an argument: " + flagName(m[1])
 	}
 	return msg
 }

@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,11 +137,91 @@ func TestHelpOnEveryCommand(t *testing.T) {
 			assertNoSecret(t, r.stdout, f)
 		})
 	}
-	// Each command's help lists its own flags.
-	for cmd, flagName := range map[string]string{"sign": "-curl", "verify": "-request", "send": "-retries", "serve": "-inline", "migrate": "-store"} {
+	// Each command's help lists its own flags, in the --name form of the
+	// usage line (one-letter flags such as -H keep one dash).
+	for cmd, flagName := range map[string]string{"sign": "--curl", "verify": "--request", "send": "--retries", "serve": "--inline", "migrate": "--store"} {
 		r := invoke(t, nil, "", cmd, "--help")
-		assert.Contains(t, r.stdout, flagName, cmd)
+		assert.Regexp(t, "\n  "+flagName+"[ \n]", r.stdout, cmd)
 		assert.Contains(t, r.stdout, "Flags:", cmd)
+		assert.NotRegexp(t, `(?m)^  -[A-Za-z0-9]{2,}`, r.stdout, "%s: a flag listed with one dash", cmd)
+	}
+	r := invoke(t, nil, "", "verify", "--help")
+	assert.Contains(t, r.stdout, "\n  -H 'Name: value'")
+	// A command without flags of its own has no Flags: section.
+	for _, args := range [][]string{{"secret", "--help"}, {"deadletter", "--help"}} {
+		r := invoke(t, nil, "", args...)
+		assert.Equal(t, exitOK, r.code)
+		assert.NotContains(t, r.stdout, "Flags:", "%v", args)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-version"}} {
+		r := invoke(t, nil, "", args...)
+		assert.Equal(t, exitOK, r.code)
+		assert.Regexp(t, `^stairhook \S+`, r.stdout)
+		assert.Empty(t, r.stderr)
+	}
+	for _, tc := range []struct {
+		name string
+		info *debug.BuildInfo
+		ok   bool
+		want string
+	}{
+		{"go install of a release", &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "0123456789abcdef0123456789abcdef01234567"}, {Key: "vcs.time", Value: "2026-01-02T15:04:05Z"}, {Key: "vcs.modified", Value: "false"},
+		}}, true, "stairhook v1.2.3 (revision 0123456789ab, 2026-01-02T15:04:05Z, go1.26.0)"},
+		{"a checkout with changes", &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "abc123"}, {Key: "vcs.modified", Value: "true"},
+		}}, true, "stairhook devel (revision abc123, with local changes, go1.26.0)"},
+		{"no VCS information", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, true, "stairhook devel"},
+		{"no build information", nil, false, "stairhook (no build information)"},
+	} {
+		assert.Equal(t, tc.want, versionText(tc.info, tc.ok), tc.name)
+	}
+}
+
+func TestDidYouMean(t *testing.T) {
+	commands := []string{"deadletter", "migrate", "secret", "send", "serve", "sign", "verify"}
+	serveFlags := []string{"addr", "config", "inline", "outbox", "role", "store"}
+	for _, tc := range []struct {
+		typed      string
+		candidates []string
+		asFlag     bool
+		want       string
+	}{
+		{"sing", commands, false, `; did you mean "sign"?`},    // a swap
+		{"verfy", commands, false, `; did you mean "verify"?`}, // a letter left out
+		{"deadleter", commands, false, `; did you mean "deadletter"?`},
+		{"migrat", commands, false, `; did you mean "migrate"?`},
+		{"Serve", commands, false, `; did you mean "serve"?`}, // case
+		{"sen", commands, false, `; did you mean "send"?`},
+		{"se", commands, false, ""},                               // secret, send or serve: unclear
+		{"dead", commands, false, `; did you mean "deadletter"?`}, // a unique prefix
+		{"frobnicate", commands, false, ""},
+		{"whsec_c2hvcnQ=", commands, false, ""},
+		{"adress", serveFlags, true, "; did you mean --addr?"}, // spelled out, with a slip
+		{"address", serveFlags, true, "; did you mean --addr?"},
+		{"confg", serveFlags, true, "; did you mean --config?"},
+		{"rol", serveFlags, true, "; did you mean --role?"},
+		{"x", serveFlags, true, ""},
+		{"h", []string{"H", "headers"}, true, "; did you mean -H?"},
+	} {
+		assert.Equal(t, tc.want, didYouMean(tc.typed, tc.candidates, tc.asFlag), tc.typed)
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"", "abc", 3}, {"abc", "", 3}, {"sign", "sign", 0},
+		{"sing", "sign", 1}, {"sign", "sig", 1}, {"sign", "sigh", 1}, {"ca", "abc", 3},
+		{"adress", "addr", 4}, {"adress", "address", 1},
+	} {
+		assert.Equal(t, tc.want, editDistance(tc.a, tc.b), "%q %q", tc.a, tc.b)
+		assert.Equal(t, tc.want, editDistance(tc.b, tc.a), "%q %q", tc.b, tc.a)
 	}
 }
 
@@ -153,7 +235,14 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"no command", nil, "Usage: stairhook"},
 		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
-		{"unknown flag", []string{"sign", "--frob"}, "flag provided but not defined: -frob"},
+		{"unknown flag", []string{"sign", "--frob"}, "flag provided but not defined: --frob\n"},
+		{"unknown flag, single dash", []string{"sign", "-frob"}, "flag provided but not defined: --frob\n"},
+		{"mistyped command", []string{"sing"}, `unknown command "sing"; did you mean "sign"?`},
+		{"mistyped flag", []string{"serve", "--adress", "127.0.0.1:0"}, "flag provided but not defined: --adress; did you mean --addr?"},
+		{"mistyped flag with a slip", []string{"sign", "--secrte", f.text}, "did you mean --secret?"},
+		{"flag prefix", []string{"send", "--ret", "2"}, "did you mean --retries?"},
+		{"flag without its value", []string{"sign", "--id"}, "flag needs an argument: --id\n"},
+		{"bad flag value", []string{"send", "--url", "http://127.0.0.1:1/", "--retries", "many"}, "invalid value for flag --retries: "},
 		{"positional argument", []string{"sign", "extra"}, "unexpected argument"},
 		{"bad timestamp", []string{"sign", "--secret", f.text, "--timestamp", "soon"}, "--timestamp must be Unix seconds"},
 		{"bad id", []string{"sign", "--secret", f.text, "--id", "has space"}, "1 to 256 visible ASCII"},
@@ -163,7 +252,10 @@ func TestUsageErrors(t *testing.T) {
 		{"no secret", []string{"sign", "--secret-env", "NOPE"}, "set NOPE"},
 		{"secret file missing", []string{"sign", "--secret-file", "/nonexistent/secret"}, "--secret-file"},
 		{"secret without subcommand", []string{"secret"}, `missing subcommand: "new"`},
-		{"secret unknown subcommand", []string{"secret", "old"}, "unexpected argument"},
+		{"secret unknown subcommand", []string{"secret", "rotate"}, `unknown subcommand "rotate"`},
+		{"secret mistyped subcommand", []string{"secret", "nwe"}, `unknown subcommand "nwe"; did you mean "new"?`},
+		{"sign --curl of a body with control characters", []string{"sign", "--secret", f.text, "--curl", "http://127.0.0.1:1/"}, "give this one with --body FILE"},
+		{"sign --body missing", []string{"sign", "--secret", f.text, "--body", "/nonexistent/body.json"}, "--body: "},
 		{"verify bad -H", []string{"verify", "--secret", f.text, "-H", "no colon"}, `want "Name: value"`},
 		{"verify bad --now", []string{"verify", "--secret", f.text, "--now", "yesterday"}, "--now must be Unix seconds"},
 		{"verify negative tolerance", []string{"verify", "--secret", f.text, "--tolerance", "-1"}, "must not be negative"},
@@ -176,8 +268,10 @@ func TestUsageErrors(t *testing.T) {
 		{"send bad timeout", []string{"send", "--secret", f.text, "--url", "http://127.0.0.1:1/", "--timeout", "0s"}, "--timeout must be positive"},
 		{"send body with type", []string{"send", "--secret", f.text, "--url", "http://127.0.0.1:1/", "--body", bodyFile, "--test"}, "cannot be combined"},
 		{"send bad id", []string{"send", "--secret", f.text, "--url", "http://127.0.0.1:1/", "--id", "a b"}, "--id"},
+		{"send --id differing from the body's", []string{"send", "--secret", f.text, "--url", "http://127.0.0.1:1/", "--body", bodyFile, "--id", "evt_other"}, "--id differs from the body's id"},
 		{"deadletter without subcommand", []string{"deadletter"}, `"list" or "replay"`},
-		{"deadletter unknown subcommand", []string{"deadletter", "resend"}, "unexpected argument"},
+		{"deadletter unknown subcommand", []string{"deadletter", "resend"}, `unknown subcommand "resend"`},
+		{"deadletter mistyped subcommand", []string{"deadletter", "lsit"}, `unknown subcommand "lsit"; did you mean "list"?`},
 		{"replay --id and --all", []string{"deadletter", "replay", "--id", "1", "--all"}, "not both"},
 		{"replay --id with --webhook", []string{"deadletter", "replay", "--id", "1", "--webhook", "w"}, "--webhook goes with --all"},
 		{"serve --inline with --store", []string{"serve", "--inline", "--store", "sqlite:x.db"}, "no effect with --inline"},
@@ -185,7 +279,7 @@ func TestUsageErrors(t *testing.T) {
 		{"replay non-numeric --id", []string{"deadletter", "replay", "--id", "evt_1"}, "--id must be a job number"},
 		{"replay zero --id", []string{"deadletter", "replay", "--id", "0"}, "--id must be a job number"},
 		{"replay negative --id", []string{"deadletter", "replay", "--id", "-3"}, "--id must be a job number"},
-		{"replay the old --url", []string{"deadletter", "replay", "--all", "--url", "http://127.0.0.1:1"}, "flag provided but not defined: -url"},
+		{"replay the old --url", []string{"deadletter", "replay", "--all", "--url", "http://127.0.0.1:1"}, "flag provided but not defined: --url"},
 		{"replay bad --store", []string{"deadletter", "replay", "--all", "--store", "redis://127.0.0.1:6379"}, "--store (or $STAIRHOOK_STORE) must be"},
 		{"list bad --store", []string{"deadletter", "list", "--store", "stairhook.db"}, "--store (or $STAIRHOOK_STORE) must be"},
 		{"list empty SQLite path", []string{"deadletter", "list", "--store", "sqlite:"}, "--store (or $STAIRHOOK_STORE) must be"},
@@ -198,6 +292,12 @@ func TestUsageErrors(t *testing.T) {
 		{"serve bad --store", []string{"serve", "--addr", "127.0.0.1:0", "--store", "stairhook.db"}, "--store (or $STAIRHOOK_STORE) must be"},
 		{"serve bad $STAIRHOOK_STORE", []string{"serve", "--addr", "127.0.0.1:0"}, "--store (or $STAIRHOOK_STORE) must be"},
 		{"serve bad --role", []string{"serve", "--addr", "127.0.0.1:0", "--role", "both"}, "--role must be all, accept or work"},
+		{"serve --addr port out of range", []string{"serve", "--addr", "127.0.0.1:99999"}, "--addr must be host:port with a port from 0 to 65535"},
+		{"serve --addr named port", []string{"serve", "--addr", "localhost:http"}, "--addr must be host:port"},
+		{"serve --addr without port", []string{"serve", "--addr", "127.0.0.1"}, "--addr must be host:port"},
+		{"serve --addr with a config", []string{"serve", "--config", writeFile(t, "c.yaml", "webhooks: []\n"), "--addr", "127.0.0.1:-1"}, "--addr must be host:port"},
+		{"serve invalid config", []string{"serve", "--config", writeFile(t, "c.yaml", "webhooks: []\n"), "--addr", "127.0.0.1:0"}, "webhooks"},
+		{"serve missing config", []string{"serve", "--config", "/nonexistent/stairhook.yaml"}, "/nonexistent/stairhook.yaml"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -208,9 +308,14 @@ func TestUsageErrors(t *testing.T) {
 			case "migrate bad $STAIRHOOK_STORE", "serve bad $STAIRHOOK_STORE":
 				environ["STAIRHOOK_STORE"] = "file:stairhook.db"
 			}
-			r := invoke(t, environ, body1, tc.args...)
+			stdin := body1
+			if strings.Contains(tc.name, "control characters") {
+				stdin = "{\"id\":\"evt_1\"}\x1b[2J"
+			}
+			r := invoke(t, environ, stdin, tc.args...)
 			assert.Equal(t, exitUsage, r.code, "stderr: %s", r.stderr)
 			assert.Contains(t, r.stderr, tc.want)
+			assert.NotContains(t, r.stderr, "listen:", "a flag's error names the flag")
 			assert.Empty(t, r.stdout)
 			assertNoSecret(t, r.stdout+r.stderr, f)
 		})
@@ -286,49 +391,134 @@ func TestShellQuote(t *testing.T) {
 	}
 }
 
-// TestSignCurlRuns runs the printed curl command through sh with a fake
-// curl that records its arguments and standard input.
+// TestSignCurlRuns runs the printed curl command through sh, with no
+// standard input, and a fake curl that records its arguments: the body
+// comes from the --body file (--data-binary @FILE) or is written into the
+// command (--data-raw), and the signature verifies for it.
 func TestSignCurlRuns(t *testing.T) {
 	sh, err := exec.LookPath("sh")
 	if err != nil {
 		t.Skip("no sh")
 	}
 	f := newFixture(t)
-	body := `{"id":"evt_it's","note":"$HOME and ` + "`id`" + `"}`
+	body := `{"id":"evt_it's","note":"$HOME and ` + "`id`" + ` and '@-'"}` + "\n"
 	target := "http://127.0.0.1:8080/webhooks/staircase?x=1&y='2'"
-	r := invoke(t, nil, body, "sign", "--secret", f.text, "--curl", target, "--timestamp", strconv.FormatInt(testTS, 10))
-	require.Equal(t, exitOK, r.code, r.stderr)
-	assert.Contains(t, r.stderr, "same bytes")
-
 	dir := t.TempDir()
-	argsFile, stdinFile := filepath.Join(dir, "args"), filepath.Join(dir, "stdin")
-	fake := "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > " + argsFile + "\ncat > " + stdinFile + "\n"
+	bodyPath := filepath.Join(dir, "it's a body.json")
+	require.NoError(t, os.WriteFile(bodyPath, []byte(body), 0o600))
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		stdin string
+		data  string // the curl option that carries the body
+	}{
+		{"--body FILE", []string{"--body", bodyPath}, "", "--data-binary"},
+		{"--body FILE, relative", []string{"--body", "it's a body.json"}, "", "--data-binary"},
+		{"body from standard input", nil, body, "--data-raw"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Chdir(dir)
+			args := append([]string{"sign", "--secret", f.text, "--curl", target, "--timestamp", strconv.FormatInt(testTS, 10)}, tc.args...)
+			r := invoke(t, nil, tc.stdin, args...)
+			require.Equal(t, exitOK, r.code, r.stderr)
+			assert.Contains(t, r.stderr, "within the receiver's tolerance")
+			assert.NotRegexp(t, `--data-binary '?@-`, r.stdout, "the command reads nothing from its standard input")
+
+			lines := runCurl(t, sh, r.stdout, t.TempDir())
+			assert.Contains(t, lines, target)
+			h := http.Header{}
+			var got []byte
+			for i, a := range lines {
+				switch a {
+				case "-H":
+					name, value, _ := strings.Cut(lines[i+1], ": ")
+					h.Add(name, value)
+				case "--data-binary":
+					require.Equal(t, tc.data, a)
+					file, ok := strings.CutPrefix(lines[i+1], "@")
+					require.True(t, ok, "--data-binary @FILE")
+					assert.True(t, filepath.IsAbs(file), "the command runs from any folder")
+					got, err = os.ReadFile(file)
+					require.NoError(t, err)
+				case "--data-raw":
+					require.Equal(t, tc.data, a)
+					got = []byte(lines[i+1])
+				}
+			}
+			assert.Equal(t, "evt_it's", h.Get("X-Staircase-Id"))
+			assert.Equal(t, body, string(got))
+			v, err := verify.NewVerifier(verify.Options{Keys: []verify.Key{{Secret: f.secret}}, Now: func() time.Time { return time.Unix(testTS, 0) }})
+			require.NoError(t, err)
+			_, err = v.Verify(h, got)
+			assert.NoError(t, err, "the curl command carries a valid signature")
+		})
+	}
+}
+
+// runCurl runs command through sh with a fake curl in dir that prints its
+// arguments, one a line (a newline inside one is kept as \n by splitting
+// on NUL), with standard input closed, and returns them.
+func runCurl(t *testing.T, sh, command, dir string) []string {
+	t.Helper()
+	argsFile := filepath.Join(dir, "args")
+	fake := "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done > " + argsFile + "\n"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "curl"), []byte(fake), 0o700))
-	cmd := exec.Command(sh, "-c", r.stdout)
+	cmd := exec.Command(sh, "-c", command)
 	cmd.Env = append(os.Environ(), "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	cmd.Stdin = strings.NewReader(body)
+	cmd.Stdin = nil // /dev/null: a command that read its body from here would send nothing
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(out))
-
 	args, err := os.ReadFile(argsFile)
 	require.NoError(t, err)
-	lines := strings.Split(strings.TrimSuffix(string(args), "\n"), "\n")
-	assert.Contains(t, lines, target)
-	h := http.Header{}
-	for i, a := range lines {
-		if a == "-H" {
-			name, value, _ := strings.Cut(lines[i+1], ": ")
-			h.Add(name, value)
+	return strings.Split(strings.TrimSuffix(string(args), "\x00"), "\x00")
+}
+
+// TestURLPasswordNeverShown: a URL's basic-auth password is redacted
+// wherever send shows the URL, and sign --curl passes the user to curl's
+// --user, which asks for the password, instead of printing it.
+func TestURLPasswordNeverShown(t *testing.T) {
+	f := newFixture(t)
+	const password = "S3cr3tPa55"
+	t.Run("send", func(t *testing.T) {
+		var gotUser, gotPassword string
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			gotUser, gotPassword, _ = r.BasicAuth()
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}))
+		defer srv.Close()
+		target := strings.Replace(srv.URL, "http://", "http://bot:"+password+"@", 1) + "/webhooks/staircase"
+		r := invoke(t, nil, "", "send", "--url", target, "--secret", f.text)
+		assert.Equal(t, exitFail, r.code)
+		assert.Equal(t, "bot", gotUser)
+		assert.Equal(t, password, gotPassword, "the password is sent, for basic authentication")
+		assert.Contains(t, r.stdout, "POST "+strings.Replace(target, password, "xxxxx", 1)+" id ")
+		assert.NotContains(t, r.stdout+r.stderr, password)
+
+		srv.Close() // nothing listens now: the transport error quotes the URL
+		r = invoke(t, nil, "", "send", "--url", target, "--secret", f.text)
+		assert.Equal(t, exitFail, r.code)
+		assert.Contains(t, r.stdout, "attempt 1: no response")
+		assert.NotContains(t, r.stdout+r.stderr, password)
+	})
+	t.Run("sign --curl", func(t *testing.T) {
+		sh, err := exec.LookPath("sh")
+		if err != nil {
+			t.Skip("no sh")
 		}
-	}
-	assert.Equal(t, "evt_it's", h.Get("X-Staircase-Id"))
-	got, err := os.ReadFile(stdinFile)
-	require.NoError(t, err)
-	assert.Equal(t, body, string(got))
-	v, err := verify.NewVerifier(verify.Options{Keys: []verify.Key{{Secret: f.secret}}, Now: func() time.Time { return time.Unix(testTS, 0) }})
-	require.NoError(t, err)
-	_, err = v.Verify(h, got)
-	assert.NoError(t, err, "the curl command carries a valid signature")
+		for target, user := range map[string]string{
+			"http://bot:" + password + "@127.0.0.1:8080/webhooks/staircase": "bot",    // curl asks for the password
+			"http://tok3n@127.0.0.1:8080/webhooks/staircase":                "tok3n:", // a user alone, as in the URL
+		} {
+			r := invoke(t, nil, body1, "sign", "--secret", f.text, "--curl", target)
+			require.Equal(t, exitOK, r.code, r.stderr)
+			assert.NotContains(t, r.stdout+r.stderr, password)
+			lines := runCurl(t, sh, r.stdout, t.TempDir())
+			assert.Contains(t, lines, "http://127.0.0.1:8080/webhooks/staircase")
+			i := slices.Index(lines, "--user")
+			require.GreaterOrEqual(t, i, 0, target)
+			assert.Equal(t, user, lines[i+1])
+		}
+	})
 }
 
 // signed returns the headers sign prints for body at ts.
@@ -550,6 +740,12 @@ func TestSendSample(t *testing.T) {
 		after, _ := rcv.seen()
 		assert.Len(t, after, len(before), "nothing was sent")
 	})
+	t.Run("--id equal to the body's", func(t *testing.T) {
+		r := invoke(t, nil, "", "send", "--url", rcv.srv.URL, "--secret", f.text, "--body", writeFile(t, "b.json", strings.Replace(body1, "evt_cli_1", "evt_cli_2", 1)), "--id", "evt_cli_2")
+		require.Equal(t, exitOK, r.code, r.stderr)
+		_, ids := rcv.seen()
+		assert.Equal(t, "evt_cli_2", ids[len(ids)-1])
+	})
 	t.Run("redelivery of the same id is a duplicate", func(t *testing.T) {
 		before, _ := rcv.seen()
 		r := invoke(t, nil, "", "send", "--url", rcv.srv.URL, "--secret", f.text, "--body", writeFile(t, "b.json", body1))
@@ -623,6 +819,24 @@ func TestSecretsNeverEchoed(t *testing.T) {
 		{"sign", "--timestamp", f.text},
 		{"sign", "--id", f.text + " x"},
 		{"sign", "--curl", f.text},
+		{"sign", "--curl", "http://bot:" + b64 + "@127.0.0.1:1/", "--timestamp", "x"},
+		{"sign", "--body", f.text},
+		{"sign", "--body", b64},
+		{"sign", "--secret-file", f.text},
+		{"sign", "--secret-file", b64},
+		{"verify", "--headers", f.text},
+		{"verify", "--request", b64},
+		{"serve", "--config", f.text},
+		{"deadletter", "list", "--config", b64},
+		{"send", "--url", "http://127.0.0.1:1/", "--body", f.text},
+		{"sing", f.text},
+		{b64[:10]},
+		{"secret", f.text},
+		{"secret", b64[:10]},
+		{"deadletter", f.text},
+		{"sign", "--secrte", f.text},
+		{"serve", "--adress", f.text},
+		{"serve", "--addr", "127.0.0.1:" + b64[:8]},
 		{"sign", "--" + f.text},
 		{"sign", "--secret", f.text + "x"},
 		{"sign", "--secret", "whsec_" + b64[:20]},
@@ -638,6 +852,8 @@ func TestSecretsNeverEchoed(t *testing.T) {
 		{"send", "--url", "http://127.0.0.1:1/", "--timeout", f.text},
 		{"send", "--url", "http://127.0.0.1:1/", "--test=" + f.text},
 		{"send", "--url", "http://127.0.0.1:1/"},
+		{"send", "--url", "http://bot:" + b64 + "@127.0.0.1:1/"},
+		{"send", "--url", "http://127.0.0.1:1/", "--body", writeFile(t, "b.json", body1), "--id", f.text},
 		{"serve", "--addr", f.text},
 		{"deadletter", "list", "--config", writeFile(t, "c.yaml", "webhooks: [{name: x, secrets: [{secret: \""+f.text+"x\"}]}]\n")},
 		{"deadletter", "replay", "--id", f.text},

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/stairhook/stairhook/verify"
 )
@@ -13,10 +14,14 @@ import (
 func runSecret(_ context.Context, e *env, args []string) int {
 	if len(args) == 0 || args[0] != "new" {
 		fs := newFlagSet("secret", "secret new [--json]", secretHelp)
-		if len(args) > 0 {
+		switch {
+		case len(args) == 0:
+		case strings.HasPrefix(args[0], "-"):
 			if code, ok := parseFlags(e, fs, args); !ok {
 				return code
 			}
+		default:
+			return unknownSubcommand(e, fs, args[0], "new")
 		}
 		return usageError(e, fs, `missing subcommand: "new"`)
 	}

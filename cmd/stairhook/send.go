@@ -34,22 +34,24 @@ Types: `+strings.Join(event.SampleTypes(), ", "))
 	var sf secretFlags
 	sf.register(fs)
 	target := fs.String("url", "", "the receiver's webhook `URL`, for example http://127.0.0.1:8080/webhooks/staircase")
-	typ := fs.String("type", event.TypeChurnRisk, "the sample signal `type` to send")
-	account := fs.String("account", "", "replace the sample's account `name`")
+	typ := fs.String("type", event.TypeChurnRisk, "the sample signal `TYPE` to send")
+	account := fs.String("account", "", "replace the sample's account name with `NAME`")
 	test := fs.Bool("test", false, `mark the sample as a test notification ("test": true)`)
 	bodyFile := fs.String("body", "", "send the bytes of `FILE` instead of a sample")
 	id := fs.String("id", "", "the event `ID` (default: a fresh evt_… for a sample; the body's id for --body)")
 	retries := fs.Int("retries", 0, "retry up to `N` times on a retryable failure, on the sender's schedule (at most 4)")
-	timeout := fs.Duration("timeout", sender.DefaultTimeout, "time allowed for each attempt")
+	timeout := fs.Duration("timeout", sender.DefaultTimeout, "`D`, the time allowed for each attempt")
 	if code, ok := parseFlags(e, fs, args); !ok {
 		return code
 	}
 	if *target == "" {
 		return usageError(e, fs, "--url is required")
 	}
-	if err := checkURL(*target); err != nil {
+	u, err := parseURL(*target)
+	if err != nil {
 		return usageError(e, fs, "--url: "+err.Error())
 	}
+	shownURL := u.Redacted() // a user:password@ is for basic authentication, not for the terminal
 	schedule := sender.DefaultSchedule()
 	if *retries < 0 || *retries >= len(schedule) {
 		return usageError(e, fs, fmt.Sprintf("--retries must be between 0 and %d", len(schedule)-1))
@@ -86,14 +88,15 @@ Types: `+strings.Join(event.SampleTypes(), ", "))
 		if body, err = readBounded(*bodyFile, maxBodyBytes); err != nil {
 			return usageError(e, fs, "--body: "+err.Error())
 		}
-		inBody := bodyID(body)
+		inBody := sender.EventID(body)
 		switch {
 		case *id == "" && inBody != "":
 			*id = inBody
 		case *id == "":
-			*id = newEventID()
+			*id = newEventID() // not an event with an id: the receiver will say what it thinks of it
 		case inBody != "" && inBody != *id:
-			return usageError(e, fs, "--id differs from the body's id, which a receiver refuses (400 id_mismatch)")
+			return usageError(e, fs, "--id differs from the body's id, which a receiver refuses (400 id_mismatch); "+
+				"leave --id out to send the body's, or use sign --id ID --body FILE --curl URL to send a mismatch on purpose")
 		}
 	} else {
 		if *id == "" {
@@ -119,7 +122,7 @@ Types: `+strings.Join(event.SampleTypes(), ", "))
 			printAttempt(e.stdout, a)
 		},
 	})
-	fmt.Fprintf(e.stdout, "POST %s id %s (%d bytes)\n", *target, *id, len(body))
+	fmt.Fprintf(e.stdout, "POST %s id %s (%d bytes)\n", shownURL, *id, len(body))
 	rep, err := s.Send(ctx, sender.Endpoint{URL: *target, Secrets: secrets}, *id, body)
 	switch {
 	case err == nil && status == http.StatusAccepted:
@@ -131,6 +134,8 @@ Types: `+strings.Join(event.SampleTypes(), ", "))
 		fmt.Fprintf(e.stdout, "delivered %s in %d attempt(s)%s\n", rep.ID, len(rep.Attempts), duplicateNote(duplicate))
 		return exitOK
 	case errors.Is(err, sender.ErrInvalidID), errors.Is(err, sender.ErrIDMismatch):
+		// Checked above; kept so a change there cannot turn a usage
+		// error into a failed delivery.
 		return usageError(e, fs, "--id: "+errText(err))
 	case errors.Is(err, sender.ErrGaveUp) && *retries == 0:
 		return failf(e, "send", "not delivered: %v (--retries N retries on the sender's schedule)", err)
@@ -179,15 +184,20 @@ func statusText(code int) string {
 	return "status " + strconv.Itoa(code)
 }
 
-// printable returns b for a terminal: as it is when it is UTF-8 text
-// without control characters (tab and newline aside), else quoted, so a
-// receiver's answer cannot drive the terminal.
+// printable returns b for a terminal: as it is when it is printable text,
+// else quoted, so a receiver's answer cannot drive the terminal.
 func printable(b []byte) string {
 	b = bytes.TrimRight(b, "\r\n")
-	if utf8.Valid(b) && !bytes.ContainsFunc(b, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) {
+	if printableText(b) {
 		return string(b)
 	}
 	return strconv.Quote(string(b))
+}
+
+// printableText reports whether b is UTF-8 text whose only control
+// characters are tab and newline: safe to print on a terminal as it is.
+func printableText(b []byte) bool {
+	return utf8.Valid(b) && !bytes.ContainsFunc(b, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' })
 }
 
 // sampleBody returns the receiver's sample of typ with the given id, the

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/stairhook/stairhook/receiver"
@@ -29,18 +32,18 @@ with the secret from $STAIRHOOK_SECRET or, when that is unset, a generated
 secret printed once, and sends every event to dry-run Jira and email sinks
 that write into the outbox folder. Logs are JSON lines on standard error.`)
 	configPath := fs.String("config", "", "the receiver's config `FILE` (default $STAIRHOOK_CONFIG)")
-	addr := fs.String("addr", receiver.DefaultListen, "listen on `host:port` (overrides the config's listen)")
-	outbox := fs.String("outbox", receiver.DefaultOutbox, "the dry-run `folder` (overrides the config's outbox)")
-	store := fs.String("store", "", "the database, `sqlite:PATH` or postgres://… (default $STAIRHOOK_STORE, else the config's store, else "+queue.DefaultStore+")")
-	role := fs.String("role", string(receiver.RoleAll), "`all` answers webhooks and works the queue; accept only answers; work only works the queue")
+	addr := fs.String("addr", receiver.DefaultListen, "listen on `ADDR`, host:port (overrides the config's listen)")
+	outbox := fs.String("outbox", receiver.DefaultOutbox, "the dry-run folder `DIR` (overrides the config's outbox)")
+	store := fs.String("store", "", "the database `STORE`, sqlite:PATH or postgres://… (default $STAIRHOOK_STORE, else the config's store, else "+queue.DefaultStore+")")
+	role := fs.String("role", string(receiver.RoleAll), "the instance's `ROLE`: all answers webhooks and works the queue; accept only answers; work only works the queue")
 	inline := fs.Bool("inline", false, "run the sinks inside the request, with no database (as on AWS Lambda): ids in the config's store.redis or in memory")
 	if code, ok := parseFlags(e, fs, args); !ok {
 		return code
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if _, port, err := net.SplitHostPort(*addr); err != nil || port == "" {
-		return usageError(e, fs, "--addr must be host:port, such as 127.0.0.1:8080")
+	if !validAddr(*addr) {
+		return usageError(e, fs, "--addr must be host:port with a port from 0 to 65535, such as 127.0.0.1:8080")
 	}
 
 	switch receiver.Role(*role) {
@@ -65,7 +68,7 @@ that write into the outbox folder. Logs are JSON lines on standard error.`)
 	if p := firstNonEmpty(*configPath, e.getenv("STAIRHOOK_CONFIG")); p != "" {
 		c, err := loadConfig(e, p)
 		if err != nil {
-			return failf(e, "serve", "%v", err)
+			return usageError(e, fs, err.Error())
 		}
 		cfg = c
 		if set["addr"] {
@@ -94,6 +97,11 @@ that write into the outbox folder. Logs are JSON lines on standard error.`)
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
 	srv, err := receiver.NewServer(cfg, receiver.ServerOptions{Logger: log, Inline: *inline, Role: receiver.Role(*role)})
+	if errors.Is(err, receiver.ErrInvalidConfig) {
+		// A config this way of serving cannot use (store.redis without
+		// --inline): the user's to fix, as a bad flag is.
+		return usageError(e, fs, err.Error())
+	}
 	if err != nil {
 		return failf(e, "serve", "%v", err)
 	}
@@ -127,4 +135,16 @@ that write into the outbox folder. Logs are JSON lines on standard error.`)
 	}
 	fmt.Fprintln(e.stdout, "stairhook serve: stopped")
 	return exitOK
+}
+
+// validAddr reports whether addr is host:port with a decimal port from 0
+// to 65535, as the config's listen must be: --addr is checked here so that
+// its error names the flag.
+func validAddr(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" || strings.ContainsAny(host, " /") {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
 }

@@ -276,13 +276,16 @@ func writeConfig(t *testing.T, outbox string) string {
 func TestServeConfigErrors(t *testing.T) {
 	f := newFixture(t)
 	cfg := writeConfig(t, t.TempDir())
+	// A bad config is a usage error (2), as the README defines them, not a
+	// failed check or delivery (1).
 	r := invoke(t, map[string]string{"STAIRHOOK_SECRET": f.text}, "", "serve", "--config", cfg, "--addr", "127.0.0.1:0")
-	assert.Equal(t, exitFail, r.code)
+	assert.Equal(t, exitUsage, r.code)
 	assert.Contains(t, r.stderr, "CLI_TEST_SECRET", "the missing variable is named")
+	assert.Contains(t, r.stderr, "Run 'stairhook serve --help' for usage.")
 	assertNoSecret(t, r.stdout+r.stderr, f)
 
 	r = invoke(t, map[string]string{"STAIRHOOK_CONFIG": "/nonexistent/stairhook.yaml"}, "", "serve")
-	assert.Equal(t, exitFail, r.code)
+	assert.Equal(t, exitUsage, r.code)
 	assert.Contains(t, r.stderr, "/nonexistent/stairhook.yaml")
 }
 
@@ -310,7 +313,7 @@ func TestServeRefusesRedisStore(t *testing.T) {
 			environ := map[string]string{"CLI_TEST_SECRET": f.text}
 			maps.Copy(environ, tc.environ)
 			r := invoke(t, environ, "", append([]string{"serve", "--config", cfg, "--addr", "127.0.0.1:0"}, tc.args...)...)
-			assert.Equal(t, exitFail, r.code, r.stdout+r.stderr)
+			assert.Equal(t, exitUsage, r.code, "a config this server cannot use: %s", r.stdout+r.stderr)
 			assert.Contains(t, r.stderr, "store.redis")
 			assert.Contains(t, r.stderr, "inline mode")
 			assert.NotContains(t, r.stdout, "listening on")
@@ -419,6 +422,6 @@ func TestConfigEmptyVariable(t *testing.T) {
 
 	delete(environ, "CLI_TEST_REDIS")
 	r = invoke(t, environ, "", "deadletter", "list", "--config", cfg)
-	assert.Equal(t, exitFail, r.code)
+	assert.Equal(t, exitUsage, r.code)
 	assert.Contains(t, r.stderr, "CLI_TEST_REDIS is not set")
 }

@@ -197,7 +197,7 @@ func readHeadersFile(path string, h http.Header) error {
 func readRequestFile(path string) (http.Header, []byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, pathError(path, err)
 	}
 	defer f.Close()
 	br := bufio.NewReader(io.LimitReader(f, maxHeaderBytes+maxBodyBytes+1))
