@@ -142,18 +142,9 @@ func New(name string, route Route, client *http.Client, log *slog.Logger) (*Sink
 	}
 
 	// What a destination, or a proxy in front of it, may echo in an error
-	// body: the secret, the URL's password (and the Basic authorization
-	// made of it), query values and the extra headers' values.
-	key := secret.Encode()
-	s.redacted = append(s.redacted, key, strings.TrimPrefix(key, verify.SecretPrefix))
-	if pw, ok := u.User.Password(); ok && pw != "" {
-		basic := u.User.Username() + ":" + pw
-		s.redacted = append(s.redacted, pw,
-			base64.StdEncoding.EncodeToString([]byte(basic)),
-			base64.RawStdEncoding.EncodeToString([]byte(basic)),
-			base64.URLEncoding.EncodeToString([]byte(basic)),
-			base64.RawURLEncoding.EncodeToString([]byte(basic)))
-	}
+	// body: query values and the extra headers' values (those long
+	// enough to be credentials), the secret, and the URL's password, as
+	// written and in the Basic authorization made of it.
 	for _, values := range u.Query() {
 		s.redacted = append(s.redacted, values...)
 	}
@@ -162,6 +153,16 @@ func New(name string, route Route, client *http.Client, log *slog.Logger) (*Sink
 		s.redacted = append(s.redacted, value)
 	}
 	s.redacted = slices.DeleteFunc(s.redacted, func(v string) bool { return len(v) < minRedactLen })
+	key := secret.Encode()
+	s.redacted = append(s.redacted, key, strings.TrimPrefix(key, verify.SecretPrefix))
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		basic := u.User.Username() + ":" + pw
+		s.redacted = append(s.redacted, pw, u.User.String(),
+			base64.StdEncoding.EncodeToString([]byte(basic)),
+			base64.RawStdEncoding.EncodeToString([]byte(basic)),
+			base64.URLEncoding.EncodeToString([]byte(basic)),
+			base64.RawURLEncoding.EncodeToString([]byte(basic)))
+	}
 	sortLongestFirst(s.redacted)
 	return s, nil
 }

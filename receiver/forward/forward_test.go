@@ -588,6 +588,23 @@ func TestCredentialsNeverShown(t *testing.T) {
 	}
 }
 
+// A password is removed from a quoted answer however short it is, and
+// however it was written in the URL; short header values are left alone.
+func TestShortPasswordRedacted(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprintf(w, "user %s with password 'p;w' refused, region eu", r.Header.Get("X-Region"))
+	}))
+	defer srv.Close()
+	s := newSink(t, forward.Route{URL: strings.Replace(srv.URL, "http://", "http://user:p%3Bw@", 1), Secret: destSecret,
+		ExtraHeaders: map[string]string{"X-Region": "eu"}}, nil, nil, nil)
+	err := s.Deliver(sinktest.Context(t), oddEvent(t))
+	require.ErrorIs(t, err, forward.ErrRejected)
+	assert.Contains(t, err.Error(), ": 403 Forbidden: user eu with password '[redacted]' refused, region eu")
+	assert.NotContains(t, err.Error(), "p;w")
+	assert.NotContains(t, err.Error(), "p%3Bw")
+}
+
 // The URL's password and query stay out of the log line of a success and
 // of the error of a failed connection too (net/http's own error quotes the
 // query).
