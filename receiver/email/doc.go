@@ -19,7 +19,10 @@
 // # Security
 //
 // The subject is the only header built from the payload, and it is made
-// one line; the HTML part is an html/template, so every payload string is
+// one line without NUL or Unicode format characters (U+202E and the other
+// bidi controls, zero-width characters), so it cannot read backwards; the
+// default parts do the same to every one-line value, and both parts lose
+// NUL. The HTML part is an html/template, so every payload string is
 // escaped for where it lands. STARTTLS is mandatory by default, and a
 // password is never sent in clear unless the policy is "none".
 package email
