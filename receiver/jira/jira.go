@@ -34,14 +34,15 @@ const (
 
 // Sink creates one Jira issue per event, at most once: before creating it
 // searches the route's project for the event's idempotency label, which
-// depends on the event id and the webhook the sink serves. Jira's search index lags
-// behind creates by a few seconds, so a redelivery that arrives inside that
-// window would not see the issue; the server's record of done sinks covers
-// it (a sink that succeeded is not run again for the same event id). The
-// remaining window is a create whose response was lost (timeout, reset,
-// 5xx after the request was sent) followed by a redelivery within the
-// search lag; the sink does not retry such a create itself, so the sender's
-// next attempt comes seconds later, when search normally sees the issue.
+// depends on the event id and the webhook the sink serves. Jira's search
+// index lags behind creates by a few seconds, so a redelivery that arrives
+// inside that window would not see the issue; the server's record of done
+// sinks covers it (a sink that succeeded is not run again for the same
+// event id). The remaining window is a create whose response was lost
+// (timeout, reset, 5xx after the request was sent) followed by a
+// redelivery within the search lag; the sink does not retry such a create
+// itself, so the sender's next attempt comes seconds later, when search
+// normally sees the issue.
 type Sink struct {
 	name    string
 	builder *IssueBuilder
