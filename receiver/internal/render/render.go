@@ -6,9 +6,10 @@
 // run it for an event with its output capped at [MaxOutput]. [OneLine] and
 // [WithTestMarker] shape a header or a field from payload text, [Body] a
 // message body: every sink that puts payload text somewhere passes it
-// through one of them.
-// [OrDefault] and [FieldError] give route settings their defaults and
-// their errors the config path they belong to.
+// through one of them. [Link] vets a URL from the payload before a sink
+// shows it or links to it. [WebhookOf] names the webhook a built-in sink
+// serves. [OrDefault] and [FieldError] give route settings their defaults
+// and their errors the config path they belong to.
 package render
 
 import (
