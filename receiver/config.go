@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/stairhook/stairhook/receiver/email"
+	"github.com/stairhook/stairhook/receiver/forward"
 	"github.com/stairhook/stairhook/receiver/jira"
 	"github.com/stairhook/stairhook/receiver/queue"
 	"github.com/stairhook/stairhook/verify"
@@ -188,8 +189,8 @@ type SecretConfig struct {
 	Expires time.Time `yaml:"expires"`
 }
 
-// RouteConfig sends the events it matches to its sinks: jira, then email,
-// then Sinks in their order. It needs at least one of the three.
+// RouteConfig sends the events it matches to its sinks: jira, email,
+// forward, then Sinks in their order. It needs at least one.
 type RouteConfig struct {
 	// Name identifies the route in sink names (and so in the record of
 	// done sinks and in the dead-letter file); default route1, route2, …
@@ -202,6 +203,10 @@ type RouteConfig struct {
 	Jira *JiraRoute `yaml:"jira"`
 	// Email sends a message for each matching event.
 	Email *EmailRoute `yaml:"email"`
+	// Forward posts each matching event, byte for byte and signed with the
+	// destination's own secret, to a URL (package forward); it has no dry
+	// run.
+	Forward *ForwardRoute `yaml:"forward"`
 	// Sinks names sinks of your own, given to NewServer in
 	// ServerOptions.Sinks, by their Name; none by default. Each is 1 to
 	// 128 of a-z, 0-9, _, - and ., at most once per route. ParseConfig
@@ -243,6 +248,9 @@ type (
 	// EmailRoute says how one route turns an event into an email:
 	// email.Route.
 	EmailRoute = email.Route
+	// ForwardRoute says where a route forwards its events, and with which
+	// secret it signs them: forward.Route.
+	ForwardRoute = forward.Route
 )
 
 // Default templates of a route that sets none: those of packages jira and

@@ -542,3 +542,48 @@ func TestParseConfigStoreAndDelivery(t *testing.T) {
 	_, err = ParseStore("redis://127.0.0.1")
 	assert.Error(t, err)
 }
+
+func TestConfigForwardRoute(t *testing.T) {
+	env := func(k string) (string, bool) {
+		switch k {
+		case "SECRET", "FORWARD_SECRET":
+			return testSecret, true
+		}
+		return "", false
+	}
+	cfg, err := ParseConfig([]byte(`
+webhooks:
+  - name: staircase
+    secrets: [{secret: "${SECRET}"}]
+    routes:
+      - name: hop
+        forward: {url: "https://next.example/hooks", secret: "${FORWARD_SECRET}", headers: standard, extra_headers: {X-Tenant: acme}}
+`), env)
+	require.NoError(t, err)
+	fw := cfg.Webhooks[0].Routes[0].Forward
+	require.NotNil(t, fw)
+	assert.Equal(t, "https://next.example/hooks", fw.URL)
+	assert.Equal(t, "standard", fw.Headers)
+
+	srv, err := NewServer(cfg, ServerOptions{Inline: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	assert.Contains(t, srv.hooks["staircase"].sinks, "staircase.hop.forward")
+
+	// Checked with its path, and its URL and secret never quoted.
+	_, err = ParseConfig([]byte(`
+webhooks:
+  - name: staircase
+    secrets: [{secret: "${SECRET}"}]
+    routes: [{forward: {url: "http://user:hunter2@next.example/x", secret: "whsec_nope"}}]
+`), env)
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "webhooks[0].routes[0].forward")
+	assert.NotContains(t, err.Error(), "hunter2")
+	assert.NotContains(t, err.Error(), "whsec_nope")
+
+	// A sink of one's own cannot take a forward sink's name.
+	_, _, errs := customSinks(cfg, []Sink{&fakeSink{name: "staircase.hop.forward"}})
+	require.Len(t, errs, 1)
+	assert.Contains(t, errs[0].Error(), "built from the configuration")
+}

@@ -167,8 +167,8 @@ func (w *WebhookConfig) validate(p string) []error {
 				}
 			}
 		}
-		if r.Jira == nil && r.Email == nil && len(r.Sinks) == 0 {
-			bad(rp, "needs at least one sink (jira, email or sinks)")
+		if r.Jira == nil && r.Email == nil && r.Forward == nil && len(r.Sinks) == 0 {
+			bad(rp, "needs at least one sink (jira, email, forward or sinks)")
 		}
 		listed := map[string]bool{}
 		for k, n := range r.Sinks {
@@ -186,6 +186,9 @@ func (w *WebhookConfig) validate(p string) []error {
 		}
 		if r.Email != nil {
 			errs = append(errs, wrapConfig(r.Email.Check(rp+".email"))...)
+		}
+		if r.Forward != nil {
+			errs = append(errs, wrapConfig(r.Forward.Check(rp+".forward"))...)
 		}
 	}
 	return errs

@@ -15,7 +15,9 @@ func customSinks(c *Config, sinks []Sink) (map[string]Sink, []string, []error) {
 	for _, w := range c.Webhooks {
 		for j, r := range w.Routes {
 			prefix := w.Name + "." + routeName(r, j) + "."
-			builtin[prefix+"jira"], builtin[prefix+"email"] = true, true
+			for _, kind := range builtinKinds {
+				builtin[prefix+kind] = true
+			}
 		}
 	}
 	byName := map[string]Sink{}
@@ -35,7 +37,7 @@ func customSinks(c *Config, sinks []Sink) (map[string]Sink, []string, []error) {
 			// Not quoted: it may be anything.
 			bad(p+".Name()", sinkNameRule)
 		case builtin[name]:
-			bad(p+".Name()", fmt.Sprintf("%q is the name of a sink built from the configuration (<webhook>.<route>.jira or .email)", name))
+			bad(p+".Name()", fmt.Sprintf("%q is the name of a sink built from the configuration (<webhook>.<route>.<kind>, the kind one of jira, email, forward)", name))
 		case byName[name] != nil:
 			bad(p+".Name()", fmt.Sprintf("%q is also the name of ServerOptions.Sinks[%d]", name, index[name]))
 		default:
@@ -81,3 +83,8 @@ type namedSink struct {
 }
 
 func (n namedSink) Name() string { return n.name }
+
+// builtinKinds are the last part of the names of the sinks built from the
+// configuration, <webhook>.<route>.<kind>: a sink of one's own cannot take
+// one of those names.
+var builtinKinds = []string{"jira", "email", "forward"}

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/forward"
 	"github.com/stairhook/stairhook/receiver/queue"
 	"github.com/stairhook/stairhook/verify"
 )
@@ -36,7 +37,7 @@ type ServerOptions struct {
 	// Logger receives one line per delivery and per rejected request.
 	// Default value is a log/slog JSON handler on standard error.
 	Logger *slog.Logger
-	// HTTPClient is used by the Jira sinks. Default value is a client
+	// HTTPClient is used by the Jira and forward sinks. Default value is a client
 	// without an overall timeout: each Jira request is bounded by
 	// JiraConfig.Timeout and the delivery's deadline.
 	HTTPClient *http.Client
@@ -318,6 +319,13 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 			sink, err := newEmailSink(prefix+"email", c, *rc.Email, s.log)
 			if err != nil {
 				return nil, fmt.Errorf("webhook %s, route %s, email: %w", name, rt.name, err)
+			}
+			rt.sinks = append(rt.sinks, sink)
+		}
+		if rc.Forward != nil {
+			sink, err := asSink(forward.New(prefix+"forward", *rc.Forward, client, s.log))
+			if err != nil {
+				return nil, fmt.Errorf("webhook %s, route %s, forward: %w", name, rt.name, err)
 			}
 			rt.sinks = append(rt.sinks, sink)
 		}
