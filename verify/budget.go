@@ -7,7 +7,7 @@ import (
 
 // DefaultMaxBodyBytesInFlight is the size of the BodyBudget a Verifier
 // makes for itself when Options.BodyBudget is nil: 32 MiB, 32 bodies at
-// the default cap.
+// the default cap (or one body at Options.MaxBodyBytes, if that is more).
 const DefaultMaxBodyBytesInFlight = 32 << 20
 
 // busyRetryAfter is the Retry-After, in seconds, of a 503 for a spent body

@@ -50,6 +50,10 @@ var (
 	// ErrInFlight means another request with the same id is being processed;
 	// answered 409 with Retry-After: 1.
 	ErrInFlight = errors.New("verify: request with this id in flight")
+	// ErrBusy means the bodies being read at once have spent the
+	// Options.BodyBudget; answered 503 with Retry-After: 1, the body
+	// unread.
+	ErrBusy = errors.New("verify: body budget spent")
 
 	// ErrStoreFull means a bounded store has no room for a new key until
 	// entries expire; the Middleware answers 503 (fail closed).

@@ -31,6 +31,7 @@ type middlewareConfig struct {
 	allow       string // the Allow header of a 405
 	onError     func(*http.Request, error)
 	onDuplicate func(*http.Request, Result, State)
+	budget      *BodyBudget
 }
 
 func (v *Verifier) initMiddleware() error {
@@ -57,6 +58,12 @@ func (v *Verifier) initMiddleware() error {
 	}
 	if m.maxBody == 0 {
 		m.maxBody = DefaultMaxBodyBytes
+	}
+	switch m.budget = o.BodyBudget; {
+	case m.budget == nil:
+		m.budget = &BodyBudget{left: max(DefaultMaxBodyBytesInFlight, m.maxBody), total: max(DefaultMaxBodyBytesInFlight, m.maxBody)}
+	case m.budget.Size() < m.maxBody:
+		return withHint(ErrInvalidOptions, fmt.Sprintf("a BodyBudget of %d bytes is smaller than the %d-byte body cap: a body at the cap could never be read", m.budget.Size(), m.maxBody))
 	}
 	switch {
 	case o.DisableDeduplication && o.Store != nil:
@@ -93,9 +100,12 @@ func (v *Verifier) initMiddleware() error {
 //     a missing or malformed header, 401 for a timestamp out of tolerance
 //     (or a header of unknown versions only), so a request the headers
 //     alone condemn costs no body read and no buffer;
-//   - reads the body once, capped at Options.MaxBodyBytes, into a buffer
-//     sized from the Content-Length when there is one: 413 when over, 400
-//     when reading fails;
+//   - takes what the body may cost (its Content-Length, or the cap without
+//     one) from Options.BodyBudget, answering 503 "busy" with
+//     Retry-After: 1 when too little is left, and reads the body once,
+//     capped at Options.MaxBodyBytes, into a buffer sized from the
+//     Content-Length when there is one: 413 when over, 400 when reading
+//     fails; then gives the cost back;
 //   - verifies the raw bytes (see Verify): 401 for no matching signature,
 //     or for a timestamp that went out of tolerance while the body arrived;
 //   - reserves the signed id in Options.Store, only now that the request is
@@ -120,8 +130,10 @@ func (v *Verifier) initMiddleware() error {
 // for its headers.
 //
 // The body buffer is allocated only for requests whose headers pass, at
-// most MaxBodyBytes and one byte each; still, headers are easy to forge,
-// so bound the bodies a server reads at once, and give it a ReadTimeout.
+// most MaxBodyBytes and one byte each, and the bodies being read at once
+// are bounded by the BodyBudget: headers are easy to forge, so clients that
+// declare big bodies and stall hold at most the budget. Give the server a
+// ReadTimeout too, so that they do not hold it for long.
 //
 // Requests verified by a legacy scheme (Options.AllowBodySignature,
 // Options.AllowSecretDigest) carry no signed id, so the store is skipped:
@@ -133,7 +145,7 @@ func (v *Verifier) initMiddleware() error {
 // Rejections are answered with a JSON body {"error":{"code":…,"message":…}}
 // whose code is stable (missing_signature, malformed_header,
 // timestamp_too_old, timestamp_too_new, no_matching_signature,
-// body_too_large, bad_body, method_not_allowed, in_flight,
+// body_too_large, bad_body, method_not_allowed, in_flight, busy,
 // store_unavailable) and whose message is generic: the cause, with hints,
 // goes to Options.OnError, never to the client. OnError is also called when
 // marking an id done or releasing it fails after next answered or panicked.
@@ -167,11 +179,17 @@ func (v *Verifier) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 		v.reject(w, r, err)
 		return
 	}
-	src := r.Body
-	if src == nil { // a hand-built request; servers always set Body
-		src = http.NoBody
+	// What the body may cost, taken before it is read and given back once
+	// it is: the declared length, or the cap without one.
+	cost := r.ContentLength
+	if cost < 0 {
+		cost = m.maxBody
 	}
-	body, err := readBody(http.MaxBytesReader(w, src, m.maxBody), r.ContentLength, m.maxBody)
+	if !m.budget.take(cost) {
+		v.reject(w, r, withHint(ErrBusy, fmt.Sprintf("%d bytes asked of a body budget of %d bytes", cost, m.budget.Size())))
+		return
+	}
+	body, err := m.readBody(w, r, cost)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -250,6 +268,17 @@ func (v *Verifier) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	}
 }
 
+// readBody reads the body of r, capped, and gives cost back to the budget
+// once it is read, or reading it failed or panicked.
+func (m *middlewareConfig) readBody(w http.ResponseWriter, r *http.Request, cost int64) ([]byte, error) {
+	defer m.budget.give(cost)
+	src := r.Body
+	if src == nil { // a hand-built request; servers always set Body
+		src = http.NoBody
+	}
+	return readBody(http.MaxBytesReader(w, src, m.maxBody), r.ContentLength, m.maxBody)
+}
+
 // readBody reads all of r. With a declared length, at most maxBody (the
 // caller answered a larger one 413), the buffer is allocated once at that
 // length and a byte, the byte to see io.EOF without growing; a body longer
@@ -278,12 +307,20 @@ func readBody(r io.Reader, contentLength, maxBody int64) ([]byte, error) {
 
 // failure is the fixed answer to one kind of rejection.
 type failure struct {
-	status int
-	body   string
+	status     int
+	body       string
+	retryAfter string // the Retry-After header, if any
 }
 
 func newFailure(status int, code, message string) failure {
-	return failure{status, `{"error":{"code":"` + code + `","message":"` + message + `"}}` + "\n"}
+	f := failure{status: status, body: `{"error":{"code":"` + code + `","message":"` + message + `"}}` + "\n"}
+	switch status {
+	case http.StatusConflict:
+		f.retryAfter = "1"
+	case http.StatusServiceUnavailable:
+		f.retryAfter = storeRetryAfter
+	}
+	return f
 }
 
 // failures maps each rejection, by sentinel, to its answer; the first match
@@ -301,6 +338,11 @@ var failures = []struct {
 	{ErrBodyRead, newFailure(http.StatusBadRequest, "bad_body", "the request body could not be read")},
 	{ErrMethodNotAllowed, newFailure(http.StatusMethodNotAllowed, "method_not_allowed", "the method is not allowed")},
 	{ErrInFlight, newFailure(http.StatusConflict, "in_flight", "a request with this id is being processed; retry later")},
+	{ErrBusy, failure{
+		status:     http.StatusServiceUnavailable,
+		body:       newFailure(http.StatusServiceUnavailable, "busy", "too many request bodies are being read; retry later").body,
+		retryAfter: busyRetryAfter,
+	}},
 	{ErrStoreUnavailable, newFailure(http.StatusServiceUnavailable, "store_unavailable", "the request cannot be processed now; retry later")},
 }
 
@@ -323,11 +365,8 @@ func (v *Verifier) reject(w http.ResponseWriter, r *http.Request, err error) {
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
-	switch f.status {
-	case http.StatusConflict:
-		h.Set("Retry-After", "1")
-	case http.StatusServiceUnavailable:
-		h.Set("Retry-After", storeRetryAfter)
+	if f.retryAfter != "" {
+		h.Set("Retry-After", f.retryAfter)
 	}
 	w.WriteHeader(f.status)
 	_, _ = io.WriteString(w, f.body)

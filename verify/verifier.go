@@ -88,6 +88,16 @@ type Options struct {
 	// is an error (ErrInvalidOptions).
 	MaxBodyBytes int64
 
+	// BodyBudget bounds the memory of the bodies the Middleware reads at
+	// once: each request takes its Content-Length (MaxBodyBytes without
+	// one) before its body is read and gives it back once it is read; one
+	// that finds too little left is answered 503 with Retry-After, its body
+	// unread. Share one budget between the verifiers of a listener to bound
+	// them together; it must be at least MaxBodyBytes (ErrInvalidOptions
+	// otherwise). Default value is a budget of this Verifier's own, of
+	// DefaultMaxBodyBytesInFlight or MaxBodyBytes, whichever is larger.
+	BodyBudget *BodyBudget
+
 	// Store records the ids the Middleware has seen, for replay protection
 	// and idempotency. Default value is a NewMemoryStore with its defaults,
 	// made by NewVerifier for this Verifier alone: it protects this
