@@ -53,6 +53,16 @@ type Reservation struct {
 // The Middleware waits for every call, so a store on the network must bound
 // them in time (as the read and write timeouts of a Redis client do); an
 // error is answered 503, never taken for StateNew.
+//
+// A ttl must run out on the wall clock too, the clock the Verifier checks
+// timestamps by, not on a monotonic clock alone: the Middleware asks for at
+// least twice the tolerance, which covers every instant at which the
+// request's timestamp is accepted only as long as the key is held for the
+// ttl in wall-clock time. A store that counted the ttl on a monotonic clock
+// would forget the id early after the wall clock stepped back (an NTP
+// correction, a VM resumed), and let a captured request be replayed. Hold
+// a key until the ttl has passed on both clocks, as MemoryStore does, or on
+// the wall clock, as SQLStore does.
 type Store interface {
 	// Reserve claims key for ttl. It returns StateNew and a Reservation when
 	// the key was free; StateInFlight or StateDone (and a zero Reservation)
@@ -90,7 +100,10 @@ type MemoryStoreOptions struct {
 	// forgotten id lets a replay or a duplicate through. Default value is
 	// false.
 	EvictDone bool
-	// Now returns the current time. Default value is time.Now.
+	// Now returns the current time. Keys expire when their ttl has passed
+	// both on its monotonic reading and on its wall clock; give the
+	// Verifier's Options.Now, if set, so that the wall clock is the one
+	// timestamps are checked by. Default value is time.Now.
 	Now func() time.Time
 }
 
@@ -105,14 +118,21 @@ type MemoryStoreOptions struct {
 // a key is held as a 128-bit hash under two random per-store seeds (two
 // distinct keys collide with a probability of about n²/2¹²⁹, and a sender
 // cannot aim for a collision without the seeds); and times are kept as
-// monotonic offsets from the store's creation, so a wall-clock step neither
-// expires ids early nor keeps them too long.
+// offsets from the store's creation on two clocks, the monotonic one and
+// the wall clock, and a key expires only once its ttl has passed on both:
+// a wall clock stepped forward does not expire ids early, and one stepped
+// back keeps them until the wall clock, by which the Verifier checks
+// timestamps, has caught up.
 type MemoryStore struct {
 	mu        sync.Mutex
 	max       int
 	evictDone bool
 	now       func() time.Time
-	epoch     time.Time
+	epoch     time.Time // with its monotonic reading, if now gives one
+	epochWall time.Time // without
+	// monotonic, when set, replaces the monotonic reading of now: tests
+	// step the wall clock alone with it.
+	monotonic func() time.Duration
 	seeds     [2]maphash.Seed
 	index     map[keyHash]int32 // key → slot
 	slots     []memEntry
@@ -126,9 +146,13 @@ type keyHash [2]uint64
 type memEntry struct {
 	key     keyHash
 	token   uint64        // Reservation.Token is its base-36 text
-	expires time.Duration // since epoch
-	state   State
-	pos     int32 // in byExpiry
+	expires time.Duration // since epoch, on the monotonic clock; orders the heap
+	// wallExpires is since epochWall, on the wall clock. The heap is
+	// ordered by expires alone: when an entry's monotonic time is up but
+	// not its wall time, expire moves expires on by the wall time left.
+	wallExpires time.Duration
+	state       State
+	pos         int32 // in byExpiry
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -158,6 +182,7 @@ func NewMemoryStore(opts MemoryStoreOptions) *MemoryStore {
 		s.now = time.Now
 	}
 	s.epoch = s.now()
+	s.epochWall = s.epoch.Round(0)
 	return s
 }
 
@@ -191,7 +216,7 @@ func (s *MemoryStore) Reserve(_ context.Context, key string, ttl time.Duration) 
 		i = int32(len(s.slots))
 		s.slots = append(s.slots, memEntry{})
 	}
-	s.slots[i] = memEntry{key: h, token: s.nextToken, expires: addSaturated(now, ttl), state: StateInFlight}
+	s.slots[i] = memEntry{key: h, token: s.nextToken, expires: addSaturated(now.mono, ttl), wallExpires: addSaturated(now.wall, ttl), state: StateInFlight}
 	s.index[h] = i
 	s.push(i)
 	return r, StateNew, nil
@@ -212,7 +237,8 @@ func (s *MemoryStore) Done(_ context.Context, r Reservation, ttl time.Duration) 
 		return ErrReservationLost
 	}
 	e.state = StateDone
-	e.expires = addSaturated(now, ttl)
+	e.expires = addSaturated(now.mono, ttl)
+	e.wallExpires = addSaturated(now.wall, ttl)
 	s.fix(int(e.pos))
 	return nil
 }
@@ -265,17 +291,48 @@ func addSaturated(a, b time.Duration) time.Duration {
 	return a + b
 }
 
-// clock returns the time since the store's creation.
-func (s *MemoryStore) clock() time.Duration { return s.now().Sub(s.epoch) }
+// memTime is a time since the store's creation, on both clocks.
+type memTime struct {
+	mono, wall time.Duration
+}
+
+// clock returns the time since the store's creation. The monotonic time is
+// the wall time when now gives no monotonic reading, as an injected clock
+// does not.
+func (s *MemoryStore) clock() memTime {
+	t := s.now()
+	now := memTime{mono: t.Sub(s.epoch), wall: t.Round(0).Sub(s.epochWall)}
+	if s.monotonic != nil {
+		now.mono = s.monotonic()
+	}
+	return now
+}
 
 func (s *MemoryStore) hash(key string) keyHash {
 	return keyHash{maphash.String(s.seeds[0], key), maphash.String(s.seeds[1], key)}
 }
 
-// expire drops every key whose time is up.
-func (s *MemoryStore) expire(now time.Duration) {
-	for len(s.byExpiry) > 0 && now >= s.slots[s.byExpiry[0]].expires {
-		s.remove(s.byExpiry[0])
+// expire drops every key whose time is up on both clocks. A key whose
+// monotonic time is up but not its wall time (the wall clock was stepped
+// back) stays, its monotonic expiry moved on by the wall time it has left:
+// it is looked at again then, and no sooner.
+func (s *MemoryStore) expire(now memTime) {
+	for len(s.byExpiry) > 0 {
+		i := s.byExpiry[0]
+		e := &s.slots[i]
+		if now.mono < e.expires {
+			return
+		}
+		if now.wall < e.wallExpires {
+			left := e.wallExpires - now.wall
+			if left <= 0 { // wrapped: the wall clock is centuries back
+				left = math.MaxInt64
+			}
+			e.expires = addSaturated(now.mono, left)
+			s.fix(0)
+			continue
+		}
+		s.remove(i)
 	}
 }
 
