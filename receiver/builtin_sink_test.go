@@ -153,11 +153,11 @@ func TestServerRealSinks(t *testing.T) {
 	assert.NotContains(t, logs.String(), ms.Password)
 }
 
-// TestServerJiraRoutesDoNotCollide sends one event to two Jira routes of
-// one webhook (projects CS and OPS) and to a second webhook with a route
-// into CS: each route gets its own issue, although the three share the
-// event id. A redelivery to a fresh server (empty record of done sinks, so
-// only the Jira search can tell) creates nothing.
+// TestServerJiraIssuePerProject sends one event to two Jira routes of one
+// webhook (projects CS and OPS) and to a second webhook with a route into
+// CS: each gets its own issue, although the three share the event id (the
+// label names the webhook). A redelivery to a fresh server (empty record
+// of done sinks, so only the Jira search can tell) creates nothing.
 func TestServerJiraIssuePerProject(t *testing.T) {
 	js := jiratest.NewServer(jiratest.Options{Projects: []string{"CS", "OPS"}})
 	defer js.Close()
@@ -199,19 +199,24 @@ func TestServerJiraIssuePerProject(t *testing.T) {
 	issues := js.Issues()
 	require.Len(t, issues, 2, "one issue per project")
 	assert.Equal(t, []string{"CS", "OPS"}, []string{issues[0].Project, issues[1].Project})
-	assert.Equal(t, issues[0].Labels, issues[1].Labels, "the label depends on the event id only")
+	assert.Equal(t, issues[0].Labels, issues[1].Labels, "the routes of one webhook share the label")
 
+	// Another webhook's copy of the id is another event: a sender holding
+	// that webhook's secret must not be able to claim this one's issue.
 	r = post(srv, "/webhooks/second")
 	assert.Equal(t, map[string]string{"second.cs.jira": "delivered"}, outcomes(r))
-	assert.Len(t, js.Issues(), 2, "the second webhook's route into CS finds the CS issue")
+	issues = js.Issues()
+	require.Len(t, issues, 3, "the second webhook's event gets its own CS issue")
+	assert.Equal(t, "CS", issues[2].Project)
+	assert.NotEqual(t, issues[0].Labels, issues[2].Labels, "the label names the webhook")
 
 	// A fresh server has no record of done sinks: the labels alone stop
 	// every duplicate.
 	srv = newServer()
 	post(srv, "/webhooks/staircase")
 	post(srv, "/webhooks/second")
-	assert.Len(t, js.Issues(), 2, "redelivery created nothing")
-	assert.Equal(t, 2, js.Requests("/rest/api/3/issue"), "two creates in all")
+	assert.Len(t, js.Issues(), 3, "redelivery created nothing")
+	assert.Equal(t, 3, js.Requests("/rest/api/3/issue"), "three creates in all")
 }
 
 // The 422 names a short reason class derived from the sink error's type,

@@ -315,7 +315,7 @@ func ParseConfig(data []byte, lookupEnv func(string) (string, bool)) (*Config, e
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(expanded))
 	if err := dec.Decode(&doc); err != nil && err != io.EOF {
-		return nil, joinErrors(append(errs, configErr("", yamlSyntax(err))))
+		return nil, joinErrors(append(errs, configErr("", yamlSyntax(err, expanded))))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err != io.EOF {

@@ -375,6 +375,43 @@ func TestParseConfigSyntaxErrorHidesText(t *testing.T) {
 	assert.NotContains(t, err.Error(), "MfKQ9r8G")
 }
 
+// TestParseConfigSyntaxErrorLines checks the line of each kind of YAML
+// syntax error against the file, and that YAML's indicators are shown while
+// the input is not.
+func TestParseConfigSyntaxErrorLines(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"sequence never closed", "listen: 127.0.0.1:8080\nwebhooks:\n  - name: staircase\n    secrets: [{label: current, secret: \"${S}\"}\n    routes: []\n",
+			"line 4: did not find expected ',' or ']'"},
+		{"sequence never closed on line 1", "webhooks: [{name: a}\n",
+			"line 1: did not find expected ',' or ']'"},
+		{"sequence never closed, no final newline", "webhooks: [{name: a}",
+			"line 1: did not find expected ',' or ']'"},
+		{"mapping never closed", "listen: 127.0.0.1:8080\njira: {base_url: x\nwebhooks: []\n",
+			"line 2: did not find expected ',' or '}'"},
+		{"a sequence entry among keys", "listen: 127.0.0.1:8080\noutbox: x\n- webhooks\n",
+			"line 3: did not find expected key"},
+		{"a key at a wrong indentation", "listen: 127.0.0.1:8080\n  outbox: x\n",
+			"line 2: mapping values are not allowed in this context"},
+		{"a tab", "listen: 127.0.0.1:8080\n\toutbox: x\n",
+			"line 2: found a tab character that violates indentation"},
+		{"an unknown escape", "listen: 127.0.0.1:8080\noutbox: \"\\q\"\n",
+			"line 2: found unknown escape character"},
+		{"a string never closed", "listen: 127.0.0.1:8080\noutbox: \"x\nwebhooks: []\n",
+			"line 2: found unexpected end of stream"}, // where the string starts
+		{"an unknown anchor", "listen: 127.0.0.1:8080\noutbox: *${S}\n",
+			"unknown anchor (not shown) referenced"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.yaml), env(map[string]string{"S": testSecret}))
+			require.ErrorIs(t, err, ErrInvalidConfig)
+			assert.Contains(t, err.Error(), "YAML syntax: "+tc.want)
+			assert.NotContains(t, err.Error(), "MfKQ9r8G")
+		})
+	}
+}
+
 func TestParseConfigToleranceBound(t *testing.T) {
 	for tol, ok := range map[string]bool{"1h": true, "61m": false, "0s": true} {
 		_, err := ParseConfig([]byte(strings.Replace(minimalConfig, "routes:", "tolerance: "+tol+"\n    routes:", 1)), nil)

@@ -13,15 +13,62 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// quoted matches the parts of a YAML parser message that quote the input
-// (an anchor name, a character), which could be a misplaced secret.
+// quoted matches the parts of a YAML parser message that quote something:
+// the input (an anchor name, which could be a misplaced secret), or one of
+// YAML's indicators (did not find expected ',' or ']'), which is shown.
 var quoted = regexp.MustCompile("'[^']*'|\"[^\"]*\"|`[^`]*`")
 
-// yamlSyntax keeps the line and the kind of a YAML syntax error, without
-// the input text the parser may quote.
-func yamlSyntax(err error) string {
+// indicator is a quoted YAML indicator: one punctuation character.
+var indicator = regexp.MustCompile(`^'[[:punct:]]'$`)
+
+// yamlLine is the line number go.yaml.in/yaml/v3 puts before a message.
+var yamlLine = regexp.MustCompile(`^line (\d+): `)
+
+// parserProblems are the messages of yaml.v3's parser, as opposed to its
+// scanner. For these it reports the line 0-based (the line where the
+// construct being parsed starts, such as the "[" of a sequence never
+// closed, or where the problem is when that construct starts on line 1),
+// and no line at all for line 1: yamlSyntax adds one. Scanner messages
+// have the right line.
+var parserProblems = map[string]bool{
+	"did not find expected <stream-start>":   true,
+	"did not find expected <document start>": true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found duplicate %TAG directive":         true,
+	"found undefined tag handle":             true,
+	"did not find expected node content":     true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected key":              true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+}
+
+// yamlSyntax keeps the line and the kind of a YAML syntax error in data,
+// with the line counted from 1 as an editor does and YAML's indicators
+// shown, but without the input text the parser may quote.
+func yamlSyntax(err error, data []byte) string {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	return "YAML syntax: " + quoted.ReplaceAllString(msg, "(not shown)")
+	line, problem := 0, msg
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		problem = msg[len(m[0]):]
+	}
+	if parserProblems[problem] {
+		// A construct left open at the end is found at the end of the
+		// stream, past the last line: name the last line.
+		lines := bytes.Count(data, []byte("\n"))
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			lines++
+		}
+		msg = "line " + strconv.Itoa(min(line+1, max(lines, 1))) + ": " + problem
+	}
+	return "YAML syntax: " + quoted.ReplaceAllStringFunc(msg, func(q string) string {
+		if indicator.MatchString(q) {
+			return q
+		}
+		return "(not shown)"
+	})
 }
 
 // shownKey is the shape of a key that errors may quote: the snake_case of
