@@ -16,13 +16,13 @@ func ExampleParseConfig() {
 	data := []byte(`
 webhooks:
   - name: staircase
-    secrets: [{label: current, secret: "${STAIRCASE_WEBHOOK_SECRET}"}]
+    secrets: [{label: current, secret: "${STAIRHOOK_SECRET}"}]
     routes:
       - when: {types: [churn_risk]}
         jira: {project: CS}
       - email: {to: [not-an-address]}
 `)
-	env := map[string]string{"STAIRCASE_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	env := map[string]string{"STAIRHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 
 	_, err := receiver.ParseConfig(data, lookup)
@@ -32,7 +32,7 @@ webhooks:
 	fmt.Println(err)
 	// Output:
 	// true
-	// line 4: environment variable STAIRCASE_WEBHOOK_SECRET is not set (referenced as ${STAIRCASE_WEBHOOK_SECRET})
+	// line 4: environment variable STAIRHOOK_SECRET is not set (referenced as ${STAIRHOOK_SECRET})
 	// webhooks[0].secrets[0].secret: not a whsec_ secret (invalid secret: empty)
 	// webhooks[0].routes[1].email.to[0]: not an email address: mail: missing '@' or angle-addr
 }
