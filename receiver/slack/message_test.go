@@ -197,12 +197,12 @@ func TestMessageAccountLink(t *testing.T) {
 		return build(t, Route{}, ev).Blocks.BlockSet[1].(*slack.SectionBlock).Text.Text
 	}
 	base := "https://app.staircase.ai/accounts/"
-	exact := base + strings.Repeat("x", maxLinkURL-len(base))
+	exact := base + strings.Repeat("x", slackMaxURL-len(base))
 	require.Len(t, exact, 255)
 	assert.Equal(t, "*Account:* <"+exact+"|Acme>", accountText(exact))
 	assert.Equal(t, "*Account:* Acme", accountText(exact+"x"), "one past the limit: no link, and no cut URL")
 	// The limit counts the URL as sent, & escaped.
-	amp := base + "?a=b&c" + strings.Repeat("x", maxLinkURL-len(base)-6-4)
+	amp := base + "?a=b&c" + strings.Repeat("x", slackMaxURL-len(base)-6-4)
 	assert.Equal(t, "*Account:* <"+strings.ReplaceAll(amp, "&", "&amp;")+"|Acme>", accountText(amp))
 	assert.Equal(t, "*Account:* Acme", accountText(amp+"x"))
 
@@ -225,19 +225,19 @@ func TestMessageHeaderLimit(t *testing.T) {
 		ev := &event.Event{ID: "e", Account: event.Account{ID: "a"}, Signal: event.Signal{Title: title}}
 		return build(t, Route{}, ev).Blocks.BlockSet[0].(*slack.HeaderBlock).Text.Text
 	}
-	exact := strings.Repeat("h", maxHeaderText)
+	exact := strings.Repeat("h", slackMaxHeader)
 	assert.Equal(t, exact, header(exact))
 	cut := header(exact + "h")
-	assert.Equal(t, strings.Repeat("h", maxHeaderText-1)+"…", cut)
-	assert.Equal(t, maxHeaderText, utf16Len(cut))
+	assert.Equal(t, strings.Repeat("h", slackMaxHeader-1)+"…", cut)
+	assert.Equal(t, slackMaxHeader, utf16Len(cut))
 
 	// An emoji counts two: one that would end at 151 is left out whole.
-	emoji := strings.Repeat("h", maxHeaderText-2) + "😀"
+	emoji := strings.Repeat("h", slackMaxHeader-2) + "😀"
 	assert.Equal(t, emoji, header(emoji), "exactly 150 with the emoji")
 	cut = header("h" + emoji)
-	assert.Equal(t, strings.Repeat("h", maxHeaderText-1)+"…", cut)
-	cut = header(strings.Repeat("é", maxHeaderText+1))
-	assert.Equal(t, strings.Repeat("é", maxHeaderText-1)+"…", cut)
+	assert.Equal(t, strings.Repeat("h", slackMaxHeader-1)+"…", cut)
+	cut = header(strings.Repeat("é", slackMaxHeader+1))
+	assert.Equal(t, strings.Repeat("é", slackMaxHeader-1)+"…", cut)
 }
 
 // A section's text is at most maxSectionText characters: a longer body is
@@ -252,29 +252,29 @@ func TestMessageSectionLimit(t *testing.T) {
 		}
 		return out
 	}
-	exact := strings.Repeat("x", maxSectionText)
+	exact := strings.Repeat("x", slackMaxSection)
 	assert.Equal(t, []string{exact}, body(exact))
 	assert.Equal(t, []string{exact, "x"}, body(exact+"x"))
 
 	// Split at a line or a space in the second half of a section.
-	words := strings.Repeat("word ", maxSectionText/5) + "last"
+	words := strings.Repeat("word ", slackMaxSection/5) + "last"
 	got := body(words)
 	require.Len(t, got, 2)
-	assert.Equal(t, strings.TrimSpace(strings.Repeat("word ", maxSectionText/5)), got[0])
+	assert.Equal(t, strings.TrimSpace(strings.Repeat("word ", slackMaxSection/5)), got[0])
 	assert.Equal(t, "last", got[1])
 
 	// Never inside an escape: "&" is five characters once escaped.
-	amps := strings.Repeat("&", maxSectionText/5) + "&"
+	amps := strings.Repeat("&", slackMaxSection/5) + "&"
 	got = body(amps)
 	require.Len(t, got, 2)
-	assert.Equal(t, strings.Repeat("&amp;", maxSectionText/5), got[0])
+	assert.Equal(t, strings.Repeat("&amp;", slackMaxSection/5), got[0])
 	assert.Equal(t, "&amp;", got[1])
 
 	// Never inside a code point: an emoji is two characters.
-	emoji := "x" + strings.Repeat("😀", maxSectionText/2)
+	emoji := "x" + strings.Repeat("😀", slackMaxSection/2)
 	got = body(emoji)
 	require.Len(t, got, 2)
-	assert.Equal(t, maxSectionText-1, utf16Len(got[0]))
+	assert.Equal(t, slackMaxSection-1, utf16Len(got[0]))
 	assert.Equal(t, "😀", got[1])
 }
 
@@ -291,17 +291,17 @@ func peopleEvent(n int) *event.Event {
 // and counted in a note.
 func TestMessageBlockLimit(t *testing.T) {
 	// Header, account, summary and context leave 46 blocks for people.
-	msg := build(t, Route{}, peopleEvent(maxBlocks-4))
-	require.Len(t, msg.Blocks.BlockSet, maxBlocks)
+	msg := build(t, Route{}, peopleEvent(slackMaxBlocks-4))
+	require.Len(t, msg.Blocks.BlockSet, slackMaxBlocks)
 	assert.NotContains(t, allText(msg), "not shown")
 
-	msg = build(t, Route{}, peopleEvent(maxBlocks-3))
-	require.Len(t, msg.Blocks.BlockSet, maxBlocks)
+	msg = build(t, Route{}, peopleEvent(slackMaxBlocks-3))
+	require.Len(t, msg.Blocks.BlockSet, slackMaxBlocks)
 	assert.Contains(t, allText(msg), "2 more people are not shown.", "one person for the note's block, one past")
 	require.NoError(t, checkMessage(msg.Text, msg.Blocks.BlockSet))
 
 	msg = build(t, Route{}, peopleEvent(200))
-	require.Len(t, msg.Blocks.BlockSet, maxBlocks)
+	require.Len(t, msg.Blocks.BlockSet, slackMaxBlocks)
 	assert.Contains(t, allText(msg), "155 more people are not shown.", "45 shown beside the note")
 }
 
@@ -317,27 +317,27 @@ func TestMessageTotalLimit(t *testing.T) {
 	}
 	ev := &event.Event{ID: "e", Account: event.Account{ID: "a"}}
 	base := total(build(t, Route{}, ev))
-	ev.Signal.Summary = strings.Repeat("x", maxMessageText-base)
+	ev.Signal.Summary = strings.Repeat("x", slackMaxTotal-base)
 	msg := build(t, Route{}, ev)
-	assert.Equal(t, maxMessageText, total(msg))
-	assert.Equal(t, maxMessageText-base, strings.Count(allText(msg), "x"), "exactly at the limit: nothing cut")
+	assert.Equal(t, slackMaxTotal, total(msg))
+	assert.Equal(t, slackMaxTotal-base, strings.Count(allText(msg), "x"), "exactly at the limit: nothing cut")
 	assert.NotContains(t, allText(msg), "shortened")
 
 	ev.Signal.Summary += "x"
 	msg = build(t, Route{}, ev)
-	assert.LessOrEqual(t, total(msg), maxMessageText)
+	assert.LessOrEqual(t, total(msg), slackMaxTotal)
 	assert.Contains(t, allText(msg), "The text was shortened to fit a Slack message.")
 	assert.Contains(t, allText(msg), "x…")
 	require.NoError(t, checkMessage(msg.Text, msg.Blocks.BlockSet))
 
 	// People go before the body is touched.
-	ev.Signal.Summary = strings.Repeat("x", maxMessageText-base-100)
+	ev.Signal.Summary = strings.Repeat("x", slackMaxTotal-base-100)
 	ev.People = []event.Person{{Name: strings.Repeat("p", 200)}}
 	msg = build(t, Route{}, ev)
-	assert.Equal(t, maxMessageText-base-100, strings.Count(allText(msg), "x"), "the body whole")
+	assert.Equal(t, slackMaxTotal-base-100, strings.Count(allText(msg), "x"), "the body whole")
 	assert.NotContains(t, allText(msg), strings.Repeat("p", 200))
 	assert.Contains(t, allText(msg), "1 more person is not shown.")
-	assert.LessOrEqual(t, total(msg), maxMessageText)
+	assert.LessOrEqual(t, total(msg), slackMaxTotal)
 }
 
 // Each value is bounded well within Slack's limits, so the fixed part of
