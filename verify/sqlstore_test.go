@@ -257,6 +257,35 @@ func testSQLStore(t *testing.T, b sqlBackend) {
 		assert.Equal(t, verify.StateNew, st)
 	})
 
+	t.Run("WallClockStepBack", func(t *testing.T) {
+		// A SQLStore keeps expiries as wall-clock instants, the clock the
+		// Verifier checks timestamps by: after the retention has passed
+		// and the clock has stepped back by more than the tolerance, the
+		// replay's timestamp is accepted again, and its id is still held.
+		clk := &fakeClock{now: mwNow}
+		s, _ := newStore(t, b.open(t), clk.Now)
+		secret, err := verify.NewSecret()
+		require.NoError(t, err)
+		v, err := verify.NewVerifier(verify.Options{Keys: []verify.Key{{Secret: secret}}, Now: clk.Now, Store: s, OnError: func(*http.Request, error) {}})
+		require.NoError(t, err)
+		processed := 0
+		h := v.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { processed++ }))
+		captured := verifytest.SignedHeaders(secret, "evt_captured", mwNow, []byte(`{}`))
+		send := func() *httptest.ResponseRecorder {
+			req := verifytest.NewRequest(secret, "evt_captured", mwNow, "/", []byte(`{}`))
+			req.Header = captured.Clone()
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			return rec
+		}
+		require.Equal(t, http.StatusOK, send().Code)
+		clk.Add(2*verify.DefaultTolerance + time.Second)
+		clk.Add(-verify.DefaultTolerance - time.Minute)
+		rec := send()
+		assert.Equal(t, "true", rec.Header().Get(verify.DuplicateHeader), "the replay is a duplicate")
+		assert.Equal(t, 1, processed)
+	})
+
 	t.Run("DeleteExpired", func(t *testing.T) {
 		ctx := t.Context()
 		clk := &fakeClock{now: mwNow}

@@ -4,7 +4,12 @@
 //
 // Each id is one Redis key, prefix + id, whose value is "f:<token>" while a
 // request holds it (in flight) and "d:<token>" once processed (done), with
-// the expiry the Middleware asks for. Every call is one short Lua script,
+// the expiry the Middleware asks for. Redis counts a ttl on its own clock;
+// the key is also held until the instant the ttl ends on this process's
+// wall clock (Options.Now), should that be later, because the Verifier
+// checks timestamps by that clock: a receiver whose clock was ahead of
+// Redis's and is then stepped back (by NTP) still finds the id of a
+// request it may accept again. Every call is one short Lua script,
 // atomic on the server and one round trip: Reserve is SET NX PX, reading
 // the current value when the key is taken; Done and Release compare the
 // token before they write. So of concurrent reservations exactly one wins,
@@ -23,6 +28,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -40,6 +46,10 @@ type Options struct {
 	// database with other data, or keep the ids of several webhooks apart.
 	// Default value is DefaultPrefix.
 	Prefix string
+	// Now returns the current time: a key is held until its ttl has passed
+	// on Redis's clock and, measured from Now, on this clock too. Give the
+	// Verifier's Options.Now, if set. Default value is time.Now.
+	Now func() time.Time
 }
 
 // Store is a verify.Store on Redis. It is safe for concurrent use, as the
@@ -47,6 +57,7 @@ type Options struct {
 type Store struct {
 	client redis.UniversalClient
 	prefix string
+	now    func() time.Time
 }
 
 var _ verify.Store = (*Store)(nil)
@@ -61,7 +72,10 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
-	return &Store{client: client, prefix: opts.Prefix}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Store{client: client, prefix: opts.Prefix, now: opts.Now}
 }
 
 const (
@@ -70,19 +84,23 @@ const (
 )
 
 // reserveScript sets the key if absent, else returns its value: SET NX and
-// GET in one atomic step, so a key cannot expire between the two.
+// GET in one atomic step, so a key cannot expire between the two. The key
+// expires after the ttl ARGV[2] on Redis's clock or at the unix
+// millisecond ARGV[3], whichever is later (PEXPIREAT GT, Redis 7.0).
 var reserveScript = redis.NewScript(`
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+	redis.call('PEXPIREAT', KEYS[1], ARGV[3], 'GT')
 	return ''
 end
 return redis.call('GET', KEYS[1])
 `)
 
 // doneScript turns the caller's in-flight value into done, with a new
-// expiry, only if the key still holds that value.
+// expiry as Reserve sets it, only if the key still holds that value.
 var doneScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
 	redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+	redis.call('PEXPIREAT', KEYS[1], ARGV[4], 'GT')
 	return 1
 end
 return 0
@@ -100,7 +118,7 @@ return 0
 // Reserve implements verify.Store.
 func (s *Store) Reserve(ctx context.Context, key string, ttl time.Duration) (verify.Reservation, verify.State, error) {
 	token := rand.Text()
-	got, err := reserveScript.Run(ctx, s.client, []string{s.prefix + key}, inFlight+token, millis(ttl)).Text()
+	got, err := reserveScript.Run(ctx, s.client, []string{s.prefix + key}, inFlight+token, millis(ttl), s.until(ttl)).Text()
 	if err != nil {
 		return verify.Reservation{}, verify.StateNew, fmt.Errorf("redisstore: reserve: %w", err)
 	}
@@ -120,7 +138,7 @@ func (s *Store) Done(ctx context.Context, r verify.Reservation, ttl time.Duratio
 	if r.Token == "" {
 		return verify.ErrReservationLost
 	}
-	n, err := doneScript.Run(ctx, s.client, []string{s.prefix + r.Key}, inFlight+r.Token, done+r.Token, millis(ttl)).Int()
+	n, err := doneScript.Run(ctx, s.client, []string{s.prefix + r.Key}, inFlight+r.Token, done+r.Token, millis(ttl), s.until(ttl)).Int()
 	if err != nil {
 		return fmt.Errorf("redisstore: done: %w", err)
 	}
@@ -139,6 +157,19 @@ func (s *Store) Release(ctx context.Context, r verify.Reservation) error {
 		return fmt.Errorf("redisstore: release: %w", err)
 	}
 	return nil
+}
+
+// until is the unix millisecond at which ttl ends on this process's
+// clock, saturated rather than wrapped, and at least 1: PEXPIREAT takes a
+// positive integer (an instant already past leaves the ttl on Redis's
+// clock, which GT keeps).
+func (s *Store) until(ttl time.Duration) int64 {
+	now := s.now().UnixMilli()
+	ms := millis(ttl)
+	if now > math.MaxInt64-ms {
+		return math.MaxInt64
+	}
+	return max(1, now+ms)
 }
 
 // millis is ttl in whole milliseconds, rounded up and at least 1: PX takes

@@ -308,3 +308,93 @@ func TestStoreContract(t *testing.T) {
 		return redisstore.New(c, redisstore.Options{Prefix: "contract:" + t.Name() + ":"})
 	})
 }
+
+// The key is held until its ttl has passed on Redis's clock and, from
+// Options.Now, on the receiver's: a receiver whose clock is ahead of
+// Redis's (and may be stepped back) holds the key for longer; one whose
+// clock is behind keeps Redis's ttl.
+func TestExpiryOnTheReceiversWallClock(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	ctx := t.Context()
+	c := client(t, srv)
+	for _, tc := range []struct {
+		name     string
+		skew     time.Duration
+		min, max time.Duration
+	}{
+		{"clock an hour ahead", time.Hour, time.Hour, time.Hour + 2*time.Second},
+		{"clock an hour behind", -time.Hour, time.Second, 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := redisstore.New(c, redisstore.Options{
+				Prefix: "skew:" + t.Name() + ":",
+				Now:    func() time.Time { return time.Now().Add(tc.skew) },
+			})
+			r, st, err := s.Reserve(ctx, "evt_1", 2*time.Second)
+			require.NoError(t, err)
+			require.Equal(t, verify.StateNew, st)
+			key := "skew:" + t.Name() + ":evt_1"
+			ttl, err := c.PTTL(ctx, key).Result()
+			require.NoError(t, err)
+			assert.GreaterOrEqual(t, ttl, tc.min, "reserved")
+			assert.LessOrEqual(t, ttl, tc.max, "reserved")
+
+			require.NoError(t, s.Done(ctx, r, 2*time.Second))
+			ttl, err = c.PTTL(ctx, key).Result()
+			require.NoError(t, err)
+			assert.GreaterOrEqual(t, ttl, tc.min, "done")
+			assert.LessOrEqual(t, ttl, tc.max, "done")
+		})
+	}
+}
+
+// A receiver's clock runs ahead of Redis's, and NTP steps it back after a
+// request was processed. Once the retention has passed on Redis's clock, a
+// replay of the captured request is within the tolerance again on the
+// receiver's: its id must still be held.
+func TestReplayAfterTheReceiversClockSteppedBack(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	const (
+		tolerance = 2 * time.Second
+		ahead     = 3 * tolerance
+	)
+	var skew atomic.Int64
+	skew.Store(int64(ahead))
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	secret, err := verify.NewSecret()
+	require.NoError(t, err)
+	v, err := verify.NewVerifier(verify.Options{
+		Keys:      []verify.Key{{Secret: secret}},
+		Tolerance: tolerance, // the retention is twice as long
+		Now:       now,
+		Store:     redisstore.New(client(t, srv), redisstore.Options{Now: now}),
+		OnError:   func(*http.Request, error) {},
+	})
+	require.NoError(t, err)
+	var calls atomic.Int32
+	h := v.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { calls.Add(1) }))
+	signedAt := now()
+	captured := verifytest.SignedHeaders(secret, "evt_captured", signedAt, []byte(`{}`))
+	send := func() *httptest.ResponseRecorder {
+		req := verifytest.NewRequest(secret, "evt_captured", signedAt, "/", []byte(`{}`))
+		req.Header = captured.Clone()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	start := time.Now()
+	require.Equal(t, http.StatusOK, send().Code)
+
+	skew.Store(0) // NTP: the receiver's clock agrees with Redis's again
+	// The retention, 2·tolerance, runs out on Redis's clock at start+4s;
+	// the signed timestamp, at most start+6s, is accepted on the
+	// receiver's clock from start+4s to start+8s.
+	time.Sleep(time.Until(start.Add(2*tolerance + tolerance/4)))
+	rec := send()
+	if elapsed := time.Since(start); elapsed >= ahead+tolerance {
+		t.Skipf("the replay was sent %v after the request, past the window it is accepted in: the machine is too slow for this check", elapsed)
+	}
+	assert.Equal(t, http.StatusOK, rec.Code)
+	assert.Equal(t, "true", rec.Header().Get(verify.DuplicateHeader), "the replay is a duplicate")
+	assert.Equal(t, int32(1), calls.Load(), "the replay must not be processed")
+}
