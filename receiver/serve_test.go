@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -245,4 +246,20 @@ func TestLimitsConfigChecked(t *testing.T) {
 		require.ErrorIs(t, err, ErrInvalidConfig)
 		assert.Contains(t, err.Error(), tc.path)
 	}
+}
+
+// An outbox others can write to is refused at start, whatever the sinks:
+// it holds the dry runs and an earlier version's dead letters.
+func TestServerRefusesUnsafeOutbox(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.Chmod(dir, 0o777))
+	cfg := testConfig(dir)
+	_, err := NewServer(cfg, ServerOptions{Inline: true})
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "outbox")
+
+	require.NoError(t, os.Chmod(dir, 0o700))
+	srv, err := NewServer(cfg, ServerOptions{Inline: true})
+	require.NoError(t, err)
+	srv.Close()
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/stairhook/stairhook/receiver/dryrun"
 	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/receiver/forward"
 	"github.com/stairhook/stairhook/receiver/queue"
@@ -169,6 +170,11 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 	custom, unused, serrs := customSinks(&c, opts.Sinks)
 	if errs = append(errs, serrs...); len(errs) > 0 {
 		return nil, joinErrors(errs)
+	}
+	// The outbox holds the dry runs and an earlier version's dead-letter
+	// file, customer data either way: refuse one others can write to.
+	if err := dryrun.CheckOutbox(c.Outbox); err != nil {
+		return nil, configErr("outbox", err.Error())
 	}
 	s := &Server{
 		listen:          c.Listen,
