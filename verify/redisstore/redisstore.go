@@ -19,8 +19,11 @@
 //	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 //	v, err := verify.NewVerifier(verify.Options{Keys: keys, Store: redisstore.New(rdb, redisstore.Options{})})
 //
-// Errors from Redis are returned as they are; the Middleware answers them
-// 503 (fail closed) and the sender retries.
+// It needs Redis 7.0 or later (for PEXPIREAT GT): on an older server the
+// scripts fail, and requests are answered 503 or 409, never let through
+// unrecorded. Errors from Redis are
+// returned as they are; the Middleware answers them 503 (fail closed) and
+// the sender retries.
 package redisstore
 
 import (
