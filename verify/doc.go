@@ -15,8 +15,8 @@
 // but forgotten when it restarts. A [SQLStore] keeps them in a table of a
 // SQLite database, which survives restarts, or of Postgres, which several
 // instances share; package verify/redisstore keeps them in Redis. Checking
-// a store of your own against the contract takes one call to
-// verifytest.TestStore.
+// a store of your own against the contract takes a call to
+// verifytest.TestStore and one to verifytest.TestStoreWallClock.
 //
 // # Security
 //

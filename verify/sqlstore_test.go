@@ -103,6 +103,10 @@ func testSQLStore(t *testing.T, b sqlBackend) {
 			s, _ := newStore(t, db, nil)
 			return s
 		})
+		verifytest.TestStoreWallClock(t, func(t *testing.T, now func() time.Time) verify.Store {
+			s, _ := newStore(t, db, now)
+			return s
+		})
 	})
 
 	t.Run("ConcurrentReserveAcrossHandles", func(t *testing.T) {

@@ -446,4 +446,7 @@ func TestMemoryStoreContract(t *testing.T) {
 	verifytest.TestStore(t, func(*testing.T) verify.Store {
 		return verify.NewMemoryStore(verify.MemoryStoreOptions{})
 	})
+	verifytest.TestStoreWallClock(t, func(_ *testing.T, now func() time.Time) verify.Store {
+		return verify.NewMemoryStore(verify.MemoryStoreOptions{Now: now})
+	})
 }

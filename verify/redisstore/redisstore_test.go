@@ -307,6 +307,9 @@ func TestStoreContract(t *testing.T) {
 		// A key space of its own for each subtest, on the one server.
 		return redisstore.New(c, redisstore.Options{Prefix: "contract:" + t.Name() + ":"})
 	})
+	verifytest.TestStoreWallClock(t, func(t *testing.T, now func() time.Time) verify.Store {
+		return redisstore.New(c, redisstore.Options{Prefix: "contract:" + t.Name() + ":", Now: now})
+	})
 }
 
 // The key is held until its ttl has passed on Redis's clock and, from

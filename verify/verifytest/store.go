@@ -72,6 +72,83 @@ func TestStore(t *testing.T, newStore func(t *testing.T) verify.Store) {
 	}
 }
 
+// TestStoreWallClock checks the part of the verify.Store contract that
+// TestStore cannot: that a ttl runs out on the wall clock the Verifier
+// checks timestamps by, not on a monotonic clock alone. newStore must
+// return an empty store that reads the current time from now, as
+// MemoryStoreOptions.Now, SQLStoreOptions.Now and redisstore.Options.Now
+// do:
+//
+//	func TestStoreWallClock(t *testing.T) {
+//		verifytest.TestStoreWallClock(t, func(t *testing.T, now func() time.Time) verify.Store {
+//			return mystore.New(mystore.Options{Now: now})
+//		})
+//	}
+//
+// The clock reads an hour ahead while a key is reserved, or marked done,
+// for 250 ms; then it is stepped back to the time of day, as NTP steps a
+// clock that ran ahead. The key must still be held once the 250 ms have
+// passed in real time: on the given clock, its ttl ends an hour later. A
+// store that counted the ttl on a clock of its own would free the key, and
+// so let a captured request be replayed while its timestamp is accepted
+// again. The times the clock returns carry no monotonic reading. It takes
+// about a second.
+func TestStoreWallClock(t *testing.T, newStore func(t *testing.T, now func() time.Time) verify.Store) {
+	t.Helper()
+	for _, tc := range []struct {
+		name string
+		run  func(*testing.T, verify.Store, *steppedClock)
+	}{
+		{"WallClockReservation", testStoreWallClockReservation},
+		{"WallClockDone", testStoreWallClockDone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := &steppedClock{}
+			tc.run(t, newStore(t, clk.now), clk)
+		})
+	}
+}
+
+// steppedClock is the time of day plus an offset that a test steps.
+type steppedClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *steppedClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset).Round(0)
+}
+
+func (c *steppedClock) set(offset time.Duration) {
+	c.mu.Lock()
+	c.offset = offset
+	c.mu.Unlock()
+}
+
+// A reservation made while the clock ran an hour ahead is held after the
+// clock was stepped back and its ttl passed in real time.
+func testStoreWallClockReservation(t *testing.T, s verify.Store, clk *steppedClock) {
+	clk.set(time.Hour)
+	reserveNew(t, s, "evt_1", shortTTL)
+	clk.set(0)
+	time.Sleep(shortTTL + 2*pollEvery)
+	wantState(t, s, "evt_1", verify.StateInFlight)
+}
+
+// The same for a key marked done.
+func testStoreWallClockDone(t *testing.T, s verify.Store, clk *steppedClock) {
+	clk.set(time.Hour)
+	r := reserveNew(t, s, "evt_1", longTTL)
+	if err := s.Done(t.Context(), r, shortTTL); err != nil {
+		t.Fatalf("Done: %v", err)
+	}
+	clk.set(0)
+	time.Sleep(shortTTL + 2*pollEvery)
+	wantState(t, s, "evt_1", verify.StateDone)
+}
+
 // New → in flight → done, and done is final.
 func testStoreStates(t *testing.T, s verify.Store) {
 	ctx := t.Context()

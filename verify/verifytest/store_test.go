@@ -28,6 +28,8 @@ var flaws = []struct {
 	{"never expires", "ReservationExpires", flaw{neverExpires: true}},
 	{"Done keeps the reservation's ttl", "DoneSetsNewTTL", flaw{doneKeepsTTL: true}},
 	{"ttl wraps around", "LargestTTL", flaw{ttlWraps: true}},
+	{"reservation on its own clock", "WallClockReservation", flaw{ownClock: true}},
+	{"done on its own clock", "WallClockDone", flaw{ownClock: true}},
 }
 
 // TestStoreCatchesFlaws runs TestStore on each flawed store in a child
@@ -65,12 +67,16 @@ func TestFlawedStore(t *testing.T) {
 	}
 	expiryWait = 2 * time.Second
 	TestStore(t, func(*testing.T) verify.Store { return &flawedStore{flaw: flaws[i].flaw} })
+	TestStoreWallClock(t, func(_ *testing.T, now func() time.Time) verify.Store {
+		return &flawedStore{flaw: flaws[i].flaw, now: now}
+	})
 }
 
 // TestStoreOnFlawlessStore checks that flawedStore without flaws keeps the
 // contract, so that each flaw alone makes it fail.
 func TestStoreOnFlawlessStore(t *testing.T) {
 	TestStore(t, func(*testing.T) verify.Store { return &flawedStore{} })
+	TestStoreWallClock(t, func(_ *testing.T, now func() time.Time) verify.Store { return &flawedStore{now: now} })
 }
 
 // flaw is a set of ways for flawedStore to break the contract.
@@ -84,15 +90,24 @@ type flaw struct {
 	neverExpires        bool
 	doneKeepsTTL        bool
 	ttlWraps            bool // expiry computed in nanoseconds that overflow
+	ownClock            bool // time.Now rather than the clock it is given
 }
 
 // flawedStore is a plain map-based Store, correct unless a flaw is set.
 type flawedStore struct {
 	flaw
 
+	now    func() time.Time // nil: time.Now
 	mu     sync.Mutex
 	keys   map[string]flawedEntry
 	tokens int
+}
+
+func (s *flawedStore) clock() time.Time {
+	if s.now == nil || s.ownClock {
+		return time.Now()
+	}
+	return s.now()
 }
 
 type flawedEntry struct {
@@ -112,7 +127,7 @@ func (s *flawedStore) expiry(ttl time.Duration) int64 {
 	if s.neverExpires {
 		ttl = 100 * 365 * 24 * time.Hour
 	}
-	now := time.Now().UnixNano()
+	now := s.clock().UnixNano()
 	if !s.ttlWraps && int64(ttl) > (1<<63-1)-now {
 		return 1<<63 - 1
 	}
@@ -122,7 +137,7 @@ func (s *flawedStore) expiry(ttl time.Duration) int64 {
 // live returns the entry of k unless it has expired; s.mu is held.
 func (s *flawedStore) live(k string) (flawedEntry, bool) {
 	e, ok := s.keys[k]
-	return e, ok && time.Now().UnixNano() < e.expires
+	return e, ok && s.clock().UnixNano() < e.expires
 }
 
 func (s *flawedStore) Reserve(_ context.Context, key string, ttl time.Duration) (verify.Reservation, verify.State, error) {

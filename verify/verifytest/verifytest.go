@@ -9,7 +9,9 @@
 // meant for tests, where such input is a bug in the test.
 //
 // [TestStore] checks a verify.Store of your own against the interface's
-// contract, as testing/fstest.TestFS does for file systems.
+// contract, as testing/fstest.TestFS does for file systems, and
+// [TestStoreWallClock] checks that its ttls run out on the clock the
+// Verifier checks timestamps by.
 package verifytest
 
 import (
