@@ -232,7 +232,7 @@ func (d *database) migrate(ctx context.Context) error {
 		if _, err := m.MigrateTx(ctx, tx, rivermigrate.DirectionUp, nil); err != nil {
 			return fmt.Errorf("queue: River migrations: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, sqliteSchema); err != nil {
+		if _, err := tx.ExecContext(ctx, sqliteSchema+"\n"+sqliteConsoleSchema); err != nil {
 			return fmt.Errorf("queue: migrate: %w", err)
 		}
 		if err := tx.Commit(); err != nil {
@@ -259,7 +259,7 @@ func (d *database) migrate(ctx context.Context) error {
 	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return fmt.Errorf("queue: River migrations: %w", err)
 	}
-	if _, err := d.pool.Exec(ctx, postgresSchema); err != nil {
+	if _, err := d.pool.Exec(ctx, postgresSchema+"\n"+postgresConsoleSchema); err != nil {
 		return fmt.Errorf("queue: migrate: %w", err)
 	}
 	return nil
