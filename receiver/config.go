@@ -18,6 +18,8 @@ import (
 	"github.com/stairhook/stairhook/receiver/forward"
 	"github.com/stairhook/stairhook/receiver/jira"
 	"github.com/stairhook/stairhook/receiver/queue"
+	"github.com/stairhook/stairhook/receiver/slack"
+	"github.com/stairhook/stairhook/receiver/teams"
 	"github.com/stairhook/stairhook/verify"
 )
 
@@ -74,6 +76,12 @@ type Config struct {
 	Jira *JiraConfig `yaml:"jira"`
 	// SMTP is the mail server; nil makes every email route a dry run.
 	SMTP *SMTPConfig `yaml:"smtp"`
+	// Slack is the Slack connection (an incoming webhook or a bot token);
+	// nil makes every slack route a dry run.
+	Slack *SlackConfig `yaml:"slack"`
+	// Teams is the Microsoft Teams Workflows webhook; nil makes every
+	// teams route a dry run.
+	Teams *TeamsConfig `yaml:"teams"`
 	// Webhooks are served at POST /webhooks/{name}; at least one.
 	Webhooks []WebhookConfig `yaml:"webhooks"`
 }
@@ -190,7 +198,7 @@ type SecretConfig struct {
 }
 
 // RouteConfig sends the events it matches to its sinks: jira, email,
-// forward, then Sinks in their order. It needs at least one.
+// slack, teams, forward, then Sinks in their order. It needs at least one.
 type RouteConfig struct {
 	// Name identifies the route in sink names (and so in the record of
 	// done sinks and in the dead-letter file); default route1, route2, …
@@ -203,6 +211,12 @@ type RouteConfig struct {
 	Jira *JiraRoute `yaml:"jira"`
 	// Email sends a message for each matching event.
 	Email *EmailRoute `yaml:"email"`
+	// Slack posts a Block Kit message for each matching event (to the
+	// route's channel with a bot token).
+	Slack *SlackRoute `yaml:"slack"`
+	// Teams posts an Adaptive Card for each matching event (to the route's
+	// webhook_url, else the teams section's).
+	Teams *TeamsRoute `yaml:"teams"`
 	// Forward posts each matching event, byte for byte and signed with the
 	// destination's own secret, to a URL (package forward); it has no dry
 	// run.
@@ -251,15 +265,30 @@ type (
 	// ForwardRoute says where a route forwards its events, and with which
 	// secret it signs them: forward.Route.
 	ForwardRoute = forward.Route
+	// SlackConfig is the Slack connection the slack routes post through:
+	// slack.Config. Without it, slack routes write their messages to the
+	// outbox instead (dry run).
+	SlackConfig = slack.Config
+	// SlackRoute says how one route turns an event into a Slack message:
+	// slack.Route.
+	SlackRoute = slack.Route
+	// TeamsConfig is the Workflows webhook the teams routes post to:
+	// teams.Config. Without it, teams routes write their cards to the
+	// outbox instead (dry run).
+	TeamsConfig = teams.Config
+	// TeamsRoute says where one route posts its cards: teams.Route.
+	TeamsRoute = teams.Route
 )
 
-// Default templates of a route that sets none: those of packages jira and
-// email.
+// Default templates of a route that sets none: those of packages jira,
+// email and slack.
 const (
 	DefaultJiraSummary  = jira.DefaultSummary
 	DefaultEmailSubject = email.DefaultSubject
 	DefaultEmailText    = email.DefaultText
 	DefaultEmailHTML    = email.DefaultHTML
+	DefaultSlackTitle   = slack.DefaultTitle
+	DefaultSlackText    = slack.DefaultText
 )
 
 // LoadConfig reads the YAML file at path and parses it with ParseConfig,

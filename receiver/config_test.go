@@ -2,6 +2,8 @@ package receiver
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/verify"
+	"github.com/stairhook/stairhook/verify/verifytest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
@@ -623,4 +627,65 @@ webhooks:
 	_, _, errs := customSinks(cfg, []Sink{&fakeSink{name: "staircase.hop.forward"}})
 	require.Len(t, errs, 1)
 	assert.Contains(t, errs[0].Error(), "built from the configuration")
+}
+
+func TestConfigSlackAndTeams(t *testing.T) {
+	env := func(k string) (string, bool) {
+		switch k {
+		case "SECRET":
+			return testSecret, true
+		case "SLACK_BOT_TOKEN":
+			return "xoxb-test-token", true
+		}
+		return "", false
+	}
+	routes := `
+webhooks:
+  - name: staircase
+    secrets: [{secret: "${SECRET}"}]
+    routes:
+      - name: chat
+        slack: {channel: "#cs-alerts"}
+        teams: {}
+`
+	// Without connection sections both are dry runs into the outbox.
+	outbox := t.TempDir()
+	cfg, err := ParseConfig([]byte("outbox: "+outbox+routes), env)
+	require.NoError(t, err)
+	srv, err := NewServer(cfg, ServerOptions{Inline: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	secret, err := verify.ParseSecret(testSecret)
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, verifytest.NewRequest(secret, "evt_chat", time.Now(), "/webhooks/staircase", eventBody(t, event.TypeChurnRisk, "evt_chat", nil)))
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	for _, kind := range []string{"slack", "teams"} {
+		files, err := os.ReadDir(filepath.Join(outbox, kind))
+		require.NoError(t, err, kind)
+		require.Len(t, files, 1, kind)
+		assert.Contains(t, files[0].Name(), "staircase.chat."+kind)
+	}
+
+	// A bot token needs the route's channel; errors name the path and
+	// never quote the token.
+	_, err = ParseConfig([]byte(`slack: {token: "${SLACK_BOT_TOKEN}"}
+webhooks:
+  - name: staircase
+    secrets: [{secret: "${SECRET}"}]
+    routes: [{name: chat, slack: {}}]
+`), env)
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "webhooks[0].routes[0].slack")
+	assert.NotContains(t, err.Error(), "xoxb-test-token")
+
+	// Teams needs a URL from the route or the teams section.
+	_, err = ParseConfig([]byte(`teams: {}
+webhooks:
+  - name: staircase
+    secrets: [{secret: "${SECRET}"}]
+    routes: [{name: chat, teams: {}}]
+`), env)
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "teams")
 }

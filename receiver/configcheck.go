@@ -98,6 +98,12 @@ func (c *Config) validate() []error {
 	if c.SMTP != nil {
 		errs = append(errs, wrapConfig(c.SMTP.Check("smtp"))...)
 	}
+	if c.Slack != nil {
+		errs = append(errs, wrapConfig(c.Slack.Check("slack"))...)
+	}
+	if c.Teams != nil {
+		errs = append(errs, wrapConfig(c.Teams.Check("teams"))...)
+	}
 	if len(c.Webhooks) == 0 {
 		bad("webhooks", "at least one webhook is required")
 	}
@@ -111,12 +117,14 @@ func (c *Config) validate() []error {
 			bad(p+".name", fmt.Sprintf("%q is used by another webhook", w.Name))
 		}
 		names[w.Name] = true
-		errs = append(errs, w.validate(p)...)
+		errs = append(errs, w.validate(p, c)...)
 	}
 	return errs
 }
 
-func (w *WebhookConfig) validate(p string) []error {
+// validate checks w, at path p of c (whose connection sections the
+// routes are checked against).
+func (w *WebhookConfig) validate(p string, c *Config) []error {
 	var errs []error
 	bad := func(path, msg string) { errs = append(errs, configErr(path, msg)) }
 	if len(w.Secrets) == 0 {
@@ -167,8 +175,8 @@ func (w *WebhookConfig) validate(p string) []error {
 				}
 			}
 		}
-		if r.Jira == nil && r.Email == nil && r.Forward == nil && len(r.Sinks) == 0 {
-			bad(rp, "needs at least one sink (jira, email, forward or sinks)")
+		if r.Jira == nil && r.Email == nil && r.Slack == nil && r.Teams == nil && r.Forward == nil && len(r.Sinks) == 0 {
+			bad(rp, "needs at least one sink (jira, email, slack, teams, forward or sinks)")
 		}
 		listed := map[string]bool{}
 		for k, n := range r.Sinks {
@@ -186,6 +194,18 @@ func (w *WebhookConfig) validate(p string) []error {
 		}
 		if r.Email != nil {
 			errs = append(errs, wrapConfig(r.Email.Check(rp+".email"))...)
+		}
+		if r.Slack != nil {
+			errs = append(errs, wrapConfig(r.Slack.Check(rp+".slack"))...)
+			if c.Slack != nil {
+				errs = append(errs, wrapConfig(c.Slack.CheckRoute(rp+".slack", r.Slack))...)
+			}
+		}
+		if r.Teams != nil {
+			errs = append(errs, wrapConfig(r.Teams.Check(rp+".teams"))...)
+			if c.Teams != nil {
+				errs = append(errs, wrapConfig(c.Teams.CheckRoute(rp+".teams", r.Teams))...)
+			}
 		}
 		if r.Forward != nil {
 			errs = append(errs, wrapConfig(r.Forward.Check(rp+".forward"))...)

@@ -248,7 +248,7 @@ func TestNewServerChecksCustomSinks(t *testing.T) {
 		`webhooks[0].routes[1].sinks[4]: "slack" is listed twice in this route`,
 		`ServerOptions.Sinks[1]: is nil`,
 		`ServerOptions.Sinks[2].Name(): "slack" is also the name of ServerOptions.Sinks[0]`,
-		`ServerOptions.Sinks[3].Name(): "staircase.all.email" is the name of a sink built from the configuration (<webhook>.<route>.<kind>, the kind one of jira, email, forward)`,
+		`ServerOptions.Sinks[3].Name(): "staircase.all.email" is the name of a sink built from the configuration (<webhook>.<route>.<kind>, the kind one of jira, email, slack, teams, forward)`,
 		`ServerOptions.Sinks[4].Name(): must be 1 to 128 of a-z, 0-9, _, - and .`,
 		`ServerOptions.Sinks[5]: its Name method panicked (a nil pointer?)`,
 		`ServerOptions.Sinks[6].Name(): must be 1 to 128 of a-z, 0-9, _, - and .`,
@@ -297,7 +297,7 @@ webhooks:
 		`webhooks[0].routes[0].sinks[1]: must be 1 to 128 of a-z, 0-9, _, - and . (the Name of a sink in ServerOptions.Sinks)`,
 		`webhooks[0].routes[0].sinks[2]: "slack" is listed twice in this route`,
 		`webhooks[0].routes[0].sinks[3]: must be 1 to 128 of a-z, 0-9, _, - and . (the Name of a sink in ServerOptions.Sinks)`,
-		`webhooks[0].routes[1]: needs at least one sink (jira, email, forward or sinks)`,
-		`webhooks[0].routes[2]: needs at least one sink (jira, email, forward or sinks)`,
+		`webhooks[0].routes[1]: needs at least one sink (jira, email, slack, teams, forward or sinks)`,
+		`webhooks[0].routes[2]: needs at least one sink (jira, email, slack, teams, forward or sinks)`,
 	}, "\n"), err.Error())
 }

@@ -37,7 +37,7 @@ func customSinks(c *Config, sinks []Sink) (map[string]Sink, []string, []error) {
 			// Not quoted: it may be anything.
 			bad(p+".Name()", sinkNameRule)
 		case builtin[name]:
-			bad(p+".Name()", fmt.Sprintf("%q is the name of a sink built from the configuration (<webhook>.<route>.<kind>, the kind one of jira, email, forward)", name))
+			bad(p+".Name()", fmt.Sprintf("%q is the name of a sink built from the configuration (<webhook>.<route>.<kind>, the kind one of jira, email, slack, teams, forward)", name))
 		case byName[name] != nil:
 			bad(p+".Name()", fmt.Sprintf("%q is also the name of ServerOptions.Sinks[%d]", name, index[name]))
 		default:
@@ -87,4 +87,4 @@ func (n namedSink) Name() string { return n.name }
 // builtinKinds are the last part of the names of the sinks built from the
 // configuration, <webhook>.<route>.<kind>: a sink of one's own cannot take
 // one of those names.
-var builtinKinds = []string{"jira", "email", "forward"}
+var builtinKinds = []string{"jira", "email", "slack", "teams", "forward"}

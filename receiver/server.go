@@ -328,6 +328,20 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 			}
 			rt.sinks = append(rt.sinks, sink)
 		}
+		if rc.Slack != nil {
+			sink, err := newSlackSink(prefix+"slack", c, *rc.Slack, client, s.log)
+			if err != nil {
+				return nil, fmt.Errorf("webhook %s, route %s, slack: %w", name, rt.name, err)
+			}
+			rt.sinks = append(rt.sinks, sink)
+		}
+		if rc.Teams != nil {
+			sink, err := newTeamsSink(prefix+"teams", c, *rc.Teams, client, s.log)
+			if err != nil {
+				return nil, fmt.Errorf("webhook %s, route %s, teams: %w", name, rt.name, err)
+			}
+			rt.sinks = append(rt.sinks, sink)
+		}
 		if rc.Forward != nil {
 			sink, err := asSink(forward.New(prefix+"forward", *rc.Forward, client, s.log))
 			if err != nil {

@@ -12,6 +12,8 @@ import (
 	"github.com/stairhook/stairhook/receiver/internal/render"
 	"github.com/stairhook/stairhook/receiver/jira"
 	"github.com/stairhook/stairhook/receiver/sink"
+	"github.com/stairhook/stairhook/receiver/slack"
+	"github.com/stairhook/stairhook/receiver/teams"
 )
 
 // Sink delivers an event to one destination (a Jira project, a mailbox, the
@@ -75,6 +77,25 @@ func newEmailSink(name string, c *Config, route EmailRoute, log *slog.Logger) (S
 		return asSink(dryrun.NewEmail(name, c.Outbox, "", route, log))
 	}
 	return asSink(email.New(name, *c.SMTP, route, log))
+}
+
+// newSlackSink is the sink of a route's slack section: Slack itself when
+// the configuration has a slack section, else the dry run into the outbox.
+func newSlackSink(name string, c *Config, route SlackRoute, client *http.Client, log *slog.Logger) (Sink, error) {
+	if c.Slack == nil {
+		return asSink(dryrun.NewSlack(name, c.Outbox, route, log))
+	}
+	return asSink(slack.New(name, *c.Slack, route, client, log))
+}
+
+// newTeamsSink is the sink of a route's teams section: the Workflows
+// webhook when the configuration has a teams section, else the dry run
+// into the outbox.
+func newTeamsSink(name string, c *Config, route TeamsRoute, client *http.Client, log *slog.Logger) (Sink, error) {
+	if c.Teams == nil {
+		return asSink(dryrun.NewTeams(name, c.Outbox, route, log))
+	}
+	return asSink(teams.New(name, *c.Teams, route, client, log))
 }
 
 // asSink returns a sink a constructor made, or nil (not a nil pointer in a

@@ -1,14 +1,17 @@
-// Package dryrun holds the sinks that stand in for Jira and SMTP when the
-// configuration has no jira or smtp section: they write the exact request
-// body and the exact MIME message that would be sent into the outbox
-// folder, one file per event and sink, replaced on redelivery:
+// Package dryrun holds the sinks that stand in for Jira, SMTP, Slack and
+// Teams when the configuration has no jira, smtp, slack or teams section:
+// they write the exact request body, MIME message or chat payload that
+// would be sent into the outbox folder, one file per event and sink,
+// replaced on redelivery:
 //
 //	<outbox>/jira/<event id>-<sink>.json
 //	<outbox>/email/<event id>-<sink>.eml
+//	<outbox>/slack/<event id>-<sink>.json
+//	<outbox>/teams/<event id>-<sink>.json
 //
-// [NewJira] and [NewEmail] build them from the same route settings as
-// jira.New and email.New, through the builders of those packages, so a dry
-// run shows what the real sink would do. Both parts of a file name are
+// [NewJira], [NewEmail], [NewSlack] and [NewTeams] build them from the same
+// route settings as the real sinks, through the builders of those
+// packages, so a dry run shows what the real sink would do. Both parts of a file name are
 // reduced to [A-Za-z0-9._-], the event id without "-" (each with a hash
 // when that changed it), so no event id can name a file outside the
 // folder, and the first "-" ends the event id: the sinks of two webhooks,
@@ -20,7 +23,7 @@
 // 0600, each written to a temporary file and renamed, so a reader never
 // sees half of one. [CheckOutbox] refuses, with [ErrUnsafeOutbox], an
 // outbox that another user owns or that group or others may write to, and
-// jira and email folders that are symbolic links: the sinks check when
+// kind folders that are symbolic links: the sinks check when
 // they are built and again at every delivery, on the folders they open.
 // Below the outbox no symbolic link is followed (the folders are opened
 // relative to it, with os.Root, and checked to be the ones Lstat saw). What

@@ -28,7 +28,12 @@ const defaultFrom = "Stairhook <stairhook@localhost>"
 const (
 	jiraFolder  = "jira"
 	emailFolder = "email"
+	slackFolder = "slack"
+	teamsFolder = "teams"
 )
+
+// folders are the outbox's folders, each checked by CheckOutbox.
+var folders = []string{jiraFolder, emailFolder, slackFolder, teamsFolder}
 
 // ErrUnsafeOutbox means the outbox folder, or its jira or email folder,
 // could let another user read or replace what the dry run writes: it
@@ -204,7 +209,7 @@ func looksHashed(s string) bool {
 // folder unsafe to write customer data into: the folder (followed if the
 // configured path is a symbolic link: the operator chose it) must belong
 // to this process's user and not be writable by group or others; its
-// jira and email folders, where they exist, the same, and must be real
+// jira, email, slack and teams folders, where they exist, the same, and must be real
 // folders, not symbolic links. A folder that does not exist yet is fine:
 // the sinks create it, 0700. NewJira and NewEmail call it, and every
 // delivery checks again, on the folders it opens. On systems other than
@@ -220,7 +225,7 @@ func CheckOutbox(outbox string) error {
 	if err := checkFolder(outbox, st); err != nil {
 		return err
 	}
-	for _, kind := range []string{jiraFolder, emailFolder} {
+	for _, kind := range folders {
 		path := filepath.Join(outbox, kind)
 		st, err := os.Lstat(path)
 		if errors.Is(err, fs.ErrNotExist) {

@@ -22,6 +22,8 @@ import (
 	"github.com/stairhook/stairhook/receiver/jira"
 	"github.com/stairhook/stairhook/receiver/jiratest"
 	"github.com/stairhook/stairhook/receiver/sink"
+	"github.com/stairhook/stairhook/receiver/slack"
+	"github.com/stairhook/stairhook/receiver/teams"
 )
 
 func TestDryRunJiraWritesExactRequest(t *testing.T) {
@@ -208,14 +210,19 @@ func TestOutboxSymlinkAtFilePath(t *testing.T) {
 // A symbolic link planted at the jira or email folder is refused, when the
 // sink is built and when it delivers; nothing is written where it points.
 func TestOutboxSymlinkedFolder(t *testing.T) {
-	for _, kind := range []string{"jira", "email"} {
+	for _, kind := range []string{"jira", "email", "slack", "teams"} {
 		t.Run(kind, func(t *testing.T) {
 			outbox, elsewhere := t.TempDir(), t.TempDir()
 			newSink := func() (interface {
 				Deliver(context.Context, *event.Event) error
 			}, error) {
-				if kind == "jira" {
+				switch kind {
+				case "jira":
 					return NewJira("staircase.route1.jira", outbox, jira.Route{Project: "CS"}, nil)
+				case "slack":
+					return NewSlack("staircase.route1.slack", outbox, slack.Route{}, nil)
+				case "teams":
+					return NewTeams("staircase.route1.teams", outbox, teams.Route{}, nil)
 				}
 				return NewEmail("staircase.route1.email", outbox, "", email.Route{To: []string{"a@example.com"}}, nil)
 			}
@@ -378,5 +385,46 @@ func BenchmarkDryRunDeliver(b *testing.B) {
 		if err := es.Deliver(ctx, ev); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The chat sinks write exactly the body the real sink would post.
+func TestDryRunChatWritesExactPayload(t *testing.T) {
+	ev := sinktest.HostileEvent()
+	for _, tc := range []struct {
+		kind  string
+		sink  func(outbox string) (*PayloadSink, error)
+		build func() ([]byte, error)
+	}{
+		{"slack", func(outbox string) (*PayloadSink, error) {
+			return NewSlack("staircase.route1.slack", outbox, slack.Route{}, nil)
+		}, func() ([]byte, error) {
+			b, err := slack.NewMessageBuilder(slack.Route{})
+			require.NoError(t, err)
+			return b.Build(ev)
+		}},
+		{"teams", func(outbox string) (*PayloadSink, error) {
+			return NewTeams("staircase.route1.teams", outbox, teams.Route{}, nil)
+		}, func() ([]byte, error) {
+			b, err := teams.NewMessageBuilder(teams.Route{})
+			require.NoError(t, err)
+			return b.Build(ev)
+		}},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			outbox := t.TempDir()
+			s, err := tc.sink(outbox)
+			require.NoError(t, err)
+			require.NoError(t, s.Deliver(sinktest.Context(t), ev))
+			files := outboxFiles(t, outbox)
+			require.Len(t, files, 1)
+			assert.Equal(t, filepath.Join(outbox, tc.kind), filepath.Dir(files[0]))
+			got, err := os.ReadFile(files[0])
+			require.NoError(t, err)
+			want, err := tc.build()
+			require.NoError(t, err)
+			assert.Equal(t, string(want)+"\n", string(got))
+			assert.True(t, json.Valid(got))
+		})
 	}
 }
