@@ -3,8 +3,8 @@ package verify
 import "errors"
 
 // Sentinel errors returned by [Verifier.Verify], [ParseSecret], [RawSecret],
-// [NewSigner] and [NewVerifier], reported by the [Verifier.Middleware] to
-// Options.OnError, and returned by a [Store]. Returned errors may wrap a
+// [NewSigner], [Signer.Sign], [NewVerifier] and [FromSecrets], reported by
+// the [Verifier.Middleware] to Options.OnError, and returned by a [Store]. Returned errors may wrap a
 // sentinel with a hint (for example "timestamp 312 s in the future"); test
 // them with [errors.Is]. No error ever carries a secret, a computed MAC or the
 // signature value that was received.
@@ -34,9 +34,19 @@ var (
 	ErrInvalidSecret = errors.New("verify: invalid secret")
 
 	// ErrInvalidOptions means the options given to NewVerifier (no key, a
-	// negative tolerance) or NewSQLStore (no dialect, a bad table name) are
-	// unusable.
+	// keyring whose keys have all expired, a negative tolerance, a
+	// Retention below twice the tolerance) or NewSQLStore (no dialect, a
+	// bad table name) are unusable.
 	ErrInvalidOptions = errors.New("verify: invalid options")
+
+	// ErrInvalidID means Signer.Sign was given an event id that is not 1
+	// to 256 visible ASCII characters. It is a signing error: a received
+	// id that is malformed is ErrMalformedHeader.
+	ErrInvalidID = errors.New("verify: invalid event id")
+	// ErrInvalidTimestamp means Signer.Sign was given a time before the
+	// Unix epoch or after year 33658, which 12 decimal digits of Unix
+	// seconds cannot carry.
+	ErrInvalidTimestamp = errors.New("verify: timestamp out of range for signing")
 
 	// ErrMethodNotAllowed means the request method was not POST (or PUT with
 	// Options.AllowPUT); answered 405.

@@ -199,7 +199,7 @@ func TestSecretNeverPrintsTheKey(t *testing.T) {
 	}
 	d := s.Digest()
 	for _, out := range []string{
-		fmt.Sprintf("%v", v), fmt.Sprintf("%+v", v), fmt.Sprintf("%#v", v), fmt.Sprint(*v),
+		fmt.Sprintf("%v", v), fmt.Sprintf("%+v", v), fmt.Sprintf("%#v", v), fmt.Sprint(*v), fmt.Sprintf("%+v", *v), fmt.Sprintf("%#v", *v),
 		fmt.Sprintf("%v", signer), fmt.Sprintf("%+v", signer), fmt.Sprintf("%#v", signer),
 	} {
 		if leaks(out) || strings.Contains(out, fmt.Sprintf("%x", d)) || strings.Contains(out, strings.Trim(fmt.Sprintf("%v", d[:8]), "[]")) {

@@ -46,14 +46,15 @@ func (s *Signer) GoString() string { return s.String() }
 // X-Staircase-Signature for body, signed at ts. The id must be 1–256 visible
 // ASCII characters and stay the same across retries of one event; ts must
 // lie between the Unix epoch and year 33658 (12 decimal digits). A new
-// timestamp, and so a new signature, belongs on every attempt.
+// timestamp, and so a new signature, belongs on every attempt. It fails
+// with ErrInvalidID or ErrInvalidTimestamp otherwise.
 func (s *Signer) Sign(id string, ts time.Time, body []byte) (http.Header, error) {
 	if !validID(id) {
-		return nil, withHint(ErrMalformedHeader, "id must be 1 to 256 visible ASCII characters")
+		return nil, withHint(ErrInvalidID, "id must be 1 to 256 visible ASCII characters")
 	}
 	sec := ts.Unix()
 	if sec < 0 || sec > 999_999_999_999 {
-		return nil, withHint(ErrMalformedHeader, "timestamp outside 0 to 999999999999 Unix seconds")
+		return nil, withHint(ErrInvalidTimestamp, "timestamp outside 0 to 999999999999 Unix seconds")
 	}
 	tsText := strconv.FormatInt(sec, 10)
 	sig := make([]byte, 0, len(s.macs)*(3+maxEncodedSig+1))

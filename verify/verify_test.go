@@ -29,6 +29,7 @@ var testBody = []byte(`{"type":"signal.created","account":{"name":"Acme"},"signa
 var allSentinels = []error{
 	verify.ErrMissingSignature, verify.ErrMalformedHeader, verify.ErrTimestampTooOld,
 	verify.ErrTimestampTooNew, verify.ErrNoMatchingSignature, verify.ErrInvalidSecret, verify.ErrInvalidOptions,
+	verify.ErrInvalidID, verify.ErrInvalidTimestamp,
 }
 
 func mustSecret(t testing.TB, text string) verify.Secret {
@@ -100,6 +101,12 @@ func TestNewVerifierRejects(t *testing.T) {
 		{"explicit label equal to a default one", verify.Options{Keys: []verify.Key{{Secret: good}, {Label: "key1", Secret: good}}}, verify.ErrInvalidOptions},
 		{"zero Secret", verify.Options{Keys: []verify.Key{{Label: "a"}}}, verify.ErrInvalidSecret},
 		{"zero Secret after a good one", verify.Options{Keys: []verify.Key{{Label: "a", Secret: good}, {Label: "b"}}}, verify.ErrInvalidSecret},
+		{"the only key expired", verify.Options{Keys: []verify.Key{{Secret: good, Expires: fixedNow.Add(-time.Hour)}}, Now: func() time.Time { return fixedNow }}, verify.ErrInvalidOptions},
+		{"the only key expiring now", verify.Options{Keys: []verify.Key{{Secret: good, Expires: fixedNow}}, Now: func() time.Time { return fixedNow }}, verify.ErrInvalidOptions},
+		{"every key expired", verify.Options{Keys: []verify.Key{
+			{Label: "a", Secret: good, Expires: fixedNow.Add(-time.Hour)},
+			{Label: "b", Secret: good, Expires: fixedNow.Add(-time.Second)},
+		}, Now: func() time.Time { return fixedNow }}, verify.ErrInvalidOptions},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			v, err := verify.NewVerifier(c.opts)
@@ -108,6 +115,30 @@ func TestNewVerifierRejects(t *testing.T) {
 			}
 			requireSentinel(t, err, c.want)
 		})
+	}
+}
+
+// A keyring whose keys have all expired would refuse every request: it is
+// refused itself, with the time of the last expiry; one active key is
+// enough.
+func TestNewVerifierExpiredKeyring(t *testing.T) {
+	good := mustSecret(t, s32)
+	now := func() time.Time { return fixedNow }
+	_, err := verify.NewVerifier(verify.Options{Keys: []verify.Key{
+		{Label: "old", Secret: good, Expires: fixedNow.Add(-48 * time.Hour)},
+		{Label: "new", Secret: good, Expires: fixedNow.Add(-time.Hour)},
+	}, Now: now})
+	requireSentinel(t, err, verify.ErrInvalidOptions)
+	if !strings.Contains(err.Error(), "every key has expired") || !strings.Contains(err.Error(), fixedNow.Add(-time.Hour).UTC().Format(time.RFC3339)) {
+		t.Fatalf("error %q does not say that every key expired, and when the last did", err)
+	}
+	for name, keys := range map[string][]verify.Key{
+		"one key without expiry": {{Label: "old", Secret: good, Expires: fixedNow.Add(-time.Hour)}, {Label: "new", Secret: good}},
+		"one key expiring later": {{Label: "old", Secret: good, Expires: fixedNow.Add(-time.Hour)}, {Label: "new", Secret: good, Expires: fixedNow.Add(time.Second)}},
+	} {
+		if _, err := verify.NewVerifier(verify.Options{Keys: keys, Now: now}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 
@@ -203,25 +234,28 @@ func TestSignerRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Signing errors are signing sentinels, not the verification error
+	// ErrMalformedHeader a receiver reports.
 	for _, c := range []struct {
 		name string
 		id   string
 		ts   time.Time
+		want error
 	}{
-		{"empty id", "", fixedNow},
-		{"id with a space", "evt 1", fixedNow},
-		{"id with a control character", "evt\n1", fixedNow},
-		{"id of 257 characters", strings.Repeat("a", 257), fixedNow},
-		{"non-ASCII id", "évt", fixedNow},
-		{"timestamp before 1970", testID, time.Unix(-1, 0)},
-		{"timestamp of 13 digits", testID, time.Unix(1_000_000_000_000, 0)},
+		{"empty id", "", fixedNow, verify.ErrInvalidID},
+		{"id with a space", "evt 1", fixedNow, verify.ErrInvalidID},
+		{"id with a control character", "evt\n1", fixedNow, verify.ErrInvalidID},
+		{"id of 257 characters", strings.Repeat("a", 257), fixedNow, verify.ErrInvalidID},
+		{"non-ASCII id", "évt", fixedNow, verify.ErrInvalidID},
+		{"timestamp before 1970", testID, time.Unix(-1, 0), verify.ErrInvalidTimestamp},
+		{"timestamp of 13 digits", testID, time.Unix(1_000_000_000_000, 0), verify.ErrInvalidTimestamp},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h, err := s.Sign(c.id, c.ts, testBody)
 			if h != nil {
 				t.Fatal("Sign returned headers with an error")
 			}
-			requireSentinel(t, err, verify.ErrMalformedHeader)
+			requireSentinel(t, err, c.want)
 		})
 	}
 	if _, err := s.Sign(strings.Repeat("~", 256), time.Unix(999_999_999_999, 0), nil); err != nil {
@@ -393,8 +427,11 @@ func TestVerifyHints(t *testing.T) {
 			}
 		})
 	}
-	// Every key expired.
-	ex := newTestVerifier(t, verify.Options{Keys: []verify.Key{{Secret: s, Expires: fixedNow}}})
+	// Every key expired since the verifier was made (NewVerifier refuses a
+	// keyring that has expired already).
+	clock := fixedNow.Add(-time.Second)
+	ex := newTestVerifier(t, verify.Options{Keys: []verify.Key{{Secret: s, Expires: fixedNow}}, Now: func() time.Time { return clock }})
+	clock = fixedNow
 	_, err := ex.Verify(mustSign(t, testID, fixedNow, testBody, s), testBody)
 	requireSentinel(t, err, verify.ErrNoMatchingSignature)
 	if !strings.Contains(err.Error(), "expired") {
