@@ -70,13 +70,17 @@ func TestParseConfigExample(t *testing.T) {
 	assert.Equal(t, "staircase", w.Name)
 	assert.Equal(t, 5*time.Minute, w.Tolerance)
 	assert.Equal(t, []SecretConfig{{Label: "current", Secret: testSecret}}, w.Secrets)
-	require.Len(t, w.Routes, 2)
+	require.Len(t, w.Routes, 3)
 	assert.Equal(t, []string{event.TypeChurnRisk, event.TypeChurnNotification, event.TypeExtremelyNegativeMessage}, w.Routes[0].When.Types)
 	assert.Equal(t, map[string]string{"critical": "Highest", "high": "High"}, w.Routes[0].Jira.Priorities)
 	assert.Nil(t, w.Routes[0].Email)
 	assert.Equal(t, []string{"decision_maker", "champion"}, w.Routes[1].When.Roles)
 	assert.Equal(t, []string{"csm@example.com"}, w.Routes[1].Email.To)
 	assert.Equal(t, "New contact change at {{.Account.Name}}", w.Routes[1].Email.Subject)
+	assert.NotNil(t, w.Routes[2].Slack)
+	assert.NotNil(t, w.Routes[2].Teams)
+	assert.Nil(t, cfg.Slack, "dry run unless the slack section is uncommented")
+	assert.Equal(t, LimitsConfig{MaxConnections: 1024, MaxBodyBytesInFlight: 32 << 20}, cfg.Limits)
 
 	// Every variable is required: each missing one is named.
 	_, err = ParseConfig(data, env(nil))
