@@ -1,9 +1,10 @@
 // Package verify signs and verifies Staircase AI webhook requests.
 //
-// Receivers start with [NewVerifier] and either call [Verifier.Verify] on
-// the raw body and headers, or wrap their handler in [Verifier.Middleware],
-// which also caps the body, answers failures with stable status codes and
-// uses a [Store] to turn away replays and duplicate deliveries. Senders
+// Receivers start with [FromSecrets] (or [NewVerifier], for options) and
+// either call [Verifier.Verify] on the raw body and headers, or wrap their
+// handler in [Verifier.Middleware], which also caps the body, answers
+// failures with stable status codes and uses a [Store] to turn away replays
+// and duplicate deliveries. Senders
 // start with [NewSecret] (show [Secret.Encode] to the admin once) and
 // [NewSigner]. The wire format is defined in SPEC.md at the root of the
 // module and locked by the vectors in package testvectors.

@@ -182,3 +182,42 @@ func Example_errorHandling() {
 	// 400 bad signature headers
 	// 401 signature rejected
 }
+
+// One line from the secret's text to a ready verifier; here signed and
+// checked in one place, as a test of a handler would.
+func ExampleFromSecrets() {
+	v, err := verify.FromSecrets("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") // os.Getenv("STAIRHOOK_SECRET")
+	if err != nil {
+		log.Fatal(err)
+	}
+	secret, _ := verify.ParseSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	signer, _ := verify.NewSigner(secret)
+	body := []byte(`{"type":"signal.created"}`)
+	h, _ := signer.Sign("evt_42", time.Now(), body)
+	res, err := v.Verify(h, body)
+	fmt.Println(res.ID, res.KeyLabel, err)
+
+	// An unset environment variable is an error, not a verifier that
+	// accepts nothing.
+	_, err = verify.FromSecrets("")
+	fmt.Println(errors.Is(err, verify.ErrInvalidSecret))
+	// Output:
+	// evt_42 key1 <nil>
+	// true
+}
+
+// During a rotation, the new secret and the old one.
+func ExampleFromSecrets_rotation() {
+	const current, previous = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+	v, err := verify.FromSecrets(current, previous)
+	if err != nil {
+		log.Fatal(err)
+	}
+	old, _ := verify.ParseSecret(previous)
+	signer, _ := verify.NewSigner(old) // a sender not switched yet
+	body := []byte(`{}`)
+	h, _ := signer.Sign("evt_43", time.Now(), body)
+	res, err := v.Verify(h, body)
+	fmt.Println(res.KeyLabel, err)
+	// Output: key2 <nil>
+}

@@ -219,6 +219,36 @@ func NewVerifier(opts Options) (*Verifier, error) {
 	return v, nil
 }
 
+// FromSecrets returns a Verifier, every option at its default, for the
+// secrets the admin copied from Staircase, in the text form ParseSecret
+// reads: the one line a receiver needs to start.
+//
+//	v, err := verify.FromSecrets(os.Getenv("STAIRHOOK_SECRET"))
+//
+// Give the new and the old secret during a rotation; they are labelled
+// "key1", "key2", … in order, as Result.KeyLabel reports. For labels,
+// expiries, a shared Store or any other option, use NewVerifier. It fails
+// with ErrInvalidSecret for a text that is not a secret (an empty one, as
+// an unset environment variable gives, included), naming its position but
+// never its text, and with ErrInvalidOptions for no text at all.
+func FromSecrets(texts ...string) (*Verifier, error) {
+	if len(texts) == 0 {
+		return nil, withHint(ErrInvalidOptions, "FromSecrets: no secret")
+	}
+	keys := make([]Key, len(texts))
+	for i, text := range texts {
+		s, err := ParseSecret(text)
+		if err != nil {
+			if strings.TrimSpace(text) == "" {
+				return nil, withHint(ErrInvalidSecret, fmt.Sprintf("secret %d of %d is empty (is its environment variable set?)", i+1, len(texts)))
+			}
+			return nil, fmt.Errorf("secret %d of %d: %w", i+1, len(texts), err)
+		}
+		keys[i] = Key{Secret: s}
+	}
+	return NewVerifier(Options{Keys: keys})
+}
+
 // checkKeyringActive refuses a keyring whose keys have all expired: such a
 // verifier would answer every request ErrNoMatchingSignature, which is a
 // configuration mistake, not a state to start in. Keys that expire later

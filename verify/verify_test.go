@@ -569,3 +569,49 @@ func TestVerifyConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestFromSecrets(t *testing.T) {
+	other := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	v, err := verify.FromSecrets(" "+s32+"\n", other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Tolerance() != verify.DefaultTolerance {
+		t.Errorf("Tolerance() = %v, want the default", v.Tolerance())
+	}
+	for label, secret := range map[string]string{"key1": s32, "key2": other} {
+		res, err := v.Verify(mustSign(t, testID, time.Now(), testBody, mustSecret(t, secret)), testBody)
+		if err != nil || res.KeyLabel != label {
+			t.Errorf("signed with the %s secret: %+v, %v", label, res, err)
+		}
+	}
+
+	_, err = verify.FromSecrets()
+	requireSentinel(t, err, verify.ErrInvalidOptions)
+	for _, c := range []struct {
+		name  string
+		texts []string
+		hint  string
+	}{
+		{"empty", []string{""}, "secret 1 of 1 is empty"},
+		{"blank second", []string{s32, "  "}, "secret 2 of 2 is empty"},
+		{"not base64", []string{s32, "whsec_not!base64"}, "secret 2 of 2"},
+		{"too short", []string{"whsec_AAAA"}, "secret 1 of 1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v, err := verify.FromSecrets(c.texts...)
+			if v != nil {
+				t.Fatal("a verifier with an error")
+			}
+			requireSentinel(t, err, verify.ErrInvalidSecret)
+			if !strings.Contains(err.Error(), c.hint) {
+				t.Errorf("error %q lacks %q", err, c.hint)
+			}
+			for _, text := range c.texts {
+				if strings.TrimSpace(text) != "" && strings.Contains(err.Error(), strings.TrimPrefix(strings.TrimSpace(text), "whsec_")) {
+					t.Errorf("error %q quotes the secret's text", err)
+				}
+			}
+		})
+	}
+}
