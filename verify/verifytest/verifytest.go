@@ -1,8 +1,9 @@
 // Package verifytest builds signed webhook requests for tests, the way
 // net/http/httptest builds plain ones: a correctly signed request for a
-// handler behind [verify.Verifier.Middleware], and the common wrong ones
-// (tampered body, stale or future timestamp, wrong secret) to check that
-// the handler rejects them.
+// handler behind [verify.Verifier.Middleware], one signed with several
+// secrets as during a rotation, and the common wrong ones (tampered body,
+// stale or future timestamp, wrong secret) to check that the handler
+// rejects them.
 //
 // Like [httptest.NewRequest], the request builders panic on invalid input (a
 // zero Secret, an id that is not 1–256 visible ASCII characters): they are
@@ -26,7 +27,11 @@ import (
 // SignedHeaders returns the X-Staircase-Id, X-Staircase-Timestamp and
 // X-Staircase-Signature headers for body, signed with secret at ts.
 func SignedHeaders(secret verify.Secret, id string, ts time.Time, body []byte) http.Header {
-	s, err := verify.NewSigner(secret)
+	return signedHeaders([]verify.Secret{secret}, id, ts, body)
+}
+
+func signedHeaders(secrets []verify.Secret, id string, ts time.Time, body []byte) http.Header {
+	s, err := verify.NewSigner(secrets...)
 	if err != nil {
 		panic("verifytest: " + err.Error())
 	}
@@ -42,6 +47,15 @@ func SignedHeaders(secret verify.Secret, id string, ts time.Time, body []byte) h
 // It is an incoming server request, ready for http.Handler.ServeHTTP.
 func NewRequest(secret verify.Secret, id string, ts time.Time, target string, body []byte) *http.Request {
 	return request(SignedHeaders(secret, id, ts, body), target, body)
+}
+
+// RotationRequest returns a request like NewRequest signed with each of
+// secrets, one v1 entry per secret in the order given, as a sender that
+// holds the old and the new secret during a rotation signs. A verifier
+// accepts it with the first of its keys, in keyring order, that matches
+// any entry. It panics for no secret, or more than 16.
+func RotationRequest(secrets []verify.Secret, id string, ts time.Time, target string, body []byte) *http.Request {
+	return request(signedHeaders(secrets, id, ts, body), target, body)
 }
 
 // TamperedBody returns a request like NewRequest whose body differs from the

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,4 +92,33 @@ func TestRequestServesThroughRecorder(t *testing.T) {
 	h.ServeHTTP(rec, verifytest.NewRequest(secret, "evt_2", time.Now(), "http://example.test/hook", []byte("hello")))
 	assert.Equal(t, http.StatusOK, rec.Code)
 	assert.Equal(t, "hello", string(got))
+}
+
+func TestRotationRequest(t *testing.T) {
+	a, err := verify.NewSecret()
+	require.NoError(t, err)
+	b, err := verify.NewSecret()
+	require.NoError(t, err)
+	now := time.Unix(1_764_115_200, 0)
+	body := []byte(`{"type":"signal"}`)
+	req := verifytest.RotationRequest([]verify.Secret{a, b}, "evt_1", now, "/hook", body)
+	assert.Equal(t, http.MethodPost, req.Method)
+	assert.Len(t, strings.Fields(req.Header.Get("X-Staircase-Signature")), 2, "one v1 entry per secret")
+	got, err := io.ReadAll(req.Body)
+	require.NoError(t, err)
+	assert.Equal(t, body, got)
+
+	// Each secret alone verifies it: the entries are the two signatures.
+	for label, s := range map[string]verify.Secret{"a": a, "b": b} {
+		v, err := verify.NewVerifier(verify.Options{Keys: []verify.Key{{Label: label, Secret: s}}, Now: func() time.Time { return now }})
+		require.NoError(t, err)
+		res, err := v.Verify(req.Header, body)
+		require.NoError(t, err, "key %s", label)
+		assert.Equal(t, label, res.KeyLabel)
+	}
+	// Its first entry is the first secret's, as the Signer writes them.
+	one := verifytest.NewRequest(a, "evt_1", now, "/hook", body)
+	assert.Equal(t, one.Header.Get("X-Staircase-Signature"), strings.Fields(req.Header.Get("X-Staircase-Signature"))[0])
+
+	assert.Panics(t, func() { verifytest.RotationRequest(nil, "evt_1", now, "/hook", body) }, "no secret")
 }
