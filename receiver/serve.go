@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
-
-	"github.com/stairhook/stairhook/verify"
 )
 
 // newRouter routes POST /webhooks/{name} and GET /healthz, and answers
@@ -174,29 +172,7 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		s.unknown.ServeHTTP(w, r)
 		return
 	}
-	start := time.Now()
 	h.handler.ServeHTTP(w, r)
-	// The middleware answers a redelivery of a delivered event itself,
-	// without calling deliver; it still gets its line. Header is the map
-	// that was sent, so it shows what the middleware set.
-	if w.Header().Get(verify.DuplicateHeader) == "true" {
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "delivery",
-			slog.String("webhook", h.name),
-			slog.String("id", clipText(signedID(r.Header), 256)),
-			slog.String("outcome", "duplicate"),
-			slog.Int("status", http.StatusOK),
-			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
-	}
-}
-
-// signedID returns the id header of the signature scheme the verifier
-// chose: the x-staircase-* family when its signature header is present,
-// else webhook-*.
-func signedID(h http.Header) string {
-	if len(h.Values("X-Staircase-Signature")) > 0 {
-		return h.Get("X-Staircase-Id")
-	}
-	return h.Get("Webhook-Id")
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {

@@ -256,8 +256,9 @@ func (s *Server) newDecoy() (http.Handler, error) {
 		Keys: []verify.Key{{Label: "decoy", Secret: sec}},
 		Now:  s.now,
 		// It never verifies a request, so no id is ever reserved.
-		Store:   verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: 1}),
-		OnError: func(r *http.Request, err error) { s.logRejected(r, mux.Vars(r)["name"], true, err) },
+		Store:      verify.NewMemoryStore(verify.MemoryStoreOptions{MaxEntries: 1}),
+		BodyBudget: s.bodyBudget,
+		OnError:    func(r *http.Request, err error) { s.logRejected(r, mux.Vars(r)["name"], true, err) },
 	})
 	if err != nil {
 		return nil, err
@@ -295,11 +296,21 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 	}
 	name := wc.Name
 	v, err := verify.NewVerifier(verify.Options{
-		Keys:      keys,
-		Tolerance: wc.Tolerance,
-		Now:       s.now,
-		Store:     s.idsOf(name, store),
-		OnError:   func(r *http.Request, err error) { s.logRejected(r, name, false, err) },
+		Keys:       keys,
+		Tolerance:  wc.Tolerance,
+		Now:        s.now,
+		Store:      s.idsOf(name, store),
+		BodyBudget: s.bodyBudget,
+		OnError:    func(r *http.Request, err error) { s.logRejected(r, name, false, err) },
+		OnDuplicate: func(r *http.Request, res verify.Result, state verify.State) {
+			if state == verify.StateDone {
+				s.log.LogAttrs(r.Context(), slog.LevelInfo, "delivery",
+					slog.String("webhook", name),
+					slog.String("id", clipText(res.ID, 256)),
+					slog.String("outcome", "duplicate"),
+					slog.Int("status", http.StatusOK))
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s: %w", name, err)
