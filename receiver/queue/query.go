@@ -18,8 +18,9 @@ import (
 const EventsPage = 100
 
 // fewJobs is the most jobs in a state for which Events looks their events
-// up by id rather than reading the events newest first.
-const fewJobs = 5000
+// up by id rather than reading the events newest first. (A variable for
+// the tests of both plans.)
+var fewJobs = 5000
 
 // maxIDLength bounds an event id given to a query: longer ids are never
 // accepted (the verify middleware caps them far lower).
@@ -190,75 +191,11 @@ func decodeCursor(s string) (cursor, error) {
 // first, each with the state of its sinks.
 func (q *Queue) Events(ctx context.Context, f EventFilter, limit int) (*EventList, error) {
 	limit = clampPage(limit, EventsPage)
-	if _, err := ParseSinkState(string(f.State)); err != nil {
+	query, args, err := q.eventsQuery(ctx, f, limit+1)
+	if err != nil {
 		return nil, err
 	}
-	where, args := []string{"1=1"}, []any{}
-	add := func(cond string, a ...any) {
-		where = append(where, cond)
-		args = append(args, a...)
-	}
-	if f.Webhook != "" {
-		add("e.webhook = ?", f.Webhook)
-	}
-	if f.Type != "" {
-		add("e.type = ?", f.Type)
-	}
-	if f.Account != "" {
-		add("e.account = ?", f.Account)
-	}
-	if f.EventID != "" {
-		add("e.event_id = ?", f.EventID)
-	}
-	if !f.Since.IsZero() {
-		add("e.received_at >= ?", f.Since.UnixMilli())
-	}
-	if !f.Until.IsZero() {
-		add("e.received_at < ?", f.Until.UnixMilli())
-	}
-	if f.Cursor != "" {
-		c, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, err
-		}
-		add("(e.received_at, e.webhook, e.event_id) < (?, ?, ?)", c.received, c.webhook, c.eventID)
-	}
-	// Newest first through the index of received times, which also serves
-	// the page's LIMIT; a search by id, or by a state few jobs are in,
-	// through the index of ids.
-	index := "stairhook_events_received"
-	if f.EventID != "" {
-		index = "stairhook_events_id"
-	}
-	if f.State != "" {
-		// Every River job of the database is a delivery job: no condition
-		// on the kind, which SQLite would serve with River's index of
-		// kinds, reading every job.
-		jobs := `SELECT 1 FROM ` + q.from("river_job", "j", "stairhook_job_event") + ` WHERE ` +
-			q.jobArg("j.", "event_id") + ` = ` + q.bare("e.event_id") + `
-	AND ` + q.jobArg("j.", "webhook") + ` = e.webhook AND j.state `
-		if f.State == StateDelivered {
-			add("NOT EXISTS ("+jobs+"<> ?)", string(rivertype.JobStateCompleted))
-		} else {
-			in, states := statesIn(riverStates(f.State))
-			add("EXISTS ("+jobs+"IN ("+in+"))", states...)
-			n, err := q.count(ctx, "SELECT count(*) FROM (SELECT 1 FROM river_job WHERE state IN ("+in+") LIMIT ?) few",
-				append(states, fewJobs+1)...)
-			if err != nil {
-				return nil, err
-			}
-			if n <= fewJobs {
-				// Few jobs in that state (dead letters, retries): find their
-				// events by id rather than read every event for them.
-				add("e.event_id IN (SELECT "+q.jobArg("", "event_id")+" FROM river_job WHERE state IN ("+in+"))", states...)
-				index = "stairhook_events_id"
-			}
-		}
-	}
-	rows, err := q.db.read.QueryContext(ctx, q.rebind(`SELECT e.webhook, e.event_id, e.type, e.account, e.received_at,
-	e.key_label, e.scheme, e.test, e.sinks
-FROM `+q.from("stairhook_events", "e", index)+` WHERE `+strings.Join(where, " AND ")+`
-ORDER BY e.received_at DESC, e.webhook DESC, e.event_id DESC LIMIT ?`), append(args, limit+1)...)
+	rows, err := q.db.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("queue: events: %w", err)
 	}
@@ -289,6 +226,80 @@ ORDER BY e.received_at DESC, e.webhook DESC, e.event_id DESC LIMIT ?`), append(a
 		return nil, err
 	}
 	return list, nil
+}
+
+// eventsQuery is the statement of Events: f's conditions, newest first, at
+// most limit rows. On SQLite it names its indexes (see from).
+func (q *Queue) eventsQuery(ctx context.Context, f EventFilter, limit int) (string, []any, error) {
+	if _, err := ParseSinkState(string(f.State)); err != nil {
+		return "", nil, err
+	}
+	where, args := []string{"1=1"}, []any{}
+	add := func(cond string, a ...any) {
+		where = append(where, cond)
+		args = append(args, a...)
+	}
+	if f.Webhook != "" {
+		add("e.webhook = ?", f.Webhook)
+	}
+	if f.Type != "" {
+		add("e.type = ?", f.Type)
+	}
+	if f.Account != "" {
+		add("e.account = ?", f.Account)
+	}
+	if f.EventID != "" {
+		add("e.event_id = ?", f.EventID)
+	}
+	if !f.Since.IsZero() {
+		add("e.received_at >= ?", f.Since.UnixMilli())
+	}
+	if !f.Until.IsZero() {
+		add("e.received_at < ?", f.Until.UnixMilli())
+	}
+	if f.Cursor != "" {
+		c, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return "", nil, err
+		}
+		add("(e.received_at, e.webhook, e.event_id) < (?, ?, ?)", c.received, c.webhook, c.eventID)
+	}
+	// Newest first through the index of received times, which also serves
+	// the page's LIMIT; a search by id, or by a state few jobs are in,
+	// through the index of ids.
+	index := "stairhook_events_received"
+	if f.EventID != "" {
+		index = "stairhook_events_id"
+	}
+	if f.State != "" {
+		// Every River job of the database is a delivery job: no condition
+		// on the kind, which SQLite would serve with River's index of
+		// kinds, reading every job.
+		jobs := `SELECT 1 FROM ` + q.from("river_job", "j", "stairhook_job_event") + ` WHERE ` +
+			q.jobArg("j.", "event_id") + ` = ` + q.bare("e.event_id") + `
+	AND ` + q.jobArg("j.", "webhook") + ` = e.webhook AND j.state `
+		if f.State == StateDelivered {
+			add("NOT EXISTS ("+jobs+"<> ?)", string(rivertype.JobStateCompleted))
+		} else {
+			in, states := statesIn(riverStates(f.State))
+			add("EXISTS ("+jobs+"IN ("+in+"))", states...)
+			n, err := q.count(ctx, "SELECT count(*) FROM (SELECT 1 FROM river_job WHERE state IN ("+in+") LIMIT ?) few",
+				append(states, fewJobs+1)...)
+			if err != nil {
+				return "", nil, err
+			}
+			if n <= int64(fewJobs) {
+				// Few jobs in that state (dead letters, retries): find their
+				// events by id rather than read every event for them.
+				add("e.event_id IN (SELECT "+q.jobArg("", "event_id")+" FROM river_job WHERE state IN ("+in+"))", states...)
+				index = "stairhook_events_id"
+			}
+		}
+	}
+	return q.rebind(`SELECT e.webhook, e.event_id, e.type, e.account, e.received_at,
+	e.key_label, e.scheme, e.test, e.sinks
+FROM ` + q.from("stairhook_events", "e", index) + ` WHERE ` + strings.Join(where, " AND ") + `
+ORDER BY e.received_at DESC, e.webhook DESC, e.event_id DESC LIMIT ?`), append(args, limit), nil
 }
 
 // jobRef is a delivery job as the lists see it.
