@@ -2,6 +2,8 @@ package teams
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -121,37 +123,96 @@ func TestCardWithinLimitsAndInert(t *testing.T) {
 	}
 }
 
-func TestCardMatchesSchema(t *testing.T) {
-	sch := loadCardSchema(t)
-	for name, ev := range testEvents(t) {
-		t.Run(name, func(t *testing.T) {
-			data := build(t, ev)
-			require.NoError(t, validateCard(sch, data), "%s", data)
-		})
+// Every test card passes Microsoft's own parser, all in one run of
+// validate.js.
+func TestCardsPassTheParser(t *testing.T) {
+	v := loadValidator(t)
+	events := testEvents(t)
+	names := slices.Sorted(maps.Keys(events))
+	msgs := make([][]byte, len(names))
+	for i, name := range names {
+		msgs[i] = build(t, events[name])
+	}
+	results, err := v.validate(msgs...)
+	require.NoError(t, err)
+	for i, name := range names {
+		assert.NoError(t, results[i], "%s: %s", name, msgs[i])
 	}
 }
 
-// The schema is really enforced: cards a client would refuse fail it.
-func TestCardSchemaRejects(t *testing.T) {
-	sch := loadCardSchema(t)
-	wrap := func(card string) []byte {
-		return []byte(`{"type":"message","attachments":[{"contentType":"application/vnd.microsoft.card.adaptive","content":` + card + `}]}`)
+// The validator really rejects what a client would refuse, or would show
+// otherwise than we meant, each for its own reason; and it accepts what
+// the parser only rewrites. The parser lets a TextRun without text, a
+// RichTextBlock without inlines and a javascript: URL through: those are
+// checkMessage's to refuse.
+func TestCardValidatorRejects(t *testing.T) {
+	v := loadValidator(t)
+	wrap := func(card string) string {
+		return `{"type":"message","attachments":[{"contentType":"application/vnd.microsoft.card.adaptive","content":` + card + `}]}`
 	}
-	cases := map[string]string{
-		"unknown element":        `{"type":"AdaptiveCard","version":"1.5","body":[{"type":"Blink","text":"x"}]}`,
-		"unknown card property":  `{"type":"AdaptiveCard","version":"1.5","body":[],"msteams":{"width":"Full"}}`,
-		"text run without text":  `{"type":"AdaptiveCard","version":"1.5","body":[{"type":"RichTextBlock","inlines":[{"type":"TextRun"}]}]}`,
-		"rich text without runs": `{"type":"AdaptiveCard","version":"1.5","body":[{"type":"RichTextBlock"}]}`,
-		"unknown weight":         `{"type":"AdaptiveCard","version":"1.5","body":[{"type":"RichTextBlock","inlines":[{"type":"TextRun","text":"x","weight":"heavy"}]}]}`,
-		"open url without url":   `{"type":"AdaptiveCard","version":"1.5","body":[],"actions":[{"type":"Action.OpenUrl","title":"x"}]}`,
-		"not a card":             `{"type":"Message","version":"1.5","body":[]}`,
+	card := func(rest string) string {
+		return `{"$schema":"http://adaptivecards.io/schemas/adaptive-card.json","type":"AdaptiveCard","version":"1.5",` + rest + `}`
 	}
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			assert.Error(t, validateCard(sch, wrap(c)))
+	runs := func(runs string) string {
+		return card(`"body":[{"type":"RichTextBlock","inlines":[` + runs + `]}]`)
+	}
+	valid := runs(`{"type":"TextRun","text":"x"}`)
+	cases := []struct {
+		name, input  string
+		phase, event string // of a problem the report must hold; none for a valid input
+	}{
+		// Events of the parser.
+		{"unknown element type", card(`"body":[{"type":"Blink","text":"x"}]`), "Parse", "UnknownElementType"},
+		{"unknown action type", card(`"body":[{"type":"RichTextBlock","inlines":[{"type":"TextRun","text":"x"}]}],"actions":[{"type":"Action.Blink","url":"https://a.example/"}]`), "Parse", "UnknownActionType"},
+		{"invalid enum value", runs(`{"type":"TextRun","text":"x","weight":"heavy"}`), "Parse", "InvalidPropertyValue"},
+		{"property newer than 1.5", card(`"body":[{"type":"Image","url":"https://a.example/i.png","forceLoad":true}]`), "Parse", "UnsupportedProperty"},
+		{"open url without url", card(`"body":[{"type":"RichTextBlock","inlines":[{"type":"TextRun","text":"x"}]}],"actions":[{"type":"Action.OpenUrl","title":"x"}]`), "Validation", "PropertyCantBeNull"},
+
+		// What toJSON drops without a word.
+		{"unknown property", runs(`{"type":"TextRun","text":"x","blink":true}`), "ToJSON", "Dropped"},
+		{"unknown card property", card(`"body":[{"type":"RichTextBlock","inlines":[{"type":"TextRun","text":"x"}]}],"msteams":{"width":"Full"}`), "ToJSON", "Dropped"},
+		{"unknown property set to false", runs(`{"type":"TextRun","text":"x","blink":false}`), "ToJSON", "Dropped"},
+		{"bool as a string", runs(`{"type":"TextRun","text":"x","isSubtle":"true"}`), "ToJSON", "Dropped"},
+		{"bool as a string read as the default", runs(`{"type":"TextRun","text":"x","isSubtle":"no"}`), "ToJSON", "Dropped"},
+		{"number for text", runs(`{"type":"TextRun","text":5}`), "ToJSON", "Dropped"},
+		{"empty text", runs(`{"type":"TextRun","text":""}`), "ToJSON", "Dropped"},
+		{"empty list", card(`"body":[{"type":"RichTextBlock","inlines":[]}]`), "ToJSON", "Dropped"},
+
+		// The envelope, and the card's own type, version and $schema.
+		{"not a message", strings.Replace(wrap(valid), `"message"`, `"Message"`, 1), "Envelope", "InvalidEnvelope"},
+		{"two attachments", `{"type":"message","attachments":[{"contentType":"application/vnd.microsoft.card.adaptive","content":` + valid + `},{"contentType":"application/vnd.microsoft.card.adaptive","content":` + valid + `}]}`, "Envelope", "InvalidEnvelope"},
+		{"wrong content type", strings.Replace(wrap(valid), "vnd.microsoft.card.adaptive", "vnd.microsoft.card.hero", 1), "Envelope", "InvalidEnvelope"},
+		{"unknown envelope property", strings.Replace(wrap(valid), `"type":"message",`, `"type":"message","summary":"x",`, 1), "Envelope", "InvalidEnvelope"},
+		{"card by URL", strings.Replace(wrap(valid), `"contentType"`, `"contentUrl":"https://a.example/c.json","contentType"`, 1), "Envelope", "InvalidEnvelope"},
+		{"not a card", strings.Replace(valid, `"AdaptiveCard"`, `"Message"`, 1), "Envelope", "InvalidEnvelope"},
+		{"version 1.6", strings.Replace(valid, `"1.5"`, `"1.6"`, 1), "Envelope", "InvalidEnvelope"},
+		{"no $schema", strings.Replace(valid, `"$schema":"http://adaptivecards.io/schemas/adaptive-card.json",`, ``, 1), "Envelope", "InvalidEnvelope"},
+		{"not JSON", wrap(valid)[1:], "Envelope", "InvalidJSON"},
+
+		// Valid: what the parser only rewrites.
+		{"valid message", wrap(valid), "", ""},
+		{"valid card alone", valid, "", ""},
+		{"enum values in any case", runs(`{"type":"TextRun","text":"x","weight":"BOLDER","size":"Large","color":"attention"}`), "", ""},
+		{"defaults spelled out", card(`"body":[{"type":"RichTextBlock","separator":false,"inlines":[{"type":"TextRun","text":"x","isSubtle":false,"weight":"default"}]}]`), "", ""},
+		{"content url null", strings.Replace(wrap(valid), `"contentType"`, `"contentUrl":null,"contentType"`, 1), "", ""},
+	}
+	inputs := make([][]byte, len(cases))
+	for i, tc := range cases {
+		inputs[i] = []byte(tc.input)
+	}
+	results, err := v.validate(inputs...)
+	require.NoError(t, err)
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.event == "" {
+				assert.NoError(t, results[i], "%s", tc.input)
+				return
+			}
+			var invalid *invalidCardError
+			require.ErrorAs(t, results[i], &invalid, "%s", tc.input)
+			assert.True(t, invalid.has(tc.phase, tc.event), "want a %s %s problem: %v", tc.phase, tc.event, invalid)
 		})
 	}
-	require.NoError(t, validateCard(sch, wrap(`{"type":"AdaptiveCard","version":"1.5","body":[{"type":"RichTextBlock","inlines":[{"type":"TextRun","text":"x"}]}]}`)))
 }
 
 func TestCardContent(t *testing.T) {
@@ -190,10 +251,12 @@ func TestCardContent(t *testing.T) {
 
 // Payload text is only ever in TextRuns, which Teams shows as written:
 // markdown, HTML and <at> mentions stay text; control characters and bidi
-// overrides are gone; links are https Staircase links only.
+// overrides are gone; links are https Staircase links only. The parser
+// takes every one of these cards.
 func TestCardHostileTextIsInert(t *testing.T) {
 	data := build(t, evilEvent())
 	require.NoError(t, checkMessage(data))
+	msgs := [][]byte{data}
 	d := decode(t, data)
 	all := strings.Join(lines(d), "\n")
 	assert.Contains(t, all, "**bold** [click](https://evil.example) <at>Everyone</at> <!channel> @here gnp.exe")
@@ -217,8 +280,11 @@ func TestCardHostileTextIsInert(t *testing.T) {
 		"https://" + strings.Repeat("a", maxLinkURL)} {
 		ev := evilEvent()
 		ev.Account.StaircaseURL = u
-		assert.NotContains(t, string(build(t, ev)), "Action.OpenUrl", u)
+		data := build(t, ev)
+		assert.NotContains(t, string(data), "Action.OpenUrl", u)
+		msgs = append(msgs, data)
 	}
+	optionalValidator(t).requireValid(t, msgs...)
 }
 
 // sizeOf is the length of the message for ev.
@@ -226,8 +292,9 @@ func sizeOf(t *testing.T, ev *event.Event) int { return len(build(t, ev)) }
 
 // A message is at most maxMessageBytes: exactly at the limit nothing is
 // cut; one byte past it the summary is cut (without people) and a note
-// says so.
+// says so. The parser takes each card.
 func TestCardSizeLimitCutsTheSummary(t *testing.T) {
+	var msgs [][]byte
 	ev := &event.Event{ID: "e", Account: event.Account{ID: "a"}, Signal: event.Signal{Summary: "~"}}
 	one := sizeOf(t, ev)
 	ev.Signal.Summary = strings.Repeat("~", maxMessageBytes-one+1)
@@ -235,6 +302,7 @@ func TestCardSizeLimitCutsTheSummary(t *testing.T) {
 	require.Len(t, data, teamsMaxBytes, "exactly at the limit")
 	assert.Equal(t, maxMessageBytes-one+1, strings.Count(string(data), "~"), "nothing cut")
 	assert.NotContains(t, string(data), "shortened")
+	msgs = append(msgs, data)
 
 	ev.Signal.Summary += "~"
 	data = build(t, ev)
@@ -242,6 +310,7 @@ func TestCardSizeLimitCutsTheSummary(t *testing.T) {
 	assert.Contains(t, string(data), "~…")
 	assert.Contains(t, string(data), "The summary was shortened to fit a Teams message.")
 	require.NoError(t, checkMessage(data))
+	msgs = append(msgs, data)
 
 	// Multi-byte text is cut between code points.
 	ev.Signal.Summary = strings.Repeat("😀", maxMessageBytes/4)
@@ -249,11 +318,15 @@ func TestCardSizeLimitCutsTheSummary(t *testing.T) {
 	assert.LessOrEqual(t, len(data), teamsMaxBytes)
 	require.NoError(t, checkMessage(data))
 	assert.Contains(t, string(data), "😀…")
+	msgs = append(msgs, data)
+	optionalValidator(t).requireValid(t, msgs...)
 }
 
 // People go first: exactly at the limit everyone is shown; one byte past
 // it the last person gives way to a note, and the summary stays whole.
+// The parser takes each card.
 func TestCardSizeLimitLeavesPeopleOut(t *testing.T) {
+	var msgs [][]byte
 	ev := &event.Event{ID: "e", Account: event.Account{ID: "a"}, Signal: event.Signal{Summary: strings.Repeat("s", 1000)}}
 	for len(build(t, ev)) < maxMessageBytes-250 {
 		ev.People = append(ev.People, event.Person{Name: strings.Repeat("p", 200)})
@@ -264,6 +337,7 @@ func TestCardSizeLimitLeavesPeopleOut(t *testing.T) {
 	data := build(t, ev)
 	require.Equal(t, teamsMaxBytes, len(data), "exactly at the limit")
 	assert.NotContains(t, string(data), "not shown")
+	msgs = append(msgs, data)
 
 	last.Name += "x"
 	data = build(t, ev)
@@ -272,13 +346,17 @@ func TestCardSizeLimitLeavesPeopleOut(t *testing.T) {
 	assert.NotContains(t, string(data), last.Name)
 	assert.Contains(t, string(data), strings.Repeat("s", 1000), "the summary whole")
 	require.NoError(t, checkMessage(data))
+	msgs = append(msgs, data)
 
 	// Past maxPeople, people are counted without being looked at.
 	ev.People = make([]event.Person, maxPeople+7)
 	for i := range ev.People {
 		ev.People[i].Name = "P"
 	}
-	assert.Contains(t, string(build(t, ev)), "7 more people are not shown.")
+	data = build(t, ev)
+	assert.Contains(t, string(data), "7 more people are not shown.")
+	msgs = append(msgs, data)
+	optionalValidator(t).requireValid(t, msgs...)
 }
 
 // Each value is bounded, so the fixed part of a card stays small.

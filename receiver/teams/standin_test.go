@@ -7,99 +7,18 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/stretchr/testify/require"
-
-	"github.com/stairhook/stairhook/internal/testenv"
 )
-
-// schemaEnv names the environment variable that holds the path of the
-// Adaptive Card JSON Schema (schemas/1.5.0/adaptive-card.json of
-// microsoft/AdaptiveCards; no version of the npm package adaptivecards
-// ships it).
-const schemaEnv = "STAIRHOOK_ADAPTIVECARD_SCHEMA"
-
-// schemaInstall says how .ci/run puts the schema in place.
-const schemaInstall = "see .ci/run, step \"install: Adaptive Card JSON schema\"; export " + schemaEnv + "=<path>/adaptive-card.json (schemas/1.5.0 of microsoft/AdaptiveCards)"
-
-var (
-	schemaOnce sync.Once
-	schemaVal  *jsonschema.Schema
-	schemaErr  error
-)
-
-// loadCardSchema loads the Adaptive Card JSON Schema, skipping the test when
-// it is absent (failing it under STAIRHOOK_E2E).
-func loadCardSchema(t testing.TB) *jsonschema.Schema {
-	t.Helper()
-	path := os.Getenv(schemaEnv)
-	if path == "" {
-		testenv.Missing(t, "the Adaptive Card JSON Schema ($"+schemaEnv+")", schemaInstall)
-	}
-	if _, err := os.Stat(path); err != nil {
-		testenv.Missing(t, "the Adaptive Card JSON Schema at "+path, schemaInstall)
-	}
-	schemaOnce.Do(func() { schemaVal, schemaErr = loadSchema(path) })
-	require.NoError(t, schemaErr)
-	return schemaVal
-}
-
-// loadSchema compiles the schema file (draft-06, internal
-// "#/definitions/…" references), asserting formats (uri, uri-reference).
-func loadSchema(path string) (*jsonschema.Schema, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(abs)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		return nil, err
-	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft6)
-	c.AssertFormat()
-	url := "file://" + filepath.ToSlash(abs)
-	if err := c.AddResource(url, doc); err != nil {
-		return nil, err
-	}
-	return c.Compile(url)
-}
-
-// validateCard checks the card in a message against the schema.
-func validateCard(sch *jsonschema.Schema, msg []byte) error {
-	var env struct {
-		Attachments []struct {
-			Content json.RawMessage `json:"content"`
-		} `json:"attachments"`
-	}
-	if err := json.Unmarshal(msg, &env); err != nil || len(env.Attachments) != 1 {
-		return fmt.Errorf("not a message with one attachment: %v", err)
-	}
-	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(env.Attachments[0].Content))
-	if err != nil {
-		return err
-	}
-	return sch.Validate(v)
-}
 
 // teamsMaxBytes is Teams' limit on a message, written apart from the
 // package's constant so that a wrong constant fails here.
 const teamsMaxBytes = 28 * 1024
 
-// checkMessage makes the checks that hold whatever the schema: the
+// checkMessage makes the checks that hold whatever the parser says: the
 // envelope a workflow takes, at most 28 KB, an AdaptiveCard 1.5 whose body
 // is RichTextBlocks of TextRuns only (never markdown), every text valid
 // UTF-8 without control characters (but line breaks in the summary) or
@@ -187,12 +106,12 @@ func checkText(where, s string, lines bool) error {
 
 // standIn is a Teams workflow on loopback: it takes a message at its one
 // URL (with a sig query parameter, as a real one has), checks it
-// (checkMessage, and the schema when given), answers 202, or the faults
-// queued.
+// (checkMessage, and the adaptivecards parser when given), answers 202,
+// or the faults queued.
 type standIn struct {
 	t      testing.TB
 	srv    *httptest.Server
-	schema *jsonschema.Schema
+	cards  *cardValidator
 	mu     sync.Mutex
 	posts  [][]byte
 	faults []fault
@@ -213,8 +132,8 @@ const (
 	testQuery        = "api-version=1&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=" + testSig
 )
 
-func newStandIn(t testing.TB, schema *jsonschema.Schema) *standIn {
-	s := &standIn{t: t, schema: schema}
+func newStandIn(t testing.TB, cards *cardValidator) *standIn {
+	s := &standIn{t: t, cards: cards}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.srv.Close)
 	return s
@@ -286,9 +205,13 @@ func (s *standIn) serve(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"error":{"code":"InvalidRequestContent"}}`)
 		return
 	}
-	if s.schema != nil {
-		if err := validateCard(s.schema, data); err != nil {
-			s.t.Errorf("stand-in: the card does not match the Adaptive Card schema: %v\n%s", err, data)
+	if s.cards != nil {
+		results, err := s.cards.validate(data)
+		if err == nil {
+			err = results[0]
+		}
+		if err != nil {
+			s.t.Errorf("stand-in: %v\n%s", err, data)
 			w.WriteHeader(http.StatusBadRequest)
 			io.WriteString(w, `{"error":{"code":"InvalidRequestContent"}}`)
 			return

@@ -7,12 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -27,25 +25,16 @@ type fixture struct {
 	logs *bytes.Buffer
 }
 
-// newFixture is a sink posting to a stand-in, which validates cards
-// against the schema when one is given.
-func newFixture(t *testing.T, schema *jsonschema.Schema) *fixture {
+// newFixture is a sink posting to a stand-in, which validates cards with
+// the adaptivecards parser when given it.
+func newFixture(t *testing.T, cards *cardValidator) *fixture {
 	t.Helper()
-	wf := newStandIn(t, schema)
+	wf := newStandIn(t, cards)
 	logs := &bytes.Buffer{}
 	s, err := New("staircase.route1.teams", Config{WebhookURL: wf.url(), Timeout: 5 * time.Second}, Route{}, nil,
 		slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	require.NoError(t, err)
 	return &fixture{wf: wf, sink: s, logs: logs}
-}
-
-// optionalSchema is the schema when it is configured, else nil: the HTTP
-// tests run either way.
-func optionalSchema(t *testing.T) *jsonschema.Schema {
-	if os.Getenv(schemaEnv) == "" {
-		return nil
-	}
-	return loadCardSchema(t)
 }
 
 // assertNoSecret fails when text holds any part of the workflow URL that
@@ -58,7 +47,7 @@ func assertNoSecret(t *testing.T, text string) {
 }
 
 func TestTeamsPostsTheBuiltCard(t *testing.T) {
-	f := newFixture(t, loadCardSchema(t))
+	f := newFixture(t, loadValidator(t))
 	ev := evilEvent()
 	require.NoError(t, f.sink.Deliver(sinktest.Context(t), ev))
 	posts := f.wf.accepted()
@@ -73,7 +62,7 @@ func TestTeamsPostsTheBuiltCard(t *testing.T) {
 
 // A route's webhook URL replaces the configured one.
 func TestTeamsRouteOverridesTheURL(t *testing.T) {
-	wf := newStandIn(t, optionalSchema(t))
+	wf := newStandIn(t, optionalValidator(t))
 	other := newStandIn(t, nil)
 	s, err := New("s", Config{WebhookURL: other.url()}, Route{WebhookURL: wf.url()}, nil, nil)
 	require.NoError(t, err)
@@ -116,7 +105,7 @@ func TestTeamsAnswers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, optionalSchema(t))
+			f := newFixture(t, optionalValidator(t))
 			f.wf.inject(tc.fault)
 			ev := sinktest.HostileEvent()
 			err := f.sink.Deliver(sinktest.Context(t), ev)
