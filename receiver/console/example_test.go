@@ -64,3 +64,11 @@ func ExampleMetrics() {
 	// (other) refused timestamp_too_new 1
 	// staircase refused timestamp_too_new 1
 }
+
+func ExampleRedact() {
+	fmt.Println(console.Redact("jira: 401 for https://bot:hunter2@jira.example (Authorization: Basic Ym90Omh1bnRlcjI=)"))
+	fmt.Println(console.Redact("no match for v1,K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols= with whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+	// Output:
+	// jira: 401 for https://[redacted]@jira.example (Authorization: Basic [redacted])
+	// no match for v1,[redacted] with whsec_[redacted]
+}

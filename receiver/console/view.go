@@ -103,17 +103,22 @@ var (
 	keyValue     = regexp.MustCompile(`(?i)\b(api[_-]?token|api[_-]?key|password|passwd|secret|signature)(["']?\s*[:=]\s*["']?)[^\s"',;&}]+`)
 )
 
-// redact removes anything that looks like a secret, a MAC or a signature
-// from text shown on a page, then clips it to n bytes. Sinks already keep
-// their credentials out of their errors; this is the last line.
-func redact(s string, n int) string {
+// Redact removes from s anything that looks like a secret, a MAC or a
+// signature (a whsec_ secret, a v1, signature value, the credentials of an
+// Authorization header or of a URL, the value of a secret=, password=,
+// signature=… pair), as the console does before it shows an error, a hint
+// or an answer. The command line's event and status commands use it too.
+func Redact(s string) string {
 	s = secretText.ReplaceAllString(s, "whsec_[redacted]")
 	s = signatureVal.ReplaceAllString(s, "${1}[redacted]")
 	s = authCreds.ReplaceAllString(s, "${1}${2}[redacted]")
 	s = urlUserinfo.ReplaceAllString(s, "${1}[redacted]@")
-	s = keyValue.ReplaceAllString(s, "${1}${2}[redacted]")
-	return clip(s, n)
+	return keyValue.ReplaceAllString(s, "${1}${2}[redacted]")
 }
+
+// redact is Redact, then clipped to n bytes. Sinks already keep their
+// credentials out of their errors; this is the last line.
+func redact(s string, n int) string { return clip(Redact(s), n) }
 
 // clip cuts s to at most n bytes on a UTF-8 boundary, marking the cut.
 func clip(s string, n int) string {
