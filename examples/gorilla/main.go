@@ -19,13 +19,10 @@ import (
 )
 
 func main() {
-	secret, err := verify.ParseSecret(os.Getenv("STAIRHOOK_SECRET"))
+	// During a rotation: verify.FromSecrets(newSecret, oldSecret).
+	v, err := verify.FromSecrets(os.Getenv("STAIRHOOK_SECRET"))
 	if err != nil {
 		log.Fatalf("STAIRHOOK_SECRET: %v", err)
-	}
-	v, err := verify.NewVerifier(verify.Options{Keys: []verify.Key{{Label: "current", Secret: secret}}})
-	if err != nil {
-		log.Fatal(err)
 	}
 	srv := &http.Server{Addr: cmp.Or(os.Getenv("ADDR"), "127.0.0.1:8080"), Handler: newRouter(v),
 		// Every phase bounded: a client that stalls its body is cut off.

@@ -17,13 +17,10 @@ import (
 )
 
 func main() {
-	secret, err := verify.ParseSecret(os.Getenv("STAIRHOOK_SECRET"))
+	// During a rotation: verify.FromSecrets(newSecret, oldSecret).
+	v, err := verify.FromSecrets(os.Getenv("STAIRHOOK_SECRET"))
 	if err != nil {
 		log.Fatalf("STAIRHOOK_SECRET: %v", err)
-	}
-	v, err := verify.NewVerifier(verify.Options{Keys: []verify.Key{{Label: "current", Secret: secret}}})
-	if err != nil {
-		log.Fatal(err)
 	}
 	log.Fatal(newServer(cmp.Or(os.Getenv("ADDR"), "127.0.0.1:8080"), newMux(v)).ListenAndServe())
 }
