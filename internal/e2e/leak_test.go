@@ -398,7 +398,7 @@ func TestLeakReceiver(t *testing.T) {
 				h := verifytest.SignedHeaders(r.secret, "evt_leak_unknown", now, ev)
 				lc.request("unknown webhook", keys, h, ev)
 				resp = postRaw(t, strings.TrimSuffix(r.url, webhookName)+"nosuch", h, ev)
-				assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+				assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "answered as a wrong signature")
 				lc.response(t, "unknown webhook", resp)
 				tampered := bytes.Replace(ev, []byte("Acme"), []byte("Acne"), 1)
 				resp = post("tampered", "evt_leak_t", verifytest.SignedHeaders(r.secret, "evt_leak_sink", now, ev), tampered)
