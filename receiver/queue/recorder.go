@@ -96,8 +96,12 @@ func (q *Queue) NewRecorder(opts RecorderOptions) *Recorder {
 }
 
 // Refused records a refused request (see NewRefusal). Its Time, when zero,
-// is now. It never waits for the database.
+// is now. It never waits for the database. On a nil *Recorder (a receiver
+// without a database) it does nothing.
 func (r *Recorder) Refused(f Refusal) {
+	if r == nil {
+		return
+	}
 	if f.Time.IsZero() {
 		f.Time = r.q.opts.Now()
 	}
@@ -119,8 +123,11 @@ func (r *Recorder) Refused(f Refusal) {
 }
 
 // KeyUsed records that the key label of webhook verified a request at at.
-// It never waits for the database.
+// It never waits for the database. On a nil *Recorder it does nothing.
 func (r *Recorder) KeyUsed(webhook, label string, at time.Time) {
+	if r == nil {
+		return
+	}
 	k := keyHour{webhook: clip(webhook, maxWebhook), label: clip(label, maxWebhook), hour: hourOf(at)}
 	ms := at.UnixMilli()
 	r.mu.Lock()
@@ -141,6 +148,9 @@ func (r *Recorder) KeyUsed(webhook, label string, at time.Time) {
 // Dropped returns how many refusals and key uses were lost so far: the
 // buffer was full, or a write failed.
 func (r *Recorder) Dropped() (refusals, keyUses uint64) {
+	if r == nil {
+		return 0, 0
+	}
 	return r.droppedRefused.Load(), r.droppedUses.Load()
 }
 
@@ -153,8 +163,12 @@ func (r *Recorder) Flush(ctx context.Context) error {
 }
 
 // Close stops the Recorder after writing what it holds (within ctx).
-// Refused and KeyUsed drop what they are given after Close.
+// Refused and KeyUsed drop what they are given after Close. Closing a nil
+// *Recorder does nothing.
 func (r *Recorder) Close(ctx context.Context) error {
+	if r == nil {
+		return nil
+	}
 	var err error
 	r.closeOnce.Do(func() {
 		close(r.stop)

@@ -199,3 +199,13 @@ func rawCount(t *testing.T, loc queue.Location, query string) int {
 	require.NoError(t, db.QueryRow(query).Scan(&n))
 	return n
 }
+
+// A receiver without a database (inline mode) calls a nil Recorder.
+func TestNilRecorder(t *testing.T) {
+	var rc *queue.Recorder
+	rc.Refused(queue.Refusal{Webhook: "w"})
+	rc.KeyUsed("w", "k", time.Now())
+	refusals, uses := rc.Dropped()
+	assert.Zero(t, refusals+uses)
+	assert.NoError(t, rc.Close(context.Background()))
+}
