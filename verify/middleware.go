@@ -308,18 +308,25 @@ func readBody(r io.Reader, contentLength, maxBody int64) ([]byte, error) {
 // failure is the fixed answer to one kind of rejection.
 type failure struct {
 	status     int
+	code       string // the JSON error.code, for Reason
 	body       string
 	retryAfter string // the Retry-After header, if any
 }
 
 func newFailure(status int, code, message string) failure {
-	f := failure{status: status, body: `{"error":{"code":"` + code + `","message":"` + message + `"}}` + "\n"}
+	f := failure{status: status, code: code, body: `{"error":{"code":"` + code + `","message":"` + message + `"}}` + "\n"}
 	switch status {
 	case http.StatusConflict:
 		f.retryAfter = "1"
 	case http.StatusServiceUnavailable:
 		f.retryAfter = storeRetryAfter
 	}
+	return f
+}
+
+// after returns f with another Retry-After.
+func (f failure) after(seconds string) failure {
+	f.retryAfter = seconds
 	return f
 }
 
@@ -338,11 +345,7 @@ var failures = []struct {
 	{ErrBodyRead, newFailure(http.StatusBadRequest, "bad_body", "the request body could not be read")},
 	{ErrMethodNotAllowed, newFailure(http.StatusMethodNotAllowed, "method_not_allowed", "the method is not allowed")},
 	{ErrInFlight, newFailure(http.StatusConflict, "in_flight", "a request with this id is being processed; retry later")},
-	{ErrBusy, failure{
-		status:     http.StatusServiceUnavailable,
-		body:       newFailure(http.StatusServiceUnavailable, "busy", "too many request bodies are being read; retry later").body,
-		retryAfter: busyRetryAfter,
-	}},
+	{ErrBusy, newFailure(http.StatusServiceUnavailable, "busy", "too many request bodies are being read; retry later").after(busyRetryAfter)},
 	{ErrStoreUnavailable, newFailure(http.StatusServiceUnavailable, "store_unavailable", "the request cannot be processed now; retry later")},
 }
 
