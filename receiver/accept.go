@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/stairhook/stairhook/receiver/console"
 	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/receiver/queue"
 	"github.com/stairhook/stairhook/verify"
@@ -50,6 +51,7 @@ func (s *Server) decodeVerified(w http.ResponseWriter, r *http.Request, h *webho
 			slog.String("webhook", h.name), slog.String("id", res.ID),
 			slog.String("key", res.KeyLabel), slog.String("reason", err.Error()))
 		writeError(w, http.StatusBadRequest, "invalid_event", err.Error())
+		s.refused(r, h.name, http.StatusBadRequest, "invalid_event", err.Error())
 		return nil, res, false
 	}
 	if res.Scheme == verify.SchemeV1 && ev.ID != res.ID {
@@ -57,6 +59,7 @@ func (s *Server) decodeVerified(w http.ResponseWriter, r *http.Request, h *webho
 			slog.String("webhook", h.name), slog.String("id", res.ID),
 			slog.String("key", res.KeyLabel), slog.String("reason", "event id differs from the signed id"))
 		writeError(w, http.StatusBadRequest, "id_mismatch", "the event id differs from the signed x-staircase-id")
+		s.refused(r, h.name, http.StatusBadRequest, "id_mismatch", "the event id differs from the signed id")
 		return nil, res, false
 	}
 	return ev, res, true
@@ -71,12 +74,17 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, h *webhook) {
 	if s.draining.Load() {
 		w.Header().Set("Retry-After", strconv.Itoa(DefaultRetryAfter))
 		writeError(w, http.StatusServiceUnavailable, "shutting_down", "the receiver is shutting down; retry later")
+		s.metrics.Refused(h.name, "shutting_down")
 		return
+	}
+	if began, ok := r.Context().Value(requestStartKey{}).(time.Time); ok {
+		s.metrics.Verified(h.name, start.Sub(began))
 	}
 	ev, res, ok := s.decodeVerified(w, r, h)
 	if !ok {
 		return
 	}
+	s.keyUsed(h.name, res.KeyLabel)
 	sinks := matchSinks(h.routes, ev)
 	names := make([]string, len(sinks))
 	for i, sink := range sinks {
@@ -100,6 +108,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, h *webhook) {
 			slog.String("error", err.Error()), durationAttr(start))...)
 		w.Header().Set("Retry-After", strconv.Itoa(DefaultRetryAfter))
 		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "the event could not be recorded; retry later")
+		s.metrics.Refused(h.name, "store_unavailable")
 	case dup:
 		// Accepted before, though the middleware's id record is gone (it
 		// expired, or the process died between the commit and the
@@ -108,12 +117,18 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, h *webhook) {
 			slog.String("outcome", "duplicate"), slog.Int("status", http.StatusOK), durationAttr(start))...)
 		w.Header().Set(verify.DuplicateHeader, "true")
 		writeJSON(w, http.StatusOK, acceptResponse{Status: "duplicate", ID: ev.ID, Sinks: names})
+		s.metrics.Duplicate(h.name)
 	default:
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "accepted", append(attrs,
 			slog.Int("status", http.StatusAccepted), durationAttr(start))...)
 		writeJSON(w, http.StatusAccepted, acceptResponse{Status: "queued", ID: ev.ID, Sinks: names})
+		s.metrics.Accepted(h.name)
 	}
 }
+
+// requestStartKey holds, in a webhook request's context, when serving it
+// began: the accept path reports the verification's duration from it.
+type requestStartKey struct{}
 
 func durationAttr(start time.Time) slog.Attr {
 	return slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)
@@ -135,30 +150,37 @@ func (s *Server) work(ctx context.Context, d *queue.Delivery) queue.Result {
 		// replay once a sink of that name is back.
 		err := fmt.Errorf("no sink %s in webhook %s of the current configuration", d.Sink, d.Webhook)
 		s.log.LogAttrs(ctx, slog.LevelWarn, "sink failed", append(attrs, slog.String("outcome", "rejected"), slog.String("error", err.Error()))...)
+		s.metrics.Attempted(d.Sink, console.AttemptDead, s.now().Sub(d.ReceivedAt))
 		return queue.Result{Err: err, Permanent: true}
 	}
 	ev, err := event.Decode(d.Body)
 	if err != nil { // it decoded when accepted: only a newer, stricter decoder refuses it
+		s.metrics.Attempted(d.Sink, console.AttemptDead, s.now().Sub(d.ReceivedAt))
 		return queue.Result{Err: err, Permanent: true}
 	}
 	err = callSink(ctx, sink, ev)
 	attrs = append(attrs, durationAttr(start))
+	since := s.now().Sub(d.ReceivedAt)
 	if err == nil {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "delivered", attrs...)
+		s.metrics.Attempted(d.Sink, console.AttemptDelivered, since)
 		return queue.Result{}
 	}
 	attrs = append(attrs, slog.String("error", clipText(err.Error(), 1024)))
 	if errors.Is(err, ErrPermanent) {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "sink failed", append(attrs, slog.String("outcome", "rejected"), slog.String("reason", reasonClassOf(err)))...)
+		s.metrics.Attempted(d.Sink, console.AttemptDead, since)
 		return queue.Result{Err: err, Permanent: true}
 	}
 	var ra *RetryAfterError
 	if errors.As(err, &ra) && ra.After > 0 {
 		wait := min(ra.After, maxWait)
 		s.log.LogAttrs(ctx, slog.LevelWarn, "sink failed", append(attrs, slog.String("outcome", "wait"), slog.Duration("wait", wait))...)
+		s.metrics.Attempted(d.Sink, console.AttemptWait, since)
 		return queue.Result{Err: err, Wait: wait}
 	}
 	s.log.LogAttrs(ctx, slog.LevelWarn, "sink failed", append(attrs, slog.String("outcome", "retry"))...)
+	s.metrics.Attempted(d.Sink, console.AttemptRetry, since)
 	return queue.Result{Err: err}
 }
 

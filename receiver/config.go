@@ -72,6 +72,9 @@ type Config struct {
 	// Limits bound what the clients of the webhook listener can hold at
 	// once, signed or not.
 	Limits LimitsConfig `yaml:"limits"`
+	// Admin is the operator console's listener (pages, actions and
+	// /metrics), apart from the webhooks' one. Queued mode only.
+	Admin AdminConfig `yaml:"admin"`
 	// Jira is the Jira Cloud site; nil makes every jira route a dry run.
 	Jira *JiraConfig `yaml:"jira"`
 	// SMTP is the mail server; nil makes every email route a dry run.
@@ -138,6 +141,28 @@ type LimitsConfig struct {
 	// body cap.
 	MaxBodyBytesInFlight int64 `yaml:"max_body_bytes_in_flight"`
 }
+
+// AdminConfig is the listener of the operator console: its pages, actions
+// and Prometheus /metrics, served apart from the webhooks so that they are
+// never on the public path by accident. Every route requires Token.
+type AdminConfig struct {
+	// Listen is the admin listener's host:port, or AdminOff for none.
+	// Default DefaultAdminListen (loopback only).
+	Listen string `yaml:"listen"`
+	// Token is the admin token, at least 16 characters: a login form
+	// takes it (and sets a session cookie), scripts and Prometheus send
+	// it as Authorization: Bearer. Default value is empty: NewServer
+	// generates one (see Server.AdminToken), which stairhook serve prints
+	// once at start.
+	Token string `yaml:"token"`
+}
+
+// DefaultAdminListen is admin.listen when it is empty, and AdminOff the
+// value that turns the admin listener off.
+const (
+	DefaultAdminListen = "127.0.0.1:8081"
+	AdminOff           = "off"
+)
 
 // DefaultMaxConnections is limits.max_connections when it is zero.
 const DefaultMaxConnections = 1024
@@ -469,6 +494,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Retention == 0 {
 		c.Retention = DefaultRetention
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = DefaultAdminListen
 	}
 	if c.Limits.MaxConnections == 0 {
 		c.Limits.MaxConnections = DefaultMaxConnections

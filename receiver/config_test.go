@@ -460,7 +460,7 @@ webhooks:
 		"line 3: environment variable JIRA_EMAIL is not set (referenced as ${JIRA_EMAIL})",
 		"jira.colour: unknown key",
 		"webhooks[0].tolerance: expected a duration such as 30s or 5m",
-		"listen: must be host:port, such as 127.0.0.1:8080",
+		"listen: must be host:port with a port from 0 to 65535, such as 127.0.0.1:8080",
 		"jira.email: required (the Atlassian account the API token belongs to)",
 		"webhooks[0].name: must be 1 to 64 of a-z, 0-9, _ and - (it is part of the URL)",
 		"webhooks[0].routes[0].jira.project: required (a project key such as CS)",

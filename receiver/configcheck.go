@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stairhook/stairhook/receiver/console"
 	"github.com/stairhook/stairhook/receiver/queue"
 	"github.com/stairhook/stairhook/verify"
 )
@@ -40,10 +41,8 @@ func (c *Config) validate() []error {
 	var errs []error
 	bad := func(path, msg string) { errs = append(errs, configErr(path, msg)) }
 
-	if host, port, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen", "must be host:port, such as 127.0.0.1:8080")
-	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 || strings.ContainsAny(host, " /") {
-		bad("listen", "must be host:port with a port from 0 to 65535")
+	if !validListen(c.Listen) {
+		bad("listen", "must be host:port with a port from 0 to 65535, such as 127.0.0.1:8080")
 	}
 	if c.Store.Redis != "" {
 		if _, err := redis.ParseURL(c.Store.Redis); err != nil {
@@ -79,6 +78,13 @@ func (c *Config) validate() []error {
 	}
 	if d.FirstRetry > 0 && d.MaxRetry > 0 && d.FirstRetry > d.MaxRetry {
 		bad("delivery.first_retry", "must not be longer than delivery.max_retry")
+	}
+	if c.Admin.Listen != AdminOff && !validListen(c.Admin.Listen) {
+		bad("admin.listen", "must be host:port, such as 127.0.0.1:8081, or off")
+	}
+	if c.Admin.Token != "" && len(c.Admin.Token) < console.MinTokenLength {
+		// Not quoted: it is a secret.
+		bad("admin.token", fmt.Sprintf("must be at least %d characters (leave it empty to have one generated)", console.MinTokenLength))
 	}
 	if c.Limits.MaxConnections < 0 {
 		bad("limits.max_connections", "must be positive (0 for the default)")
@@ -120,6 +126,16 @@ func (c *Config) validate() []error {
 		errs = append(errs, w.validate(p, c)...)
 	}
 	return errs
+}
+
+// validListen reports whether s is a host:port to listen on.
+func validListen(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || port == "" || strings.ContainsAny(host, " /") {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
 }
 
 // validate checks w, at path p of c (whose connection sections the

@@ -56,12 +56,21 @@ func allowedMethods(r *mux.Router, req *http.Request) string {
 // GET /healthz. Use it to serve from your own http.Server or in tests.
 func (s *Server) Handler() http.Handler { return s.router }
 
-// ListenAndServe listens on Config.Listen and serves until ctx is done (see
-// Serve).
+// ListenAndServe listens on Config.Listen, and on Config.Admin.Listen for
+// the console when there is one, and serves until ctx is done (see Serve
+// and ServeAdmin).
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	l, err := net.Listen("tcp", s.listen)
 	if err != nil {
 		return err
+	}
+	if s.console != nil {
+		al, err := net.Listen("tcp", s.adminListen)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("receiver: admin listener: %w", err)
+		}
+		go s.ServeAdmin(ctx, al)
 	}
 	return s.Serve(ctx, l)
 }
@@ -72,6 +81,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // Close it returns http.ErrServerClosed.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	l = newLimitListener(l, s.maxConns)
+	s.publicAddr.CompareAndSwap(nil, dialAddr(l.Addr()))
 	srv := &http.Server{
 		Handler:           s.router,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -156,6 +166,9 @@ func (s *Server) Close() error {
 	if s.queue != nil {
 		s.closeQueue.Do(func() {
 			s.stopWorkers()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, s.recorder.Close(ctx))
+			cancel()
 			errs = append(errs, s.queue.Close())
 		})
 	}
@@ -165,12 +178,16 @@ func (s *Server) Close() error {
 func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	if s.queue != nil && s.role == RoleWork {
 		writeError(w, http.StatusServiceUnavailable, "not_accepting", "this instance only works the queue (--role work)")
+		s.metrics.Refused(mux.Vars(r)["name"], "not_accepting")
 		return
 	}
 	h, ok := s.hooks[mux.Vars(r)["name"]]
 	if !ok {
 		s.unknown.ServeHTTP(w, r)
 		return
+	}
+	if s.metrics != nil {
+		r = r.WithContext(context.WithValue(r.Context(), requestStartKey{}, time.Now()))
 	}
 	h.handler.ServeHTTP(w, r)
 }

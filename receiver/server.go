@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stairhook/stairhook/receiver/console"
 	"github.com/stairhook/stairhook/receiver/dryrun"
 	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/receiver/forward"
@@ -143,6 +145,18 @@ type Server struct {
 	maxConns        int          // Config.Limits.MaxConnections
 	bodyBudget      *verify.BodyBudget
 
+	// The operator's view, on the queued path (nil-safe when absent).
+	metrics        *console.Metrics
+	recorder       *queue.Recorder
+	registry       *prometheus.Registry
+	console        *console.Console
+	adminListen    string
+	adminToken     string
+	adminGenerated bool
+	signKeys       map[string]verify.Secret // each webhook's first key, for test notifications
+	publicAddr     atomic.Value             // string: where Serve listens, for test notifications
+	testClient     *http.Client
+
 	mu      sync.Mutex
 	servers map[*http.Server]struct{}
 	closed  bool
@@ -186,6 +200,8 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 		deadLetters:     &deadLetters{path: filepath.Join(c.Outbox, DeadLetterFile)},
 		servers:         map[*http.Server]struct{}{},
 		maxConns:        c.Limits.MaxConnections,
+		signKeys:        map[string]verify.Secret{},
+		testClient:      &http.Client{Timeout: 30 * time.Second},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -237,6 +253,12 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	if s.queue != nil {
+		if err := s.newAdmin(&c); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 
 	s.router = s.newRouter()
 	return s, nil
@@ -283,6 +305,8 @@ func (s *Server) logRejected(r *http.Request, webhook string, unknown bool, err 
 		attrs = append(attrs, slog.Bool("unknown_webhook", true))
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelWarn, "request rejected", attrs...)
+	code, status := verify.Reason(err)
+	s.refused(r, webhook, status, code, err.Error())
 }
 
 func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, client *http.Client, custom map[string]Sink, inline bool) (*webhook, error) {
@@ -293,6 +317,9 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 			return nil, configErr(fmt.Sprintf("webhook %s: secrets[%d].secret", wc.Name, i), "not a whsec_ secret")
 		}
 		keys = append(keys, verify.Key{Label: secretLabel(sc, i), Secret: sec, Expires: sc.Expires})
+		if i == 0 {
+			s.signKeys[wc.Name] = sec
+		}
 	}
 	name := wc.Name
 	v, err := verify.NewVerifier(verify.Options{
@@ -304,6 +331,8 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 		OnError:    func(r *http.Request, err error) { s.logRejected(r, name, false, err) },
 		OnDuplicate: func(r *http.Request, res verify.Result, state verify.State) {
 			if state == verify.StateDone {
+				s.metrics.Duplicate(name)
+				s.keyUsed(name, res.KeyLabel)
 				s.log.LogAttrs(r.Context(), slog.LevelInfo, "delivery",
 					slog.String("webhook", name),
 					slog.String("id", clipText(res.ID, 256)),

@@ -174,7 +174,7 @@ func startBinaryServe(t *testing.T, bin, dir string, env []string, next func() s
 	var errs []error
 	for range 3 {
 		p := &binaryServe{addr: next(), stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}}
-		cmd := exec.Command(bin, append([]string{"serve", "--addr", p.addr}, args...)...)
+		cmd := exec.Command(bin, append([]string{"serve", "--addr", p.addr, "--admin-addr", "127.0.0.1:0"}, args...)...)
 		cmd.Dir = dir // the default outbox ./stairhook-outbox and database ./stairhook.db land here
 		cmd.Env = env
 		cmd.Stdout, cmd.Stderr = p.stdout, p.stderr

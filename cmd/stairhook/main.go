@@ -1,13 +1,17 @@
 // Command stairhook is the command-line face of the module: make a secret,
 // sign and verify requests by hand, send test notifications, run the
-// reference receiver and replay its dead letters.
+// reference receiver, and look into its queue: events, status, dead
+// letters.
 //
 //	stairhook secret new [--json]
 //	stairhook sign --secret S [--id ID] [--timestamp UNIX] [--body FILE] [--curl URL] [< body]
 //	stairhook verify --secret S [-H 'Name: value']... [--headers FILE] [--request FILE] < body
 //	stairhook send --url URL --secret S [--type churn_risk] [--account NAME] [--test] [--body FILE]
-//	stairhook serve [--config FILE] [--addr ADDR] [--outbox DIR]
+//	stairhook serve [--config FILE] [--addr ADDR] [--admin-addr ADDR|off] [--outbox DIR]
 //	stairhook deadletter list|replay ...
+//	stairhook events list [--state S] [--since 1h] | events show ID
+//	stairhook status
+//	stairhook migrate
 //
 // Every subcommand takes --help; stairhook --version prints the module
 // version and the VCS revision it was built from. Exit status: 0 on
@@ -76,6 +80,8 @@ var commands = map[string]command{
 	"serve":      {"run the reference receiver (dry-run sinks without a config)", runServe},
 	"deadletter": {"list or replay the receiver's dead letters", runDeadLetter},
 	"migrate":    {"bring the receiver's database schema up to date", runMigrate},
+	"events":     {"list or show the receiver's accepted events and their deliveries", runEvents},
+	"status":     {"print the receiver's queue: depth, oldest pending, dead letters, last failures", runStatus},
 }
 
 // run is main without the process: it returns the exit status.

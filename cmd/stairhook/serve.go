@@ -20,7 +20,7 @@ import (
 
 // runServe implements "stairhook serve".
 func runServe(ctx context.Context, e *env, args []string) int {
-	fs := newFlagSet("serve", "serve [--config FILE] [--addr ADDR] [--outbox DIR] [--store STORE] [--role all|accept|work]", `
+	fs := newFlagSet("serve", "serve [--config FILE] [--addr ADDR] [--admin-addr ADDR|off] [--outbox DIR] [--store STORE] [--role all|accept|work]", `
 Run the reference receiver until SIGINT or SIGTERM. Each verified event is
 recorded with one job per matched sink in the database, in one
 transaction, and answered 202; workers then run the sinks, retrying with
@@ -30,9 +30,13 @@ With --config (or $STAIRHOOK_CONFIG) it serves the webhooks of that file.
 Without, it serves one webhook, "staircase", at POST /webhooks/staircase,
 with the secret from $STAIRHOOK_SECRET or, when that is unset, a generated
 secret printed once, and sends every event to dry-run Jira and email sinks
-that write into the outbox folder. Logs are JSON lines on standard error.`)
+that write into the outbox folder. The operator console and /metrics
+are served on the admin listener (127.0.0.1:8081 by default), which
+requires the admin token: the config's admin.token, or one generated
+and printed once at start. Logs are JSON lines on standard error.`)
 	configPath := fs.String("config", "", "the receiver's config `FILE` (default $STAIRHOOK_CONFIG)")
 	addr := fs.String("addr", receiver.DefaultListen, "listen on `ADDR`, host:port (overrides the config's listen)")
+	adminAddr := fs.String("admin-addr", receiver.DefaultAdminListen, "serve the operator console and /metrics on `ADDR`, host:port, or off (overrides the config's admin.listen)")
 	outbox := fs.String("outbox", receiver.DefaultOutbox, "the dry-run folder `DIR` (overrides the config's outbox)")
 	store := fs.String("store", "", "the database `STORE`, sqlite:PATH or postgres://… (default $STAIRHOOK_STORE, else the config's store, else "+queue.DefaultStore+")")
 	role := fs.String("role", string(receiver.RoleAll), "the instance's `ROLE`: all answers webhooks and works the queue; accept only answers; work only works the queue")
@@ -44,6 +48,9 @@ that write into the outbox folder. Logs are JSON lines on standard error.`)
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if !validAddr(*addr) {
 		return usageError(e, fs, "--addr must be host:port with a port from 0 to 65535, such as 127.0.0.1:8080")
+	}
+	if *adminAddr != receiver.AdminOff && !validAddr(*adminAddr) {
+		return usageError(e, fs, "--admin-addr must be host:port with a port from 0 to 65535, such as 127.0.0.1:8081, or off")
 	}
 
 	switch receiver.Role(*role) {
@@ -91,6 +98,9 @@ that write into the outbox folder. Logs are JSON lines on standard error.`)
 		cfg = receiver.DefaultConfig(text, *addr, *outbox)
 	}
 
+	if set["admin-addr"] || cfg.Admin.Listen == "" {
+		cfg.Admin.Listen = *adminAddr
+	}
 	if storeCfg != nil {
 		storeCfg.Redis = cfg.Store.Redis // inline mode's; the queued server refuses it with its own message
 		cfg.Store = *storeCfg
@@ -130,6 +140,21 @@ that write into the outbox folder. Logs are JSON lines on standard error.`)
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if h := srv.AdminHandler(); h != nil {
+		aln, err := net.Listen("tcp", srv.AdminListen())
+		if err != nil {
+			ln.Close()
+			return failf(e, "serve", "admin listener: %v (choose another address with --admin-addr, or --admin-addr off)", err)
+		}
+		fmt.Fprintf(e.stdout, "console: http://%s/ (and /metrics), admin token required\n", aln.Addr())
+		if token, generated := srv.AdminToken(); generated {
+			fmt.Fprintln(e.stdout, "generated admin token, shown once (set admin.token in the config to keep one across restarts):")
+			fmt.Fprintf(e.stdout, "admin token: %s\n", token)
+		}
+		adminDone := make(chan error, 1)
+		go func() { adminDone <- srv.ServeAdmin(ctx, aln) }()
+		defer func() { <-adminDone }()
+	}
 	if err := srv.Serve(ctx, ln); err != nil {
 		return failf(e, "serve", "%v", err)
 	}

@@ -64,7 +64,7 @@ func tryServe(t *testing.T, addr string, environ map[string]string, args []strin
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &served{addr: addr, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}, cancel: cancel, done: make(chan int, 1)}
 	go func() {
-		s.done <- run(ctx, append([]string{"serve", "--addr", addr}, args...), strings.NewReader(""), s.stdout, s.stderr, func(k string) (string, bool) { v, ok := environ[k]; return v, ok })
+		s.done <- run(ctx, append([]string{"serve", "--addr", addr, "--admin-addr", "127.0.0.1:0"}, args...), strings.NewReader(""), s.stdout, s.stderr, func(k string) (string, bool) { v, ok := environ[k]; return v, ok })
 	}()
 	// Only "listening on" says that serve itself holds the address; the
 	// rest of what it prints at start (the database, the secret) comes

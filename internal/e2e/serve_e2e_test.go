@@ -96,7 +96,8 @@ func (p *serveProc) restart(t testing.TB) *serveProc {
 // when the test ends if it is still running.
 func tryServe(t testing.TB, bin, config, addr string, args, env []string) (*serveProc, error) {
 	p := &serveProc{bin: bin, config: config, addr: addr, args: args, env: env, stdout: &testenv.Buffer{}, stderr: &testenv.Buffer{}}
-	cmd := exec.Command(bin, append([]string{"serve", "--config", config}, args...)...)
+	// The admin listener on a port of its own: tests run several serves.
+	cmd := exec.Command(bin, append([]string{"serve", "--config", config, "--admin-addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	var err error

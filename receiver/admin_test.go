@@ -1,0 +1,164 @@
+package receiver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/verify"
+	"github.com/stairhook/stairhook/verify/verifytest"
+)
+
+// The admin listener serves the console and /metrics behind the token;
+// the accept and work paths move the metrics and record refused requests
+// and key uses; the webhook listener serves none of it.
+func TestAdminListener(t *testing.T) {
+	h := newQueuedHarness(t, nil, ServerOptions{}, false)
+	public, _, _ := h.serve()
+	token, generated := h.srv.AdminToken()
+	require.True(t, generated, "no admin.token in the config: one is generated")
+	require.GreaterOrEqual(t, len(token), 32)
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.srv.ServeAdmin(ctx, l) }()
+	t.Cleanup(func() { cancel(); <-done })
+	admin := "http://" + l.Addr().String()
+	get := func(base, path, bearer string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
+		require.NoError(t, err)
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	// Requests: accepted, a duplicate, unsigned, a wrong signature, and a
+	// webhook name that is not configured.
+	body := eventBody(t, event.TypeChurnRisk, "evt_m1", nil)
+	for range 2 {
+		resp, err := h.send(public, "evt_m1", body)
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	post := func(path string, hdr http.Header) int {
+		req, err := http.NewRequest(http.MethodPost, public+path, bytes.NewReader(body))
+		require.NoError(t, err)
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusBadRequest, post("/webhooks/staircase", nil))
+	wrong, err := verify.NewSecret()
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusUnauthorized, post("/webhooks/staircase", verifytest.SignedHeaders(wrong, "evt_m2", h.now, body)))
+	assert.Equal(t, http.StatusUnauthorized, post("/webhooks/nosuch", verifytest.SignedHeaders(wrong, "evt_m3", h.now, body)))
+	waitCalls(t, h.sink("staircase.risk.jira"), 1)
+
+	// The metrics, with the token only.
+	status, _ := get(admin, "/metrics", "")
+	assert.Contains(t, []int{http.StatusUnauthorized, http.StatusSeeOther, http.StatusFound}, status, "no token, no metrics")
+	status, _ = get(admin, "/metrics", "wrong-token-wrong-token-wrong")
+	assert.Contains(t, []int{http.StatusUnauthorized, http.StatusTooManyRequests}, status)
+	require.Eventually(t, func() bool {
+		status, text := get(admin, "/metrics", token)
+		return status == http.StatusOK && strings.Contains(text, `stairhook_sink_attempts_total{outcome="delivered",sink="staircase.risk.jira"} 1`)
+	}, 10*time.Second, 50*time.Millisecond)
+	_, text := get(admin, "/metrics", token)
+	for _, want := range []string{
+		`stairhook_requests_total{outcome="accepted",reason="",webhook="staircase"} 1`,
+		`stairhook_requests_total{outcome="duplicate",reason="",webhook="staircase"} 1`,
+		`stairhook_requests_total{outcome="refused",reason="missing_signature",webhook="staircase"} 1`,
+		`stairhook_requests_total{outcome="refused",reason="no_matching_signature",webhook="staircase"} 1`,
+		`stairhook_requests_total{outcome="refused",reason="no_matching_signature",webhook="(other)"} 1`,
+		`stairhook_key_uses_total{key="current",webhook="staircase"} 2`,
+		`stairhook_verify_duration_seconds_count{webhook="staircase"} 2`,
+	} {
+		assert.Contains(t, text, want)
+	}
+	n, err := testutil.GatherAndCount(h.srv.registry, "stairhook_delivery_latency_seconds")
+	require.NoError(t, err)
+	assert.Positive(t, n)
+	assert.NotContains(t, text, "evt_m", "no event id in a label")
+
+	// The refused requests and key uses reach the database for the console.
+	require.Eventually(t, func() bool {
+		status, text := get(admin, "/api/refused", token)
+		return status == http.StatusOK && strings.Contains(text, "missing_signature") && strings.Contains(text, "nosuch")
+	}, 10*time.Second, 100*time.Millisecond)
+	_, keys := get(admin, "/api/keys", token)
+	var anyJSON any
+	require.NoError(t, json.Unmarshal([]byte(keys), &anyJSON), keys)
+	assert.Contains(t, keys, "current")
+	assert.NotContains(t, keys, testSecret)
+
+	// The webhook listener serves none of the admin routes.
+	for _, path := range []string{"/metrics", "/", "/events", "/api/refused", "/login"} {
+		status, text := get(public, path, token)
+		assert.Equal(t, http.StatusNotFound, status, path)
+		assert.NotContains(t, text, "stairhook_requests_total")
+	}
+}
+
+// admin.listen: off builds no console; a short admin.token is refused,
+// without being quoted.
+func TestAdminConfig(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Admin.Listen = AdminOff
+	h := newQueuedHarness(t, cfg, ServerOptions{}, true)
+	assert.Nil(t, h.srv.AdminHandler())
+	token, _ := h.srv.AdminToken()
+	assert.Empty(t, token)
+	require.Error(t, h.srv.ServeAdmin(context.Background(), mustListen(t)))
+
+	cfg = testConfig(t.TempDir())
+	cfg.Admin.Token = "short-s3cret"
+	_, err := NewServer(cfg, ServerOptions{Inline: true})
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "admin.token")
+	assert.NotContains(t, err.Error(), "short-s3cret")
+
+	cfg = testConfig(t.TempDir())
+	cfg.Admin.Listen = "8081"
+	_, err = NewServer(cfg, ServerOptions{Inline: true})
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "admin.listen")
+
+	// A configured token is used as is.
+	cfg = testConfig(t.TempDir())
+	cfg.Admin.Token = strings.Repeat("t", 24)
+	h = newQueuedHarness(t, cfg, ServerOptions{}, true)
+	token, generated := h.srv.AdminToken()
+	assert.Equal(t, cfg.Admin.Token, token)
+	assert.False(t, generated)
+}
+
+func mustListen(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	return l
+}
