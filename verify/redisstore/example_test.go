@@ -15,7 +15,7 @@ import (
 // Several instances of a receiver share the ids in Redis, so an event is
 // processed once whichever instance its deliveries reach.
 func Example() {
-	secret, err := verify.ParseSecret(os.Getenv("STAIRCASE_WEBHOOK_SECRET"))
+	secret, err := verify.ParseSecret(os.Getenv("STAIRHOOK_SECRET"))
 	if err != nil {
 		log.Fatal(err)
 	}
