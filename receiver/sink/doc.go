@@ -8,6 +8,8 @@
 // [*RetryAfterError] when the destination asked for a delay, any other
 // error for a transient failure. [Classed] gives an error a short reason
 // class that the server may show the sender; [ReasonClass] reads it back.
+// [Note] tells the receiver what a delivery made (a Jira issue, a
+// message's id), for its console.
 //
 // The package imports only the standard library and package event: a sink
 // depends on neither the receiver nor its queue.

@@ -1,8 +1,10 @@
 package sink_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,4 +46,52 @@ func TestReasonClass(t *testing.T) {
 	assert.Equal(t, "smtp 550", sink.ReasonClass(&sink.RetryAfterError{Err: classed}))
 	// The outermost class wins.
 	assert.Equal(t, "smtp tls or auth", sink.ReasonClass(sink.Classed("smtp tls or auth", classed)))
+}
+
+func TestNote(t *testing.T) {
+	sink.Note(context.Background(), sink.NoteJiraIssue, "CS-1") // no WithNotes: nothing happens
+
+	var got []string
+	ctx := sink.WithNotes(context.Background(), func(k, v string) { got = append(got, k+"="+v) })
+	sink.Note(ctx, sink.NoteJiraIssue, "CS-1")
+	derived, cancel := context.WithCancel(ctx)
+	cancel()
+	sink.Note(derived, sink.NoteMessageID, "<m@example.com>") // a derived context, ended or not, carries f
+	assert.Equal(t, []string{"jira_issue=CS-1", "message_id=<m@example.com>"}, got)
+
+	// The innermost WithNotes wins; a nil f drops the notes.
+	inner := sink.WithNotes(ctx, func(k, v string) { got = append(got, "inner "+k) })
+	sink.Note(inner, "x", "1")
+	sink.Note(sink.WithNotes(ctx, nil), "y", "2")
+	assert.Equal(t, []string{"jira_issue=CS-1", "message_id=<m@example.com>", "inner x"}, got)
+}
+
+// A sink may note from several goroutines of one Deliver: the calls reach
+// f one at a time (run with -race).
+func TestNoteSerialised(t *testing.T) {
+	n := 0
+	ctx := sink.WithNotes(context.Background(), func(string, string) { n++ })
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				sink.Note(ctx, "k", "v")
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 800, n)
+}
+
+// The keys are the ones the console orders and links (receiver/console)
+// and the queue accepts (1 to 32 of a-z, 0-9 and _).
+func TestNoteKeys(t *testing.T) {
+	for _, k := range []string{sink.NoteJiraIssue, sink.NoteJiraURL, sink.NoteMessageID} {
+		assert.Regexp(t, `^[a-z][a-z0-9_]{0,31}$`, k)
+	}
+	assert.Equal(t, "jira_issue", sink.NoteJiraIssue)
+	assert.Equal(t, "jira_url", sink.NoteJiraURL)
+	assert.Equal(t, "message_id", sink.NoteMessageID)
 }
