@@ -6,7 +6,8 @@
 // configured TLS policy and authentication. [NewMessageBuilder] makes the
 // exact message for an event, which the dry run (package dryrun) writes
 // instead of sending. Every message of a sink for an event carries the
-// same [MessageID], so a mailbox can drop the copy a redelivery sends.
+// same [MessageID], so a mailbox can drop the copy a redelivery sends;
+// Deliver notes it for the receiver's console (see sink.Note).
 // [SMTPConfig.Check] and [Route.Check] report every problem of the
 // settings, each under its config path.
 //

@@ -196,7 +196,9 @@ func (s *Sink) client() (*gomail.Client, error) {
 }
 
 // Deliver renders and sends the message for ev. SMTP 4xx replies and
-// network failures are transient; 5xx replies are permanent.
+// network failures are transient; 5xx replies are permanent. The message
+// sent is noted (sink.Note) under sink.NoteMessageID, with its angle
+// brackets, as its Message-ID header has it.
 func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
 	m, err := s.builder.Build(ev)
 	if err != nil {
@@ -212,6 +214,7 @@ func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
 		return classifySMTP(err)
 	}
 	s.log.InfoContext(ctx, "email sent", "sink", s.name, "event_id", ev.ID, "message_id", m.GetMessageID())
+	sink.Note(ctx, sink.NoteMessageID, m.GetMessageID())
 	return nil
 }
 

@@ -10,7 +10,8 @@
 // before the label named the webhook carry stairhook-<the first 16 hex
 // digits of SHA-256 over the event id>; the sink looks for that label too
 // while the event is at most [LegacyLabelWindow] old, and never creates
-// it.
+// it. Whether it found the issue or created it, Deliver notes the issue's
+// key and page for the receiver's console (see sink.Note).
 // [NewIssueBuilder] makes the exact create-issue request for an event, which
 // the dry run (package dryrun) writes instead of sending. [Config.Check] and
 // [Route.Check] report every problem of the settings, each under its

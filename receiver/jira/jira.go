@@ -30,6 +30,7 @@ const (
 	backoffMax     = 10 * time.Second
 	issuePath      = "rest/api/3/issue"
 	searchPath     = "rest/api/3/search/jql"
+	gatewayHost    = "api.atlassian.com"
 )
 
 // Sink creates one Jira issue per event, at most once: before creating it
@@ -48,6 +49,7 @@ type Sink struct {
 	builder *IssueBuilder
 	issue   string // absolute URL of the create endpoint
 	search  string // absolute URL of the search endpoint
+	browse  string // absolute URL of the issues' pages, "" behind the gateway
 	email   string
 	token   string
 	timeout time.Duration
@@ -83,6 +85,11 @@ func New(name string, cfg Config, route Route, client *http.Client, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
+	// An issue's page is on the site; the gateway serves the API only.
+	var browse string
+	if u, err := url.Parse(cfg.BaseURL); err == nil && u.Hostname() != gatewayHost {
+		browse, _ = url.JoinPath(cfg.BaseURL, "browse")
+	}
 	// Whatever client is given, a copy of it never follows a redirect: the
 	// API never redirects a POST, and following a 307/308 would send the
 	// body (and, to the same host, the Authorization header) elsewhere.
@@ -101,7 +108,7 @@ func New(name string, cfg Config, route Route, client *http.Client, log *slog.Lo
 		timeout = defaultTimeout
 	}
 	return &Sink{
-		name: name, builder: b, issue: issue, search: search,
+		name: name, builder: b, issue: issue, search: search, browse: browse,
 		email: cfg.Email, token: cfg.APIToken, timeout: timeout,
 		client: client, log: log, sleep: sleepCtx, now: time.Now,
 	}, nil
@@ -113,7 +120,9 @@ func (s *Sink) Name() string { return s.name }
 // Deliver searches for the event's issue and creates it when absent. The
 // search is for the event's label, and for the label of earlier versions
 // while the event is recent (see LegacyLabelWindow); the issue is created
-// with the label only.
+// with the label only. The issue found or created is noted (sink.Note)
+// under sink.NoteJiraIssue, and its page under sink.NoteJiraURL unless
+// BaseURL is the gateway, which has no pages.
 func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
 	body, label, err := s.builder.Build(ev)
 	if err != nil {
@@ -144,6 +153,7 @@ func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
 	}
 	if len(found.Issues) > 0 {
 		s.log.InfoContext(ctx, "jira issue exists", "sink", s.name, "event_id", ev.ID, "issue", found.Issues[0].Key)
+		s.note(ctx, found.Issues[0].Key)
 		return nil
 	}
 
@@ -154,7 +164,20 @@ func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
 		return err
 	}
 	s.log.InfoContext(ctx, "jira issue created", "sink", s.name, "event_id", ev.ID, "issue", created.Key)
+	s.note(ctx, created.Key)
 	return nil
+}
+
+// note reports the event's issue, and its page on the site, to the caller
+// of Deliver (see sink.Note). BaseURL carries no credentials (Check).
+func (s *Sink) note(ctx context.Context, key string) {
+	if key == "" {
+		return
+	}
+	sink.Note(ctx, sink.NoteJiraIssue, key)
+	if s.browse != "" {
+		sink.Note(ctx, sink.NoteJiraURL, s.browse+"/"+url.PathEscape(key))
+	}
 }
 
 // call POSTs body to endpoint and decodes a 2xx answer into out. 429 and 503
