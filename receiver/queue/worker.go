@@ -35,10 +35,16 @@ func (w *worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	if err != nil {
 		return fmt.Errorf("load event: %w", err) // the database: retried
 	}
+	// The attempt's timing is the sink's, on River's clock (its errors'
+	// and the job's times are not Options.Now's). River keeps the note
+	// with the job whatever the outcome; complete, below, writes it with
+	// the success.
+	began := time.Now()
 	res := q.opts.Work(ctx, &Delivery{
 		JobID: job.ID, Webhook: a.Webhook, EventID: a.EventID, Sink: a.Sink,
 		Attempt: job.Attempt, ReceivedAt: received, Body: body,
 	})
+	_ = NoteAttempt(ctx, job.Attempt, began, time.Since(began)) // ctx is River's: never ErrNotInWorker
 	if res.Err == nil {
 		// Recorded at once, detached from the attempt's deadline, which the
 		// sink may have used up. If that fails, River's completer records
