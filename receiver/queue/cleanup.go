@@ -19,20 +19,17 @@ const (
 // deleteOld is the statement that deletes up to cleanupBatch events
 // received before a cutoff whose every job has succeeded (or was cleaned
 // up by River): an event with a job still queued, retrying or dead keeps
-// its body for the job and for a replay.
+// its body for the job and for a replay. An event's jobs are read through
+// stairhook_job_event, as the events page reads them; every job of the
+// database is a delivery job, so no condition on the kind (which SQLite
+// would serve with River's index of kinds: every job, for each event).
 func (q *Queue) deleteOld() string {
-	arg := func(name string) string {
-		if q.db.pool == nil {
-			return "json_extract(j.args, '$." + name + "')"
-		}
-		return "j.args->>'" + name + "'"
-	}
 	return q.rebind(`DELETE FROM stairhook_events WHERE (webhook, event_id) IN (
-	SELECT e.webhook, e.event_id FROM stairhook_events e
+	SELECT e.webhook, e.event_id FROM ` + q.from("stairhook_events", "e", "stairhook_events_received") + `
 	WHERE e.received_at < ? AND NOT EXISTS (
-		SELECT 1 FROM river_job j
-		WHERE j.kind = 'stairhook_delivery' AND j.state <> 'completed'
-		AND ` + arg("webhook") + ` = e.webhook AND ` + arg("event_id") + ` = e.event_id)
+		SELECT 1 FROM ` + q.from("river_job", "j", "stairhook_job_event") + `
+		WHERE ` + q.jobArg("j.", "event_id") + ` = ` + q.bare("e.event_id") + `
+		AND ` + q.jobArg("j.", "webhook") + ` = e.webhook AND j.state <> 'completed')
 	LIMIT ?)`)
 }
 
