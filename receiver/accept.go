@@ -13,6 +13,7 @@ import (
 	"github.com/stairhook/stairhook/receiver/console"
 	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/receiver/queue"
+	sinkpkg "github.com/stairhook/stairhook/receiver/sink"
 	"github.com/stairhook/stairhook/verify"
 )
 
@@ -136,6 +137,10 @@ func durationAttr(start time.Time) slog.Attr {
 
 // work is the queue's WorkFunc: one attempt of one sink for one event.
 func (s *Server) work(ctx context.Context, d *queue.Delivery) queue.Result {
+	// What the sink notes of its delivery (a Jira issue, a Message-ID)
+	// goes with its job, for the console.
+	jobCtx := ctx
+	ctx = sinkpkg.WithNotes(ctx, func(k, v string) { _ = queue.NoteReceipt(jobCtx, k, v) })
 	start := time.Now()
 	attrs := []slog.Attr{
 		slog.Int64("job", d.JobID), slog.String("webhook", d.Webhook), slog.String("id", d.EventID),

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/receiver/event"
+	sinkpkg "github.com/stairhook/stairhook/receiver/sink"
 	"github.com/stairhook/stairhook/verify"
 	"github.com/stairhook/stairhook/verify/verifytest"
 )
@@ -161,4 +162,45 @@ func mustListen(t *testing.T) net.Listener {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	return l
+}
+
+// notingSink notes a Jira issue key, as the Jira sink does.
+type notingSink struct{ name string }
+
+func (s notingSink) Name() string { return s.name }
+func (s notingSink) Deliver(ctx context.Context, ev *event.Event) error {
+	sinkpkg.Note(ctx, sinkpkg.NoteJiraIssue, "CS-"+ev.ID)
+	return nil
+}
+
+// What a sink notes of its delivery reaches its job's record, which the
+// console's event page shows.
+func TestWorkRecordsSinkNotes(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Webhooks[0].Routes = append(cfg.Webhooks[0].Routes, RouteConfig{Name: "notes", Sinks: []string{"noter"}})
+	h := newQueuedHarness(t, cfg, ServerOptions{Sinks: []Sink{notingSink{name: "noter"}}}, false)
+	// The harness put fakes in place of every sink: put the noter back.
+	hook := h.srv.hooks["staircase"]
+	hook.sinks["noter"] = notingSink{name: "noter"}
+	for i := range hook.routes {
+		for j, sk := range hook.routes[i].sinks {
+			if sk.Name() == "noter" {
+				hook.routes[i].sinks[j] = notingSink{name: "noter"}
+			}
+		}
+	}
+	rec := h.post("evt_note", eventBody(t, event.TypeRenewal, "evt_note", nil))
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	require.Eventually(t, func() bool {
+		d, err := h.srv.queue.Event(context.Background(), "staircase", "evt_note")
+		if err != nil || d == nil {
+			return false
+		}
+		for _, j := range d.Jobs {
+			if j.Receipt[sinkpkg.NoteJiraIssue] == "CS-evt_note" {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 20*time.Millisecond)
 }
