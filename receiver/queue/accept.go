@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -119,10 +120,14 @@ func (q *Queue) commit(batch []*pending) {
 func (q *Queue) Accept(ctx context.Context, a *Accepted) (duplicate bool, err error) {
 	p := &pending{a: a, received: q.opts.Now().UnixMilli(), done: make(chan result, 1)}
 	p.jobs = make([]river.InsertManyParams, len(a.Sinks))
+	opts := &river.InsertOpts{MaxAttempts: maxAttempts} // River only reads them
+	if a.Trace != "" && len(a.Trace) <= maxTraceparent {
+		opts.Metadata, _ = json.Marshal(jobMeta{Trace: a.Trace})
+	}
 	for i, s := range a.Sinks {
 		p.jobs[i] = river.InsertManyParams{
 			Args:       DeliveryArgs{Webhook: a.Webhook, EventID: a.EventID, Sink: s},
-			InsertOpts: &river.InsertOpts{MaxAttempts: maxAttempts},
+			InsertOpts: opts,
 		}
 	}
 	select {

@@ -80,6 +80,10 @@ type jobMeta struct {
 	ImportedTime  time.Time `json:"imported_time,omitzero"`
 	// ReplayOf is the dead job a replay replaced.
 	ReplayOf int64 `json:"replay_of,omitempty"`
+	// Trace is the W3C traceparent of the event's accept (see
+	// Accepted.Trace); a replay keeps it, so its attempts join the
+	// event's trace.
+	Trace string `json:"traceparent,omitempty"`
 }
 
 func (q *Queue) deadLetter(ctx context.Context, job *rivertype.JobRow) (*DeadLetter, error) {
@@ -127,7 +131,9 @@ func (q *Queue) Replay(ctx context.Context, id int64) error {
 	if err := json.Unmarshal(job.EncodedArgs, &a); err != nil {
 		return fmt.Errorf("queue: job %d: %w", id, err)
 	}
-	meta, _ := json.Marshal(jobMeta{ReplayOf: id})
+	var old jobMeta
+	_ = json.Unmarshal(job.Metadata, &old)
+	meta, _ := json.Marshal(jobMeta{ReplayOf: id, Trace: old.Trace})
 	return q.eng.replace(ctx, id, river.InsertManyParams{
 		Args:       a,
 		InsertOpts: &river.InsertOpts{MaxAttempts: maxAttempts, Metadata: meta},

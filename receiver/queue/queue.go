@@ -28,6 +28,10 @@ const (
 // hours is 72 attempts), below Postgres's smallint column.
 const maxAttempts = 10_000
 
+// maxTraceparent bounds the traceparent kept with a job: version 00's is
+// 55 bytes; this leaves room for a later version's, no more.
+const maxTraceparent = 256
+
 // commitTimeout bounds one transaction of the accept path.
 const commitTimeout = 10 * time.Second
 
@@ -97,6 +101,11 @@ type Delivery struct {
 	ReceivedAt time.Time
 	// Body is the event exactly as it was signed.
 	Body []byte
+	// Trace is the W3C traceparent the event was accepted under
+	// (Accepted.Trace), "" when it had none: the attempt's span belongs
+	// under it, so an event's accept and every attempt of each sink form
+	// one trace, whichever instance works the job.
+	Trace string
 }
 
 // Result is the outcome of one attempt.
@@ -117,6 +126,12 @@ type Accepted struct {
 	Test                                              bool
 	Body                                              []byte
 	Sinks                                             []string
+	// Trace is the W3C traceparent of the span that accepted the event,
+	// or "": it is kept with each job (in River's metadata, not in the
+	// args, which stay what they were) and handed to its attempts as
+	// Delivery.Trace. It is at most maxTraceparent bytes; a longer one is
+	// dropped.
+	Trace string
 }
 
 // DeliveryArgs is the River job of one (event, sink): small, and stable

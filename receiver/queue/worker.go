@@ -1,8 +1,10 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,7 +44,7 @@ func (w *worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 	began := time.Now()
 	res := q.opts.Work(ctx, &Delivery{
 		JobID: job.ID, Webhook: a.Webhook, EventID: a.EventID, Sink: a.Sink,
-		Attempt: job.Attempt, ReceivedAt: received, Body: body,
+		Attempt: job.Attempt, ReceivedAt: received, Body: body, Trace: traceOf(job),
 	})
 	_ = NoteAttempt(ctx, job.Attempt, began, time.Since(began)) // ctx is River's: never ErrNotInWorker
 	if res.Err == nil {
@@ -73,6 +75,20 @@ func (w *worker) Work(ctx context.Context, job *river.Job[DeliveryArgs]) error {
 		return river.JobCancel(fmt.Errorf("%w after %v: %w", errGaveUp, q.opts.GiveUpAfter, res.Err))
 	}
 	return res.Err
+}
+
+// traceOf is the traceparent kept with the job, "" when it has none.
+func traceOf(job *river.Job[DeliveryArgs]) string {
+	// Most jobs have none when tracing is off: skip decoding their
+	// metadata (attempt notes and receipts) for nothing.
+	if !bytes.Contains(job.Metadata, []byte(`"traceparent"`)) {
+		return ""
+	}
+	var m jobMeta
+	if json.Unmarshal(job.Metadata, &m) != nil || len(m.Trace) > maxTraceparent {
+		return ""
+	}
+	return m.Trace
 }
 
 // NextRetry spaces the attempts: FirstRetry, doubling, capped at
