@@ -205,13 +205,16 @@ func (r *Recorder) loop() {
 func (r *Recorder) flush(ctx context.Context) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
+	// Take what is buffered under the lock; an empty buffer stays in
+	// place and is not read after the unlock (KeyUsed writes to it).
 	r.mu.Lock()
-	refused, uses := r.refused, r.uses
-	if len(refused) > 0 {
-		r.refused = make([]Refusal, 0, len(refused))
+	var refused []Refusal
+	var uses map[keyHour]*keyCount
+	if len(r.refused) > 0 {
+		refused, r.refused = r.refused, make([]Refusal, 0, len(r.refused))
 	}
-	if len(uses) > 0 {
-		r.uses = map[keyHour]*keyCount{}
+	if len(r.uses) > 0 {
+		uses, r.uses = r.uses, map[keyHour]*keyCount{}
 	}
 	r.mu.Unlock()
 	now := r.q.opts.Now()

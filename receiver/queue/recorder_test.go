@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -208,4 +209,29 @@ func TestNilRecorder(t *testing.T) {
 	refusals, uses := rc.Dropped()
 	assert.Zero(t, refusals+uses)
 	assert.NoError(t, rc.Close(context.Background()))
+}
+
+// Calls racing the flush loop, with the buffers often empty when it runs:
+// the race detector holds the flush to reading them under the lock only.
+func TestRecorderConcurrentWithFlush(t *testing.T) {
+	q := open(t, engines[0].loc(t), queue.Options{})
+	ctx := context.Background()
+	rc := q.NewRecorder(queue.RecorderOptions{FlushEvery: time.Millisecond})
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				rc.KeyUsed("w", fmt.Sprintf("k%d", i), time.Now())
+				rc.Refused(queue.Refusal{Webhook: "w"})
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, rc.Close(ctx))
+	refusals, uses := rc.Dropped()
+	assert.Zero(t, refusals+uses)
 }
