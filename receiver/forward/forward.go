@@ -34,9 +34,6 @@ const (
 	// maxSnippetBytes is how much of a non-2xx response body, redacted and
 	// made one line, an error quotes.
 	maxSnippetBytes = 256
-	// maxRetryAfter caps the delay a Retry-After may ask for, as the
-	// queue does.
-	maxRetryAfter = time.Hour
 	// minRedactLen is the shortest extra header or query value removed
 	// from a quoted response: a shorter one is no credential, and
 	// replacing each occurrence of it would leave the snippet unreadable.
@@ -238,7 +235,7 @@ func (s *Sink) Deliver(ctx context.Context, ev *event.Event) error {
 	case code == http.StatusRequestTimeout, code == http.StatusConflict, code == http.StatusTooManyRequests, code >= 500 && code < 600:
 		err := sink.Classed(class, fmt.Errorf("%w: %s%s", ErrUnavailable, answer, s.snippet(data, macs)))
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-			if d := retryAfter(resp.Header.Get("Retry-After"), s.now()); d > 0 {
+			if d := sink.RetryAfter(resp.Header, s.now()); d > 0 {
 				return &sink.RetryAfterError{Err: err, After: d}
 			}
 		}
@@ -302,26 +299,4 @@ func sortLongestFirst(list []string) {
 	// A credential that contains a shorter one (an extra header's value
 	// holding a query value, say) is replaced first, whole.
 	slices.SortStableFunc(list, func(a, b string) int { return len(b) - len(a) })
-}
-
-// retryAfter reads a Retry-After of delay-seconds or an HTTP date, capped
-// at maxRetryAfter; anything unreadable or past is zero.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		if n >= int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), maxRetryAfter)
 }
