@@ -345,30 +345,20 @@ func clip(s string, n int) string {
 	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
-// retryDelay reads Retry-After (seconds or an HTTP date) or Jira's
-// X-RateLimit-Reset (an ISO 8601 timestamp); 0 when neither gives a delay.
-// The delay is capped at one hour.
+// retryDelay reads Retry-After (see sink.RetryAfter) or, when there is
+// none, Jira's X-RateLimit-Reset (an ISO 8601 timestamp); 0 when neither
+// gives a delay. The delay is capped at sink.MaxRetryAfter, one hour.
 func retryDelay(h http.Header, now time.Time) time.Duration {
-	const maxDelay = time.Hour
-	var d time.Duration
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
-			d = time.Duration(min(secs, int(maxDelay/time.Second))) * time.Second
-		} else if t, err := http.ParseTime(v); err == nil {
-			d = t.Sub(now)
-		}
-	} else if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
-		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04Z07:00", "2006-01-02T15:04:05.000Z0700"} {
-			if t, err := time.Parse(layout, v); err == nil {
-				d = t.Sub(now)
-				break
-			}
+	if strings.TrimSpace(h.Get("Retry-After")) != "" {
+		return sink.RetryAfter(h, now)
+	}
+	v := strings.TrimSpace(h.Get("X-RateLimit-Reset"))
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04Z07:00", "2006-01-02T15:04:05.000Z0700"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return max(0, min(t.Sub(now), sink.MaxRetryAfter))
 		}
 	}
-	if d < 0 {
-		d = 0
-	}
-	return min(d, maxDelay)
+	return 0
 }
 
 // backoff is the wait after the given failed attempt when the API named
