@@ -39,11 +39,13 @@ func (s *Server) decodeVerified(w http.ResponseWriter, r *http.Request, h *webho
 	res, ok := verify.FromContext(r.Context())
 	if !ok {
 		writeError(w, http.StatusInternalServerError, "internal", "request not verified")
+		traceAnswer(r.Context(), console.OutcomeRefused, "internal", http.StatusInternalServerError)
 		return nil, res, false
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, verify.DefaultMaxBodyBytes+1))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_body", "body could not be read")
+		traceAnswer(r.Context(), console.OutcomeRefused, "bad_body", http.StatusBadRequest)
 		return nil, res, false
 	}
 	ev, err := event.Decode(body)
@@ -53,6 +55,7 @@ func (s *Server) decodeVerified(w http.ResponseWriter, r *http.Request, h *webho
 			slog.String("key", res.KeyLabel), slog.String("reason", err.Error()))
 		writeError(w, http.StatusBadRequest, "invalid_event", err.Error())
 		s.refused(r, h.name, http.StatusBadRequest, "invalid_event", err.Error())
+		traceAnswer(r.Context(), console.OutcomeRefused, "invalid_event", http.StatusBadRequest)
 		return nil, res, false
 	}
 	if res.Scheme == verify.SchemeV1 && ev.ID != res.ID {
@@ -61,6 +64,7 @@ func (s *Server) decodeVerified(w http.ResponseWriter, r *http.Request, h *webho
 			slog.String("key", res.KeyLabel), slog.String("reason", "event id differs from the signed id"))
 		writeError(w, http.StatusBadRequest, "id_mismatch", "the event id differs from the signed x-staircase-id")
 		s.refused(r, h.name, http.StatusBadRequest, "id_mismatch", "the event id differs from the signed id")
+		traceAnswer(r.Context(), console.OutcomeRefused, "id_mismatch", http.StatusBadRequest)
 		return nil, res, false
 	}
 	return ev, res, true
@@ -76,6 +80,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, h *webhook) {
 		w.Header().Set("Retry-After", strconv.Itoa(DefaultRetryAfter))
 		writeError(w, http.StatusServiceUnavailable, "shutting_down", "the receiver is shutting down; retry later")
 		s.metrics.Refused(h.name, "shutting_down")
+		traceAnswer(r.Context(), console.OutcomeRefused, "shutting_down", http.StatusServiceUnavailable)
 		return
 	}
 	if began, ok := r.Context().Value(requestStartKey{}).(time.Time); ok {
@@ -91,18 +96,20 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, h *webhook) {
 	for i, sink := range sinks {
 		names[i] = sink.Name()
 	}
+	traceEvent(r.Context(), ev, len(names))
 	ctx, cancel := context.WithTimeout(r.Context(), acceptTimeout)
 	defer cancel()
 	dup, err := s.queue.Accept(ctx, &queue.Accepted{
 		Webhook: h.name, EventID: ev.ID, Type: ev.Type, Account: ev.Account.ID,
 		KeyLabel: res.KeyLabel, Scheme: string(res.Scheme), Test: ev.Test,
-		Body: ev.Raw, Sinks: names,
+		Body: ev.Raw, Sinks: names, Trace: traceparent(r.Context()),
 	})
 	attrs := []slog.Attr{
 		slog.String("webhook", h.name), slog.String("id", ev.ID), slog.String("type", ev.Type),
 		slog.String("account", ev.Account.ID), slog.String("key", res.KeyLabel), slog.Bool("test", ev.Test),
 		slog.Any("sinks", names),
 	}
+	attrs = traceLog(r.Context(), attrs)
 	switch {
 	case err != nil:
 		s.log.LogAttrs(r.Context(), slog.LevelError, "accept failed", append(attrs,
@@ -110,6 +117,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, h *webhook) {
 		w.Header().Set("Retry-After", strconv.Itoa(DefaultRetryAfter))
 		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "the event could not be recorded; retry later")
 		s.metrics.Refused(h.name, "store_unavailable")
+		traceAnswer(r.Context(), console.OutcomeRefused, "store_unavailable", http.StatusServiceUnavailable)
 	case dup:
 		// Accepted before, though the middleware's id record is gone (it
 		// expired, or the process died between the commit and the
@@ -119,11 +127,13 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, h *webhook) {
 		w.Header().Set(verify.DuplicateHeader, "true")
 		writeJSON(w, http.StatusOK, acceptResponse{Status: "duplicate", ID: ev.ID, Sinks: names})
 		s.metrics.Duplicate(h.name)
+		traceAnswer(r.Context(), console.OutcomeDuplicate, "", http.StatusOK)
 	default:
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "accepted", append(attrs,
 			slog.Int("status", http.StatusAccepted), durationAttr(start))...)
 		writeJSON(w, http.StatusAccepted, acceptResponse{Status: "queued", ID: ev.ID, Sinks: names})
 		s.metrics.Accepted(h.name)
+		traceAnswer(r.Context(), console.OutcomeAccepted, "", http.StatusAccepted)
 	}
 }
 
@@ -135,8 +145,17 @@ func durationAttr(start time.Time) slog.Attr {
 	return slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)
 }
 
-// work is the queue's WorkFunc: one attempt of one sink for one event.
+// work is the queue's WorkFunc: one attempt of one sink for one event, in
+// its span.
 func (s *Server) work(ctx context.Context, d *queue.Delivery) queue.Result {
+	ctx, span := s.startDeliver(ctx, d)
+	res := s.attempt(ctx, d)
+	endDeliver(span, res)
+	return res
+}
+
+// attempt runs one attempt of one sink for one event.
+func (s *Server) attempt(ctx context.Context, d *queue.Delivery) queue.Result {
 	// What the sink notes of its delivery (a Jira issue, a Message-ID)
 	// goes with its job, for the console.
 	jobCtx := ctx
@@ -146,6 +165,7 @@ func (s *Server) work(ctx context.Context, d *queue.Delivery) queue.Result {
 		slog.Int64("job", d.JobID), slog.String("webhook", d.Webhook), slog.String("id", d.EventID),
 		slog.String("sink", d.Sink), slog.Int("attempt", d.Attempt),
 	}
+	attrs = traceLog(ctx, attrs)
 	var sink Sink
 	if h := s.hooks[d.Webhook]; h != nil {
 		sink = h.sinks[d.Sink]

@@ -14,6 +14,8 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stairhook/stairhook/receiver/console"
 	"github.com/stairhook/stairhook/receiver/dryrun"
@@ -40,10 +42,22 @@ type ServerOptions struct {
 	// Logger receives one line per delivery and per rejected request.
 	// Default value is a log/slog JSON handler on standard error.
 	Logger *slog.Logger
-	// HTTPClient is used by the Jira and forward sinks. Default value is a client
-	// without an overall timeout: each Jira request is bounded by
-	// JiraConfig.Timeout and the delivery's deadline.
+	// HTTPClient is used by the Jira, Slack, Teams and forward sinks
+	// (through copies of it, whose transport traces each request). Default
+	// value is a client without an overall timeout: each Jira request is
+	// bounded by JiraConfig.Timeout and the delivery's deadline.
 	HTTPClient *http.Client
+	// TracerProvider makes the receiver's spans: one trace per event,
+	// "stairhook.accept" for the webhook request, under it a
+	// "stairhook.deliver" per attempt of each sink (its parent's context
+	// is kept with the job, so this holds across instances) and under
+	// that a client span per HTTP request of the sink. Spans carry no
+	// secret, signature, body or URL path; only the forward sink's
+	// requests carry a traceparent header. Default value is
+	// otel.GetTracerProvider(), which records nothing unless the program
+	// set one; `stairhook serve` sets one up when
+	// OTEL_EXPORTER_OTLP_ENDPOINT is set.
+	TracerProvider trace.TracerProvider
 	// Store records the signed ids for the verify middleware. Default value
 	// on the queued path is the server's database: an id is done once its
 	// event is recorded, in the same transaction as its jobs, and a
@@ -129,6 +143,7 @@ type Server struct {
 	now             func() time.Time
 	deliveryTimeout time.Duration
 	shutdownTimeout time.Duration
+	tracer          trace.Tracer
 	hooks           map[string]*webhook
 	router          *mux.Router
 	ledger          ledger
@@ -215,9 +230,14 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 	if s.shutdownTimeout <= 0 {
 		s.shutdownTimeout = s.deliveryTimeout + 5*time.Second
 	}
-	client := opts.HTTPClient
-	if client == nil {
-		client = &http.Client{}
+	tp := opts.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	s.tracer = tp.Tracer(tracerName)
+	clients := sinkClients{
+		others:  s.tracedClient(opts.HTTPClient, false),
+		forward: s.tracedClient(opts.HTTPClient, true),
 	}
 
 	if s.role = opts.Role; s.role == "" {
@@ -242,7 +262,7 @@ func NewServer(cfg *Config, opts ServerOptions) (*Server, error) {
 		s.log.Warn("a sink of ServerOptions.Sinks is named by no route", "sink", name)
 	}
 	for _, wc := range c.Webhooks {
-		h, err := s.newWebhook(&c, wc, store, client, custom, opts.Inline)
+		h, err := s.newWebhook(&c, wc, store, clients, custom, opts.Inline)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -304,12 +324,19 @@ func (s *Server) logRejected(r *http.Request, webhook string, unknown bool, err 
 	if unknown {
 		attrs = append(attrs, slog.Bool("unknown_webhook", true))
 	}
-	s.log.LogAttrs(r.Context(), slog.LevelWarn, "request rejected", attrs...)
+	s.log.LogAttrs(r.Context(), slog.LevelWarn, "request rejected", traceLog(r.Context(), attrs)...)
 	code, status := verify.Reason(err)
+	traceAnswer(r.Context(), console.OutcomeRefused, code, status)
 	s.refused(r, webhook, status, code, err.Error())
 }
 
-func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, client *http.Client, custom map[string]Sink, inline bool) (*webhook, error) {
+// sinkClients are the HTTP clients of the built-in sinks; see tracedClient.
+type sinkClients struct {
+	others  *http.Client // Jira, Slack, Teams
+	forward *http.Client // also sends the traceparent
+}
+
+func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, clients sinkClients, custom map[string]Sink, inline bool) (*webhook, error) {
 	keys := make([]verify.Key, 0, len(wc.Secrets))
 	for i, sc := range wc.Secrets {
 		sec, err := verify.ParseSecret(sc.Secret)
@@ -331,6 +358,7 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 		OnError:    func(r *http.Request, err error) { s.logRejected(r, name, false, err) },
 		OnDuplicate: func(r *http.Request, res verify.Result, state verify.State) {
 			if state == verify.StateDone {
+				traceAnswer(r.Context(), console.OutcomeDuplicate, "", http.StatusOK)
 				s.metrics.Duplicate(name)
 				s.keyUsed(name, res.KeyLabel)
 				s.log.LogAttrs(r.Context(), slog.LevelInfo, "delivery",
@@ -355,7 +383,7 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 		}
 		prefix := name + "." + rt.name + "."
 		if rc.Jira != nil {
-			sink, err := newJiraSink(prefix+"jira", c, *rc.Jira, client, s.log)
+			sink, err := newJiraSink(prefix+"jira", c, *rc.Jira, clients.others, s.log)
 			if err != nil {
 				return nil, fmt.Errorf("webhook %s, route %s, jira: %w", name, rt.name, err)
 			}
@@ -369,21 +397,21 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 			rt.sinks = append(rt.sinks, sink)
 		}
 		if rc.Slack != nil {
-			sink, err := newSlackSink(prefix+"slack", c, *rc.Slack, client, s.log)
+			sink, err := newSlackSink(prefix+"slack", c, *rc.Slack, clients.others, s.log)
 			if err != nil {
 				return nil, fmt.Errorf("webhook %s, route %s, slack: %w", name, rt.name, err)
 			}
 			rt.sinks = append(rt.sinks, sink)
 		}
 		if rc.Teams != nil {
-			sink, err := newTeamsSink(prefix+"teams", c, *rc.Teams, client, s.log)
+			sink, err := newTeamsSink(prefix+"teams", c, *rc.Teams, clients.others, s.log)
 			if err != nil {
 				return nil, fmt.Errorf("webhook %s, route %s, teams: %w", name, rt.name, err)
 			}
 			rt.sinks = append(rt.sinks, sink)
 		}
 		if rc.Forward != nil {
-			sink, err := asSink(forward.New(prefix+"forward", *rc.Forward, client, s.log))
+			sink, err := asSink(forward.New(prefix+"forward", *rc.Forward, clients.forward, s.log))
 			if err != nil {
 				return nil, fmt.Errorf("webhook %s, route %s, forward: %w", name, rt.name, err)
 			}
@@ -404,8 +432,8 @@ func (s *Server) newWebhook(c *Config, wc WebhookConfig, store verify.Store, cli
 	if inline {
 		next = s.deliver
 	}
-	h.handler = v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h.handler = s.traceRequests(name, v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next(w, r, h)
-	}))
+	})))
 	return h, nil
 }
