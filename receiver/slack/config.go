@@ -1,15 +1,13 @@
 package slack
 
 import (
-	"errors"
-	"net"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/stairhook/stairhook/receiver/internal/render"
+	"github.com/stairhook/stairhook/receiver/internal/secreturl"
 )
 
 // Config is the Slack workspace the slack routes post to: an incoming
@@ -83,7 +81,7 @@ func (c *Config) Check(path string) []error {
 		bad("token", "set webhook_url or token, not both")
 	}
 	if c.WebhookURL != "" {
-		if err := checkSecretURL(c.WebhookURL); err != nil {
+		if err := secreturl.Check(c.WebhookURL); err != nil {
 			bad("webhook_url", err.Error())
 		}
 	}
@@ -95,7 +93,7 @@ func (c *Config) Check(path string) []error {
 	if c.APIURL != "" {
 		if c.Token == "" {
 			bad("api_url", "only used with token")
-		} else if err := checkSecretURL(c.APIURL); err != nil {
+		} else if err := secreturl.Check(c.APIURL); err != nil {
 			bad("api_url", err.Error())
 		}
 	}
@@ -114,26 +112,6 @@ func (c *Config) CheckRoute(path string, r *Route) []error {
 		return []error{render.FieldError(path, "channel", "required with a bot token (slack.token)")}
 	case c.WebhookURL != "" && r.Channel != "":
 		return []error{render.FieldError(path, "channel", "not used with an incoming webhook (slack.webhook_url), which posts to the channel it was made for; leave it out")}
-	}
-	return nil
-}
-
-// checkSecretURL checks a URL that carries a secret or has one sent to it:
-// absolute https (http only on loopback), no credentials nor fragment. Its
-// errors never quote it.
-func checkSecretURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return errors.New("must be an absolute https URL")
-	}
-	if u.User != nil || u.Fragment != "" {
-		return errors.New("must not carry credentials or a fragment")
-	}
-	if u.Scheme == "http" {
-		ip := net.ParseIP(u.Hostname())
-		if u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return errors.New("must be https (http only for a loopback test server)")
-		}
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/internal/secreturl"
 	"github.com/stairhook/stairhook/receiver/sink"
 )
 
@@ -79,8 +79,6 @@ const (
 	// maxErrorBody bounds what is kept of a failed webhook answer, whose
 	// text is Slack's error code.
 	maxErrorBody = 256
-	// maxRetryAfter caps the delay Slack may ask for.
-	maxRetryAfter = time.Hour
 )
 
 // Sink posts one Slack message per event, through an incoming webhook or
@@ -133,8 +131,8 @@ func New(name string, cfg Config, route Route, client *http.Client, log *slog.Lo
 	s := &Sink{name: name, builder: b, channel: route.Channel, client: &c, timeout: timeout, log: log}
 	if cfg.WebhookURL != "" {
 		s.webhook = cfg.WebhookURL
-		s.target = "incoming webhook " + hostOf(cfg.WebhookURL)
-		s.secrets = urlSecrets(cfg.WebhookURL)
+		s.target = "incoming webhook " + secreturl.Host(cfg.WebhookURL)
+		s.secrets = secreturl.Forms(cfg.WebhookURL)
 	} else {
 		apiURL := cfg.APIURL
 		if apiURL == "" {
@@ -191,9 +189,9 @@ func (s *Sink) classify(err error, ans *answer) error {
 	var se slack.SlackErrorResponse
 	switch {
 	case errors.As(err, &rl) || ans.status == http.StatusTooManyRequests:
-		after := retryDelay(ans.retryAfter, time.Now())
+		after := sink.RetryAfter(ans.header, time.Now())
 		if rl != nil && after == 0 {
-			after = min(rl.RetryAfter, maxRetryAfter)
+			after = min(rl.RetryAfter, sink.MaxRetryAfter)
 		}
 		e := sink.Classed("slack 429", fmt.Errorf("%w: %s: 429 Too Many Requests", ErrRateLimited, s.target))
 		if after > 0 {
@@ -207,7 +205,7 @@ func (s *Sink) classify(err error, ans *answer) error {
 	case ans.status >= 500 || ans.status == http.StatusRequestTimeout:
 		e := sink.Classed("slack "+strconv.Itoa(ans.status),
 			fmt.Errorf("%w: %s: %d %s", ErrUnavailable, s.target, ans.status, http.StatusText(ans.status)))
-		if after := retryDelay(ans.retryAfter, time.Now()); after > 0 {
+		if after := sink.RetryAfter(ans.header, time.Now()); after > 0 {
 			return &sink.RetryAfterError{Err: e, After: after}
 		}
 		return e
@@ -257,95 +255,15 @@ func codeOf(s string) string {
 	return ""
 }
 
-// scrub removes the secrets from err: a *url.Error names the request's
-// URL, which for an incoming webhook is the secret itself, so it is
-// rebuilt with the host alone; any other text that still holds a secret is
-// replaced, keeping only whether the context ended. The token never
-// reaches a URL (slack-go posts it in the form body).
-func (s *Sink) scrub(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = &url.Error{Op: ue.Op, URL: hostOf(ue.URL), Err: ue.Err}
-	}
-	text := err.Error()
-	leaked := false
-	for _, secret := range s.secrets {
-		if strings.Contains(text, secret) {
-			text = strings.ReplaceAll(text, secret, "[redacted]")
-			leaked = true
-		}
-	}
-	if !leaked {
-		return err
-	}
-	out := &scrubbedError{text: text}
-	for _, cause := range []error{context.DeadlineExceeded, context.Canceled} {
-		if errors.Is(err, cause) {
-			out.cause = cause
-		}
-	}
-	return out
-}
-
-// scrubbedError is an error whose text had secrets removed; it unwraps to
-// the context's error, if that was the cause, never to the original.
-type scrubbedError struct {
-	text  string
-	cause error
-}
-
-func (e *scrubbedError) Error() string { return e.text }
-func (e *scrubbedError) Unwrap() error { return e.cause }
-
-// hostOf is scheme://host/… of a URL: where it points, without the path
-// or query that make an incoming webhook (or a Teams workflow URL) a
-// secret.
-func hostOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "[redacted URL]"
-	}
-	return u.Scheme + "://" + u.Host + "/…"
-}
-
-// urlSecrets are the forms in which an incoming webhook URL could appear
-// in an error's text: whole, re-serialised and its path (escaped or not).
-func urlSecrets(raw string) []string {
-	out := []string{raw}
-	if u, err := url.Parse(raw); err == nil {
-		for _, s := range []string{u.String(), u.EscapedPath(), u.Path, u.RawQuery} {
-			if len(s) >= 8 { // never a bare "/" that would blank every path
-				out = append(out, s)
-			}
-		}
-	}
-	return out
-}
-
-// retryDelay reads a Retry-After value (seconds or an HTTP date); 0 when
-// there is none. The delay is capped at maxRetryAfter.
-func retryDelay(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		d = time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return max(0, min(d, maxRetryAfter))
-}
+// scrub removes the secrets from err (see secreturl.Scrub). The token
+// never reaches a URL (slack-go posts it in the form body).
+func (s *Sink) scrub(err error) error { return secreturl.Scrub(err, s.secrets) }
 
 // answer is what answerTransport saw of Slack's answer to one request.
 type answer struct {
-	status     int
-	retryAfter string
-	body       string // the start of a failed answer's body
+	status int
+	header http.Header
+	body   string // the start of a failed answer's body
 }
 
 type answerKey struct{}
@@ -370,7 +288,7 @@ func (t *answerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	body := io.Reader(io.LimitReader(resp.Body, maxResponseBody))
 	if ans, ok := req.Context().Value(answerKey{}).(*answer); ok {
 		ans.status = resp.StatusCode
-		ans.retryAfter = resp.Header.Get("Retry-After")
+		ans.header = resp.Header
 		if resp.StatusCode != http.StatusOK {
 			head, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 			ans.body = string(head)

@@ -343,18 +343,6 @@ func TestNewChecksConfigAndRoute(t *testing.T) {
 	assert.Equal(t, defaultTimeout, s.timeout)
 }
 
-func TestRetryDelay(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for v, want := range map[string]time.Duration{
-		"": 0, "0": 0, "-3": 0, "abc": 0, " 5 ": 5 * time.Second, "3600": time.Hour, "3601": time.Hour,
-		now.Add(time.Minute).Format(http.TimeFormat):  time.Minute,
-		now.Add(-time.Minute).Format(http.TimeFormat): 0,
-		"99999999999999999999":                        0,
-	} {
-		assert.Equal(t, want, retryDelay(v, now), "%q", v)
-	}
-}
-
 func BenchmarkSlackBuild(b *testing.B) {
 	builder, err := NewMessageBuilder(Route{})
 	require.NoError(b, err)

@@ -1,12 +1,10 @@
 package teams
 
 import (
-	"errors"
-	"net"
-	"net/url"
 	"time"
 
 	"github.com/stairhook/stairhook/receiver/internal/render"
+	"github.com/stairhook/stairhook/receiver/internal/secreturl"
 )
 
 // Config is the Microsoft Teams workflow the teams routes post to. Without
@@ -39,7 +37,7 @@ func (c *Config) Check(path string) []error {
 	var errs []error
 	bad := func(field, msg string) { errs = append(errs, render.FieldError(path, field, msg)) }
 	if c.WebhookURL != "" {
-		if err := checkSecretURL(c.WebhookURL); err != nil {
+		if err := secreturl.Check(c.WebhookURL); err != nil {
 			bad("webhook_url", err.Error())
 		}
 	}
@@ -62,27 +60,8 @@ func (c *Config) CheckRoute(path string, r *Route) []error {
 // path. It never quotes the webhook URL.
 func (r *Route) Check(path string) []error {
 	if r.WebhookURL != "" {
-		if err := checkSecretURL(r.WebhookURL); err != nil {
+		if err := secreturl.Check(r.WebhookURL); err != nil {
 			return []error{render.FieldError(path, "webhook_url", err.Error())}
-		}
-	}
-	return nil
-}
-
-// checkSecretURL checks a URL that is a secret: absolute https (http only
-// on loopback), no credentials nor fragment. Its errors never quote it.
-func checkSecretURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return errors.New("must be an absolute https URL")
-	}
-	if u.User != nil || u.Fragment != "" {
-		return errors.New("must not carry credentials or a fragment")
-	}
-	if u.Scheme == "http" {
-		ip := net.ParseIP(u.Hostname())
-		if u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return errors.New("must be https (http only for a loopback test server)")
 		}
 	}
 	return nil

@@ -9,13 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/internal/secreturl"
 	"github.com/stairhook/stairhook/receiver/sink"
 )
 
@@ -38,8 +37,6 @@ var (
 const (
 	// maxResponseBody bounds what is read of an answer.
 	maxResponseBody = 64 << 10
-	// maxRetryAfter caps the delay the workflow may ask for.
-	maxRetryAfter = time.Hour
 )
 
 // errorCode is the shape of the code in a Power Automate error answer
@@ -96,8 +93,8 @@ func New(name string, cfg Config, route Route, client *http.Client, log *slog.Lo
 		timeout = defaultTimeout
 	}
 	return &Sink{
-		name: name, builder: b, url: target, target: "workflow " + hostOf(target),
-		secrets: urlSecrets(target), client: &c, timeout: timeout, log: log,
+		name: name, builder: b, url: target, target: "workflow " + secreturl.Host(target),
+		secrets: workflowSecrets(target), client: &c, timeout: timeout, log: log,
 	}, nil
 }
 
@@ -143,7 +140,7 @@ func (s *Sink) classify(resp *http.Response, body []byte) error {
 		reason += ": " + code
 	}
 	class := "teams " + strconv.Itoa(status)
-	after := retryDelay(resp.Header.Get("Retry-After"), time.Now())
+	after := sink.RetryAfter(resp.Header, time.Now())
 	switch {
 	case status == http.StatusTooManyRequests:
 		e := sink.Classed(class, fmt.Errorf("%w: %s: %s", ErrRateLimited, s.target, reason))
@@ -179,89 +176,12 @@ func codeOf(body []byte) string {
 	return answer.Error.Code
 }
 
-// scrub removes the webhook URL from err: a *url.Error names the request's
-// URL, which is the secret itself, so it is rebuilt with the host alone;
-// any other text that still holds a part of the URL is replaced, keeping
-// only whether the context ended.
-func (s *Sink) scrub(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = &url.Error{Op: ue.Op, URL: hostOf(ue.URL), Err: ue.Err}
-	}
-	text := err.Error()
-	leaked := false
-	for _, secret := range s.secrets {
-		if strings.Contains(text, secret) {
-			text = strings.ReplaceAll(text, secret, "[redacted]")
-			leaked = true
-		}
-	}
-	if !leaked {
-		return err
-	}
-	out := &scrubbedError{text: text}
-	for _, cause := range []error{context.DeadlineExceeded, context.Canceled} {
-		if errors.Is(err, cause) {
-			out.cause = cause
-		}
-	}
-	return out
-}
+// scrub removes the webhook URL from err (see secreturl.Scrub).
+func (s *Sink) scrub(err error) error { return secreturl.Scrub(err, s.secrets) }
 
-// scrubbedError is an error whose text had secrets removed; it unwraps to
-// the context's error, if that was the cause, never to the original.
-type scrubbedError struct {
-	text  string
-	cause error
-}
-
-func (e *scrubbedError) Error() string { return e.text }
-func (e *scrubbedError) Unwrap() error { return e.cause }
-
-// hostOf is scheme://host/… of a URL: where it points, without the path
-// and query that make a workflow URL a secret.
-func hostOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "[redacted URL]"
-	}
-	return u.Scheme + "://" + u.Host + "/…"
-}
-
-// urlSecrets are the forms in which a workflow URL could appear in an
-// error's text: whole, re-serialised, its path and query, and each query
-// value long enough to be a key (sig, the workflow id).
-func urlSecrets(raw string) []string {
-	out := []string{raw}
-	if u, err := url.Parse(raw); err == nil {
-		parts := []string{u.String(), u.EscapedPath(), u.Path, u.RawQuery}
-		for _, vs := range u.Query() {
-			parts = append(parts, vs...)
-		}
-		for _, s := range parts {
-			if len(s) >= 8 { // never a bare "/" or "1.0" that would blank every error
-				out = append(out, s)
-			}
-		}
-	}
-	return out
-}
-
-// retryDelay reads a Retry-After value (seconds or an HTTP date); 0 when
-// there is none. The delay is capped at maxRetryAfter.
-func retryDelay(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		d = time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return max(0, min(d, maxRetryAfter))
+// workflowSecrets are the forms in which a workflow URL could appear in an
+// error's text: those of secreturl.Forms, and each query value long
+// enough to be a key (sig, the workflow id).
+func workflowSecrets(raw string) []string {
+	return append(secreturl.Forms(raw), secreturl.QueryValues(raw)...)
 }
