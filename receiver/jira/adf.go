@@ -1,10 +1,8 @@
 package jira
 
 import (
-	"encoding/json"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/stairhook/stairhook/receiver/event"
 	"github.com/stairhook/stairhook/receiver/internal/render"
@@ -192,24 +190,9 @@ func adfPerson(p event.Person) *adfNode {
 // parse.
 const maxRawDate = 100
 
-// detectedAt is the signal's detection time as the description shows it:
-// formatted in UTC when it parsed; else the value as received (event.Decode
-// accepts dates it cannot parse and leaves the zero time), made one line
-// and clipped; else "", which leaves the line out. Never the zero time.
+// detectedAt is the signal's detection time as the description shows it
+// (see render.DetectedAt), made one line and clipped; "" leaves the line
+// out.
 func detectedAt(ev *event.Event) string {
-	if !ev.Signal.DetectedAt.IsZero() {
-		return ev.Signal.DetectedAt.UTC().Format("2006-01-02 15:04 UTC")
-	}
-	signal, _ := ev.Fields["signal"].(map[string]any)
-	var raw string
-	switch v := signal["detected_at"].(type) {
-	case string:
-		raw = v
-	case json.Number:
-		raw = v.String()
-	}
-	if _, err := time.Parse(time.RFC3339Nano, raw); err == nil {
-		return "" // the zero time itself, sent as such
-	}
-	return clip(render.OneLine(raw), maxRawDate)
+	return clip(render.OneLine(render.DetectedAt(ev)), maxRawDate)
 }
