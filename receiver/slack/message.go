@@ -13,6 +13,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/internal/chat"
 	"github.com/stairhook/stairhook/receiver/internal/render"
 	"github.com/stairhook/stairhook/receiver/sink"
 )
@@ -103,13 +104,13 @@ func (b *MessageBuilder) Message(ev *event.Event) (*slack.WebhookMessage, error)
 	if err != nil {
 		return nil, err
 	}
-	c := newContent(ev)
-	header := headerText(ev, title, c.title)
-	blocks := layout(c, header, defuseMentions(paragraphs(clipMrkdwn(body, maxBodyText))))
+	c := chat.NewContent(ev)
+	header := headerText(ev, title, c.Title)
+	blocks := layout(c, header, defuseMentions(chat.Paragraphs(clipMrkdwn(body, maxBodyText))))
 	no := false
 	return &slack.WebhookMessage{
 		Channel:     b.channel,
-		Text:        fallbackText(header, c.account),
+		Text:        fallbackText(header, c.Account),
 		Blocks:      &slack.Blocks{BlockSet: blocks},
 		UnfurlLinks: &no,
 		UnfurlMedia: &no,
@@ -121,11 +122,11 @@ func (b *MessageBuilder) Message(ev *event.Event) (*slack.WebhookMessage, error)
 // template made nothing. Slack parses nothing in plain text, so it is not
 // escaped: "<!channel>" there is shown as written.
 func headerText(ev *event.Event, rendered, fallback string) string {
-	h := oneLine(render.WithTestMarker(ev, oneLine(rendered)))
+	h := chat.OneLine(render.WithTestMarker(ev, chat.OneLine(rendered)))
 	if h == "" || h == strings.TrimSpace(render.TestMarker) {
 		h = render.WithTestMarker(ev, fallback)
 	}
-	return clip(defuseMentions(h), maxHeaderText)
+	return chat.Clip(defuseMentions(h), maxHeaderText)
 }
 
 // fallbackText is the message's top-level text, which notifications and
@@ -139,24 +140,24 @@ func fallbackText(header, account string) string {
 // section per person, a note of what was left out, and the context line
 // with the event id. Past maxBlocks or maxMessageText, people are left
 // out from the end first, then the body is cut.
-func layout(c content, header, body string) []slack.Block {
+func layout(c chat.Content, header, body string) []slack.Block {
 	var head []slack.Block
 	head = append(head, slack.NewHeaderBlock(plain(header)))
-	if c.test {
-		head = append(head, section("*[TEST]* "+testNotice))
+	if c.Test {
+		head = append(head, section("*[TEST]* "+chat.TestNotice))
 	}
 	head = append(head, accountSection(c))
-	tail := slack.NewContextBlock("", mrkdwn("Staircase event "+escClip(defuseMentions(c.eventID), maxEventIDText)))
+	tail := slack.NewContextBlock("", mrkdwn("Staircase event "+escClip(defuseMentions(c.EventID), maxEventIDText)))
 	fixed := len(head) + 1
 	fixedText := blocksText(head) + blocksText([]slack.Block{tail})
 
 	chunks := chunkMrkdwn(body, maxSectionText)
 	bodyText := 0
 	for _, ch := range chunks {
-		bodyText += units(ch)
+		bodyText += chat.Units(ch)
 	}
-	people := make([]string, len(c.people))
-	for i, p := range c.people {
+	people := make([]string, len(c.People))
+	for i, p := range c.People {
 		people[i] = personText(p, i == 0)
 	}
 	fits := func(blocks, text int) bool { return blocks <= maxBlocks && text <= maxMessageText }
@@ -166,21 +167,21 @@ func layout(c content, header, body string) []slack.Block {
 	// maxPeople, never looked at).
 	kept, peopleText := len(people), 0
 	for _, p := range people {
-		peopleText += units(p)
+		peopleText += chat.Units(p)
 	}
-	all := len(people) + c.morePeople
+	all := len(people) + c.MorePeople
 	note := ""
-	if c.morePeople > 0 || !fits(fixed+len(chunks)+kept, fixedText+bodyText+peopleText) {
-		noteText := units(omittedNote(all, false))
+	if c.MorePeople > 0 || !fits(fixed+len(chunks)+kept, fixedText+bodyText+peopleText) {
+		noteText := chat.Units(omittedNote(all, false))
 		for kept > 0 && !fits(fixed+len(chunks)+kept+1, fixedText+bodyText+peopleText+noteText) {
 			kept--
-			peopleText -= units(people[kept])
+			peopleText -= chat.Units(people[kept])
 		}
 		note = omittedNote(all-kept, false)
 		if kept == 0 && !fits(fixed+len(chunks)+1, fixedText+bodyText+noteText) {
 			// Even without people the body is too long: cut it.
 			note = omittedNote(all, true)
-			chunks = fitChunks(chunks, maxBlocks-fixed-1, maxMessageText-fixedText-units(note))
+			chunks = fitChunks(chunks, maxBlocks-fixed-1, maxMessageText-fixedText-chat.Units(note))
 		}
 	}
 
@@ -219,53 +220,53 @@ func omittedNote(people int, cut bool) string {
 func fitChunks(chunks []string, maxChunks, maxText int) []string {
 	var out []string
 	for _, ch := range chunks {
-		if len(out) == maxChunks || maxText <= units(ellipsis) {
+		if len(out) == maxChunks || maxText <= chat.Units(chat.Ellipsis) {
 			break
 		}
-		if units(ch) > maxText {
+		if chat.Units(ch) > maxText {
 			ch = clipMrkdwn(ch, maxText)
 		}
-		if strings.TrimSpace(ch) == ellipsis || strings.TrimSpace(ch) == "" {
+		if strings.TrimSpace(ch) == chat.Ellipsis || strings.TrimSpace(ch) == "" {
 			break
 		}
 		out = append(out, ch)
-		maxText -= units(ch)
+		maxText -= chat.Units(ch)
 	}
 	return out
 }
 
 // accountSection is the account, linked to its Staircase page when the
 // URL is safe and short enough, with the facts as fields.
-func accountSection(c content) *slack.SectionBlock {
-	name := escClip(defuseMentions(c.account), maxNameText)
-	if c.link != "" && units(escape(c.link)) <= maxLinkURL && name != "" {
-		name = "<" + escape(c.link) + "|" + name + ">"
+func accountSection(c chat.Content) *slack.SectionBlock {
+	name := escClip(defuseMentions(c.Account), maxNameText)
+	if c.Link != "" && chat.Units(escape(c.Link)) <= maxLinkURL && name != "" {
+		name = "<" + escape(c.Link) + "|" + name + ">"
 	}
 	text := "*Account:* " + name
-	if c.domain != "" {
-		text += " (" + escClip(defuseMentions(c.domain), maxNameText) + ")"
+	if c.Domain != "" {
+		text += " (" + escClip(defuseMentions(c.Domain), maxNameText) + ")"
 	}
 	var fields []*slack.TextBlockObject
-	for _, f := range c.facts {
-		fields = append(fields, mrkdwn("*"+f.label+"*\n"+escClip(defuseMentions(f.value), maxFactText)))
+	for _, f := range c.Facts {
+		fields = append(fields, mrkdwn("*"+f.Label+"*\n"+escClip(defuseMentions(f.Value), maxFactText)))
 	}
 	return slack.NewSectionBlock(mrkdwn(text), fields, nil)
 }
 
 // personText is one person's section: a bullet, the name in bold, the
 // rest; the first carries the "People" heading.
-func personText(p person, first bool) string {
+func personText(p chat.Person, first bool) string {
 	s := "• "
 	if first {
 		s = "*People*\n" + s
 	}
-	if p.name != "" {
-		s += "*" + escClip(defuseMentions(p.name), maxPersonText/2) + "*"
-		if p.details != "" {
+	if p.Name != "" {
+		s += "*" + escClip(defuseMentions(p.Name), maxPersonText/2) + "*"
+		if p.Details != "" {
 			s += ", "
 		}
 	}
-	return s + escClip(defuseMentions(p.details), maxPersonText/2)
+	return s + escClip(defuseMentions(p.Details), maxPersonText/2)
 }
 
 func plain(s string) *slack.TextBlockObject {
@@ -289,18 +290,18 @@ func blocksText(blocks []slack.Block) int {
 	for _, b := range blocks {
 		switch b := b.(type) {
 		case *slack.HeaderBlock:
-			n += units(b.Text.Text)
+			n += chat.Units(b.Text.Text)
 		case *slack.SectionBlock:
 			if b.Text != nil {
-				n += units(b.Text.Text)
+				n += chat.Units(b.Text.Text)
 			}
 			for _, f := range b.Fields {
-				n += units(f.Text)
+				n += chat.Units(f.Text)
 			}
 		case *slack.ContextBlock:
 			for _, e := range b.ContextElements.Elements {
 				if t, ok := e.(*slack.TextBlockObject); ok {
-					n += units(t.Text)
+					n += chat.Units(t.Text)
 				}
 			}
 		}
@@ -330,7 +331,7 @@ func defuseMentions(s string) string {
 // escClip escapes s and cuts it to max units, never inside an entity or
 // a UTF-8 sequence.
 func escClip(s string, max int) string {
-	if units(s) <= max && !strings.ContainsAny(s, "&<>") {
+	if chat.Units(s) <= max && !strings.ContainsAny(s, "&<>") {
 		return s
 	}
 	return clipMrkdwn(escape(s), max)
@@ -357,7 +358,7 @@ func tokenEnd(s string, max int) int {
 			w = size
 		} else {
 			r, rs := utf8.DecodeRuneInString(s[i:])
-			size, w = rs, runeUnits(r)
+			size, w = rs, chat.RuneUnits(r)
 		}
 		if n+w > max {
 			return i
@@ -371,13 +372,13 @@ func tokenEnd(s string, max int) int {
 // clipMrkdwn cuts escaped text to max units with an ellipsis, never
 // inside an escape or a UTF-8 sequence.
 func clipMrkdwn(s string, max int) string {
-	if units(s) <= max {
+	if chat.Units(s) <= max {
 		return s
 	}
 	if max < 1 {
 		return ""
 	}
-	return strings.TrimRight(s[:tokenEnd(s, max-1)], " \n") + ellipsis
+	return strings.TrimRight(s[:tokenEnd(s, max-1)], " \n") + chat.Ellipsis
 }
 
 // chunkMrkdwn splits escaped text into pieces of at most max units, at a

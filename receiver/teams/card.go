@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/internal/chat"
 	"github.com/stairhook/stairhook/receiver/internal/render"
 	"github.com/stairhook/stairhook/receiver/sink"
 )
@@ -119,19 +120,19 @@ var ErrTooLarge = errors.New("teams: card too large")
 // Build returns the JSON the workflow webhook receives for ev: an Adaptive
 // Card 1.5 in a message attachment, at most 28 KB. Errors are permanent.
 func (b *MessageBuilder) Build(ev *event.Event) ([]byte, error) {
-	c := newContent(ev)
-	people := make([]element, len(c.people))
-	for i, p := range c.people {
+	c := chat.NewContent(ev)
+	people := make([]element, len(c.People))
+	for i, p := range c.People {
 		people[i] = personLine(p)
 	}
-	summary := c.summary
+	summary := c.Summary
 	encode := func(kept, summaryUnits int) ([]byte, error) {
-		cut := summaryUnits < units(summary)
-		return encodeMessage(c, people[:kept], len(people)+c.morePeople-kept, clip(summary, summaryUnits), cut)
+		cut := summaryUnits < chat.Units(summary)
+		return encodeMessage(c, people[:kept], len(people)+c.MorePeople-kept, chat.Clip(summary, summaryUnits), cut)
 	}
 	// All of it when it fits; else the most people that fit, then the
 	// longest summary: each found by bisection, as the size grows with both.
-	data, err := encode(len(people), units(summary))
+	data, err := encode(len(people), chat.Units(summary))
 	if err != nil || len(data) <= maxMessageBytes {
 		return data, err
 	}
@@ -139,11 +140,11 @@ func (b *MessageBuilder) Build(ev *event.Event) ([]byte, error) {
 		d, err := encode(kept, n)
 		return err == nil && len(d) <= maxMessageBytes
 	}
-	kept := sort.Search(len(people)+1, func(k int) bool { return !fits(k, units(summary)) }) - 1
+	kept := sort.Search(len(people)+1, func(k int) bool { return !fits(k, chat.Units(summary)) }) - 1
 	if kept >= 0 {
-		return encode(kept, units(summary))
+		return encode(kept, chat.Units(summary))
 	}
-	n := sort.Search(units(summary)+1, func(n int) bool { return !fits(0, n) }) - 1
+	n := sort.Search(chat.Units(summary)+1, func(n int) bool { return !fits(0, n) }) - 1
 	// Cutting inside a blank line can drop a paragraph's separator: the
 	// size is not quite monotonic in n, so make sure.
 	for ; n >= 0; n-- {
@@ -151,20 +152,20 @@ func (b *MessageBuilder) Build(ev *event.Event) ([]byte, error) {
 			return encode(0, n)
 		}
 	}
-	return nil, sink.Permanent(sink.Classed("teams too large", fmt.Errorf("%w: event %q", ErrTooLarge, clip(c.eventID, 100))))
+	return nil, sink.Permanent(sink.Classed("teams too large", fmt.Errorf("%w: event %q", ErrTooLarge, chat.Clip(c.EventID, 100))))
 }
 
 // personLine is one person: a bullet, the name in bold, the rest.
-func personLine(p person) element {
+func personLine(p chat.Person) element {
 	runs := []run{text("• ")}
-	if p.name != "" {
-		runs = append(runs, bold(clip(p.name, maxPersonText)))
-		if p.details != "" {
+	if p.Name != "" {
+		runs = append(runs, bold(chat.Clip(p.Name, maxPersonText)))
+		if p.Details != "" {
 			runs = append(runs, text(", "))
 		}
 	}
-	if p.details != "" {
-		runs = append(runs, text(clip(p.details, maxPersonText)))
+	if p.Details != "" {
+		runs = append(runs, text(chat.Clip(p.Details, maxPersonText)))
 	}
 	return line(runs...)
 }
@@ -172,31 +173,31 @@ func personLine(p person) element {
 // encodeMessage lays out the card: the test notice, the title, the
 // account with its link, the facts, the summary's paragraphs, the people,
 // a note of what was left out, and the event id.
-func encodeMessage(c content, people []element, omitted int, summary string, cut bool) ([]byte, error) {
+func encodeMessage(c chat.Content, people []element, omitted int, summary string, cut bool) ([]byte, error) {
 	var body []element
-	if c.test {
-		body = append(body, line(run{Type: "TextRun", Text: render.TestMarker + testNotice, Weight: "bolder", Color: "attention"}))
+	if c.Test {
+		body = append(body, line(run{Type: "TextRun", Text: render.TestMarker + chat.TestNotice, Weight: "bolder", Color: "attention"}))
 	}
-	title := clip(render.WithTestMarker(&event.Event{Test: c.test}, c.title), maxTitleText)
+	title := chat.Clip(render.WithTestMarker(&event.Event{Test: c.Test}, c.Title), maxTitleText)
 	body = append(body, line(run{Type: "TextRun", Text: title, Weight: "bolder", Size: "large"}))
 
-	link := c.link
+	link := c.Link
 	if len(link) > maxLinkURL {
 		link = ""
 	}
-	if c.account != "" { // a TextRun's text is never empty
-		name := text(clip(c.account, maxNameText))
+	if c.Account != "" { // a TextRun's text is never empty
+		name := text(chat.Clip(c.Account, maxNameText))
 		if link != "" {
 			name.SelectAction = &action{Type: "Action.OpenUrl", URL: link}
 		}
 		account := []run{bold("Account: "), name}
-		if c.domain != "" {
-			account = append(account, text(" ("+clip(c.domain, maxNameText)+")"))
+		if c.Domain != "" {
+			account = append(account, text(" ("+chat.Clip(c.Domain, maxNameText)+")"))
 		}
 		body = append(body, line(account...))
 	}
-	for _, f := range c.facts {
-		body = append(body, line(bold(f.label+": "), text(clip(f.value, maxFactText))))
+	for _, f := range c.Facts {
+		body = append(body, line(bold(f.Label+": "), text(chat.Clip(f.Value, maxFactText))))
 	}
 	for i, p := range paragraphsOf(summary) {
 		e := line(text(p))
@@ -212,11 +213,11 @@ func encodeMessage(c content, people []element, omitted int, summary string, cut
 	if note := omittedNote(omitted, cut); note != "" {
 		body = append(body, line(run{Type: "TextRun", Text: note, IsSubtle: true}))
 	}
-	body = append(body, line(run{Type: "TextRun", Text: "Staircase event " + clip(c.eventID, maxEventIDText), IsSubtle: true, Size: "small"}))
+	body = append(body, line(run{Type: "TextRun", Text: "Staircase event " + chat.Clip(c.EventID, maxEventIDText), IsSubtle: true, Size: "small"}))
 
 	cd := card{
 		Schema: cardSchema, Type: "AdaptiveCard", Version: cardVersion,
-		FallbackText: clip(title+" ("+c.account+")", maxFallbackText),
+		FallbackText: chat.Clip(title+" ("+c.Account+")", maxFallbackText),
 		Body:         body,
 	}
 	if link != "" {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/internal/chat"
 	"github.com/stairhook/stairhook/receiver/internal/sinktest"
 )
 
@@ -348,8 +349,8 @@ func TestCardSizeLimitLeavesPeopleOut(t *testing.T) {
 	require.NoError(t, checkMessage(data))
 	msgs = append(msgs, data)
 
-	// Past maxPeople, people are counted without being looked at.
-	ev.People = make([]event.Person, maxPeople+7)
+	// Past chat.MaxPeople, people are counted without being looked at.
+	ev.People = make([]event.Person, chat.MaxPeople+7)
 	for i := range ev.People {
 		ev.People[i].Name = "P"
 	}

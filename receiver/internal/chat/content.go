@@ -1,13 +1,13 @@
-package teams
-
-// This file is the same in packages slack and teams, but for the package
-// clause: the content both render, taken from the event the same way. It
-// belongs in receiver/internal/render, shared; see the package notes.
+// Package chat is the content the chat sinks (packages slack and teams)
+// show of an event, taken from it the same way: [NewContent] makes it,
+// each sink lays it out in its own markup and clips it to its own limits.
+// [OneLine] and [Paragraphs] shape payload text as the content does;
+// [Units] and [Clip] count and cut text as Slack and Teams count
+// characters.
+package chat
 
 import (
-	"encoding/json"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -15,34 +15,34 @@ import (
 	"github.com/stairhook/stairhook/receiver/internal/render"
 )
 
-// content is what a message says about an event, before a destination's
-// markup: the one-line strings made so by render.OneLine, the summary
-// made inert (see inert).
-// Nothing in it is clipped yet: each destination clips to its own limits.
-type content struct {
-	test    bool
-	title   string // the signal's title and severity, never empty
-	account string // the account's name, else its id
-	link    string // the account's Staircase page, an https URL, or ""
-	domain  string
-	facts   []fact
-	summary string // paragraphs separated by blank lines
-	people  []person
-	// morePeople counts the people past maxPeople, never looked at.
-	morePeople int
-	eventID    string
+// Content is what a message says about an event, before a destination's
+// markup: the one-line strings made so by OneLine, the summary by
+// Paragraphs. Nothing in it is clipped yet: each destination clips to its
+// own limits.
+type Content struct {
+	Test    bool
+	Title   string // the signal's title and severity, never empty
+	Account string // the account's name, else its id
+	Link    string // the account's Staircase page, an https URL, or ""
+	Domain  string
+	Facts   []Fact
+	Summary string // paragraphs separated by blank lines
+	People  []Person
+	// MorePeople counts the people past MaxPeople, never looked at.
+	MorePeople int
+	EventID    string
 }
 
-// fact is one labelled value: severity, type, sentiment and so on.
-type fact struct{ label, value string }
+// Fact is one labelled value: severity, type, sentiment and so on.
+type Fact struct{ Label, Value string }
 
-// person is one line of the people list: a name and the rest (title,
+// Person is one line of the people list: a name and the rest (title,
 // role, change, previous title), either of which may be empty but not
 // both.
-type person struct{ name, details string }
+type Person struct{ Name, Details string }
 
-// testNotice is the line a test event carries besides its [TEST] marker.
-const testNotice = "This is a test notification from Staircase."
+// TestNotice is the line a test event carries besides its [TEST] marker.
+const TestNotice = "This is a test notification from Staircase."
 
 // Bounds on what is taken from an event, so that building a message is
 // cheap whatever the event holds: no destination shows more.
@@ -55,25 +55,25 @@ const (
 	maxLineBytes = 4 << 10
 	// maxBodyBytes bounds the summary taken, likewise.
 	maxBodyBytes = 64 << 10
-	// maxPeople bounds the people taken; the others are counted.
-	maxPeople = 100
+	// MaxPeople bounds the people taken; the others are counted.
+	MaxPeople = 100
 )
 
-// newContent takes the content of ev.
-func newContent(ev *event.Event) content {
-	c := content{
-		test:    ev.Test,
-		title:   defaultTitle(ev),
-		account: oneLine(ev.Account.Name),
-		domain:  oneLine(ev.Account.Domain),
-		summary: paragraphs(bounded(ev.Signal.Summary, maxBodyBytes)),
-		eventID: oneLine(ev.ID),
+// NewContent takes the content of ev.
+func NewContent(ev *event.Event) Content {
+	c := Content{
+		Test:    ev.Test,
+		Title:   defaultTitle(ev),
+		Account: OneLine(ev.Account.Name),
+		Domain:  OneLine(ev.Account.Domain),
+		Summary: Paragraphs(bounded(ev.Signal.Summary, maxBodyBytes)),
+		EventID: OneLine(ev.ID),
 	}
-	if c.account == "" {
-		c.account = oneLine(ev.Account.ID)
+	if c.Account == "" {
+		c.Account = OneLine(ev.Account.ID)
 	}
-	c.link = safeLink(ev.Account.StaircaseURL)
-	for _, f := range []fact{
+	c.Link = safeLink(ev.Account.StaircaseURL)
+	for _, f := range []Fact{
 		{"Severity", ev.Signal.Severity},
 		{"Type", ev.Type},
 		{"Sentiment", ev.Signal.Sentiment},
@@ -81,18 +81,18 @@ func newContent(ev *event.Event) content {
 		{"Account status", ev.Account.Status},
 		{"Detected at", detectedAt(ev)},
 	} {
-		if f.value = oneLine(f.value); f.value != "" {
-			c.facts = append(c.facts, f)
+		if f.Value = OneLine(f.Value); f.Value != "" {
+			c.Facts = append(c.Facts, f)
 		}
 	}
 	people := ev.People
-	if len(people) > maxPeople {
-		c.morePeople = len(people) - maxPeople
-		people = people[:maxPeople]
+	if len(people) > MaxPeople {
+		c.MorePeople = len(people) - MaxPeople
+		people = people[:MaxPeople]
 	}
 	for _, p := range people {
 		if pp, ok := newPerson(p); ok {
-			c.people = append(c.people, pp)
+			c.People = append(c.People, pp)
 		}
 	}
 	return c
@@ -101,28 +101,28 @@ func newContent(ev *event.Event) content {
 // defaultTitle is the signal's title and, in parentheses, its severity;
 // "Staircase signal <type>" when the title is blank.
 func defaultTitle(ev *event.Event) string {
-	title := oneLine(ev.Signal.Title)
+	title := OneLine(ev.Signal.Title)
 	if title == "" {
-		title = strings.TrimSpace("Staircase signal " + oneLine(ev.Type))
+		title = strings.TrimSpace("Staircase signal " + OneLine(ev.Type))
 	}
-	if sev := oneLine(ev.Signal.Severity); sev != "" {
+	if sev := OneLine(ev.Signal.Severity); sev != "" {
 		title += " (" + sev + ")"
 	}
 	return title
 }
 
-func newPerson(p event.Person) (person, bool) {
+func newPerson(p event.Person) (Person, bool) {
 	var parts []string
 	for _, s := range []string{p.Title, p.Role, p.Change} {
-		if s = oneLine(s); s != "" {
+		if s = OneLine(s); s != "" {
 			parts = append(parts, s)
 		}
 	}
-	if pt := oneLine(p.PreviousTitle); pt != "" {
+	if pt := OneLine(p.PreviousTitle); pt != "" {
 		parts = append(parts, "previously "+pt)
 	}
-	out := person{name: oneLine(p.Name), details: strings.Join(parts, ", ")}
-	return out, out.name != "" || out.details != ""
+	out := Person{Name: OneLine(p.Name), Details: strings.Join(parts, ", ")}
+	return out, out.Name != "" || out.Details != ""
 }
 
 // bounded is s cut to at most max bytes at a code point boundary, with an
@@ -135,7 +135,7 @@ func bounded(s string, max int) string {
 	for i > 0 && !utf8.RuneStart(s[i]) {
 		i--
 	}
-	return s[:i] + ellipsis
+	return s[:i] + Ellipsis
 }
 
 // inert removes from multi-line payload text what no message should
@@ -173,14 +173,15 @@ func bidiControl(r rune) bool {
 	return (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
 }
 
-// oneLine is payload text on one line, as every sink makes one-line
+// OneLine is payload text on one line, as every sink makes one-line
 // fields (render.OneLine: no control or format characters at all, spaces
 // collapsed, the ends trimmed), from at most maxLineBytes of it.
-func oneLine(s string) string { return render.OneLine(bounded(s, maxLineBytes)) }
+func OneLine(s string) string { return render.OneLine(bounded(s, maxLineBytes)) }
 
-// paragraphs is inert text with spaces trimmed at the ends of lines,
-// runs of blank lines reduced to one and the ends trimmed.
-func paragraphs(s string) string {
+// Paragraphs is payload text made inert (see inert), with spaces trimmed
+// at the ends of lines, runs of blank lines reduced to one and the ends
+// trimmed.
+func Paragraphs(s string) string {
 	lines := strings.Split(inert(s), "\n")
 	out := make([]string, 0, len(lines))
 	blank := false
@@ -218,54 +219,39 @@ func safeLink(s string) string {
 
 var linkEscaper = strings.NewReplacer("<", "%3C", ">", "%3E", "|", "%7C", `"`, "%22", "`", "%60", `\`, "%5C")
 
-// detectedAt is the signal's detection time: in UTC when it parsed; else
-// the value as received (event.Decode accepts dates it cannot parse and
-// leaves the zero time), on one line and clipped; else "". Never the zero
-// time.
+// detectedAt is the signal's detection time (see render.DetectedAt) on
+// one line and clipped; "" leaves the fact out.
 func detectedAt(ev *event.Event) string {
-	if !ev.Signal.DetectedAt.IsZero() {
-		return ev.Signal.DetectedAt.UTC().Format("2006-01-02 15:04 UTC")
-	}
-	signal, _ := ev.Fields["signal"].(map[string]any)
-	var raw string
-	switch v := signal["detected_at"].(type) {
-	case string:
-		raw = v
-	case json.Number:
-		raw = v.String()
-	}
-	if _, err := time.Parse(time.RFC3339Nano, raw); err == nil {
-		return "" // the zero time itself, sent as such
-	}
-	return clip(oneLine(raw), maxRawDate)
+	return Clip(OneLine(render.DetectedAt(ev)), maxRawDate)
 }
 
-// units is the length of s in UTF-16 code units, as Slack and Teams count
+// Units is the length of s in UTF-16 code units, as Slack and Teams count
 // characters; a code point beyond the BMP, such as an emoji, counts two,
 // so a limit kept in units is kept in code points too.
-func units(s string) int {
+func Units(s string) int {
 	n := 0
 	for _, r := range s {
-		n += runeUnits(r)
+		n += RuneUnits(r)
 	}
 	return n
 }
 
-func runeUnits(r rune) int {
+// RuneUnits is the length of r in UTF-16 code units, as Units counts it.
+func RuneUnits(r rune) int {
 	if r >= 0x10000 {
 		return 2
 	}
 	return 1
 }
 
-// ellipsis ends text that was cut.
-const ellipsis = "…"
+// Ellipsis ends text that was cut.
+const Ellipsis = "…"
 
-// clip returns s when it is at most max units long, else its longest
+// Clip returns s when it is at most max units long, else its longest
 // prefix of whole code points that leaves room for an ellipsis, and the
 // ellipsis: never more than max units, never a split UTF-8 sequence.
-func clip(s string, max int) string {
-	if units(s) <= max {
+func Clip(s string, max int) string {
+	if Units(s) <= max {
 		return s
 	}
 	if max < 1 {
@@ -273,10 +259,10 @@ func clip(s string, max int) string {
 	}
 	n := 0
 	for i, r := range s {
-		if n+runeUnits(r) > max-1 {
-			return strings.TrimRight(s[:i], " \n") + ellipsis
+		if n+RuneUnits(r) > max-1 {
+			return strings.TrimRight(s[:i], " \n") + Ellipsis
 		}
-		n += runeUnits(r)
+		n += RuneUnits(r)
 	}
 	return s
 }
