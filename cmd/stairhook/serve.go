@@ -106,7 +106,18 @@ and printed once at start. Logs are JSON lines on standard error.`)
 		cfg.Store = *storeCfg
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
-	srv, err := receiver.NewServer(cfg, receiver.ServerOptions{Logger: log, Inline: *inline, Role: receiver.Role(*role)})
+	traces, err := setupTracing(ctx, e, log)
+	if err != nil {
+		return usageError(e, fs, err.Error())
+	}
+	opts := receiver.ServerOptions{Logger: log, Inline: *inline, Role: receiver.Role(*role)}
+	if traces != nil {
+		// Shut down after the server (defers run last first): the spans of
+		// the last attempts are exported too.
+		defer traces.shutdown(log)
+		opts.TracerProvider = traces.provider
+	}
+	srv, err := receiver.NewServer(cfg, opts)
 	if errors.Is(err, receiver.ErrInvalidConfig) {
 		// A config this way of serving cannot use (store.redis without
 		// --inline): the user's to fix, as a bad flag is.
@@ -133,6 +144,9 @@ and printed once at start. Logs are JSON lines on standard error.`)
 		fmt.Fprintf(e.stdout, "export %s=%s\n", defaultSecretEnv, generated)
 	} else if *configPath == "" && e.getenv("STAIRHOOK_CONFIG") == "" {
 		fmt.Fprintf(e.stdout, "secret: from $%s\n", defaultSecretEnv)
+	}
+	if traces != nil {
+		fmt.Fprintf(e.stdout, "traces: OTLP/HTTP to %s\n", traces.to)
 	}
 	if cfg.Jira == nil || cfg.SMTP == nil {
 		fmt.Fprintf(e.stdout, "dry run: jira and email routes without a jira or smtp section write into %s\n", cfg.Outbox)
