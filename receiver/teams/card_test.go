@@ -31,39 +31,11 @@ func evilEvent() *event.Event {
 	return ev
 }
 
-// testEvents are the events the card tests render: every sample payload,
-// hostile and evil ones of every type, sparse and blank ones.
+// testEvents are the events the card tests render: those of
+// sinktest.ChatEvents.
 func testEvents(t testing.TB) map[string]*event.Event {
 	t.Helper()
-	events := map[string]*event.Event{}
-	for _, typ := range event.SampleTypes() {
-		data, err := event.Sample(typ)
-		require.NoError(t, err)
-		ev, err := event.Decode(data)
-		require.NoError(t, err, typ)
-		events["sample/"+typ] = ev
-		h := sinktest.HostileEvent()
-		h.Type = typ
-		events["hostile/"+typ] = h
-		e := evilEvent()
-		e.Type = typ
-		events["evil/"+typ] = e
-	}
-	events["sparse"] = &event.Event{ID: "evt_sparse", Type: "something_new", Account: event.Account{ID: "acc_1"}}
-	events["empty"] = &event.Event{}
-	events["blank-strings"] = &event.Event{
-		ID: "evt_blank", Type: event.TypeRenewal, Test: true,
-		Account: event.Account{ID: "acc_2", Name: "  ", StaircaseURL: "javascript:alert(1)"},
-		Signal:  event.Signal{Title: "\n\n", Summary: "\r\n \r\n", Severity: ""},
-		People:  []event.Person{{}, {Name: "\n"}, {Title: "CFO"}},
-	}
-	many := sinktest.HostileEvent()
-	many.People = nil
-	for range 200 {
-		many.People = append(many.People, event.Person{Name: strings.Repeat("Nâme ", 100), Title: strings.Repeat("<b>&", 100)})
-	}
-	events["200-long-people"] = many
-	return events
+	return sinktest.ChatEvents(t, evilEvent)
 }
 
 func build(t testing.TB, ev *event.Event) []byte {
