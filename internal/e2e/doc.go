@@ -9,6 +9,16 @@
 // (soak_test.go) drives serve on the queued path and reports the rates at
 // which it accepts and delivers events, and its peak RSS.
 //
+// The real binary's edges too: 200 connections stalling their bodies one
+// byte short of 1 MiB against serve and examples/nethttp, bounding the
+// RSS and the time to close them (slowbody_test.go); one serve forwarding
+// to another, signed with the hop's secret (forward_test.go); and the
+// operator console in Chromium (console_browser_test.go: logging in, an
+// event's sinks turning delivered, a dead letter replayed, a test
+// notification; hostile content rendered inert under the CSP; every admin
+// route behind the token and CSRF; no secret, MAC or signature on any page;
+// 375 px wide), its screenshot behind STAIRHOOK_SCREENSHOT=1.
+//
 // The receiver in this process, in inline mode (the sinks inside the
 // request, as the AWS Lambda bootstrap runs it) with the memory store or
 // Redis: the sender under injected sink faults (faults_test.go). Both
