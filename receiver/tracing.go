@@ -60,6 +60,13 @@ const (
 // not depend on what a program set globally.
 var traceContext propagation.TraceContext
 
+// The spans' start options, made once: made per span they would cost
+// every request and attempt two allocations with tracing off.
+var (
+	acceptStart  = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+	deliverStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
+)
+
 // startAccept starts the span of one webhook request. Its parent is the
 // span of ctx, if any (an embedder's server span); the sender's own
 // traceparent header is not honoured: the sender is another party, whose
@@ -67,7 +74,7 @@ var traceContext propagation.TraceContext
 // unchanged when there is nothing to trace, so that tracing off costs the
 // request no new context.
 func (s *Server) startAccept(ctx context.Context, webhook string) (context.Context, trace.Span) {
-	sctx, span := s.tracer.Start(ctx, spanAccept, trace.WithSpanKind(trace.SpanKindServer))
+	sctx, span := s.tracer.Start(ctx, spanAccept, acceptStart...)
 	if !span.SpanContext().IsValid() {
 		return ctx, span
 	}
@@ -129,7 +136,7 @@ func (s *Server) startDeliver(ctx context.Context, d *queue.Delivery) (context.C
 	if d.Trace != "" {
 		ctx = traceContext.Extract(ctx, propagation.MapCarrier{"traceparent": d.Trace})
 	}
-	ctx, span := s.tracer.Start(ctx, spanDeliver, trace.WithSpanKind(trace.SpanKindConsumer))
+	ctx, span := s.tracer.Start(ctx, spanDeliver, deliverStart...)
 	if span.IsRecording() {
 		span.SetAttributes(attrWebhook.String(d.Webhook), attrEventID.String(clipText(d.EventID, 256)),
 			attrSink.String(d.Sink), attrAttempt.Int(d.Attempt))

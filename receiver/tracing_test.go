@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -24,7 +25,9 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/stairhook/stairhook/internal/testenv"
+	"github.com/stairhook/stairhook/receiver/console"
 	"github.com/stairhook/stairhook/receiver/event"
+	"github.com/stairhook/stairhook/receiver/queue"
 	"github.com/stairhook/stairhook/verify"
 	"github.com/stairhook/stairhook/verify/verifytest"
 )
@@ -290,4 +293,44 @@ func attrMap(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
 		m[kv.Key] = kv.Value
 	}
 	return m
+}
+
+// BenchmarkTracingOff is what tracing costs when no provider is set (the
+// default, and `stairhook serve` without OTEL_EXPORTER_OTLP_ENDPOINT): a
+// webhook request's span and its notes, an attempt's span, and a sink's
+// request through the traced transport.
+func BenchmarkTracingOff(b *testing.B) {
+	s := &Server{tracer: otel.GetTracerProvider().Tracer(tracerName)}
+	ev := &event.Event{ID: "evt_1", Type: event.TypeChurnRisk}
+	h := s.traceRequests("staircase", http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		traceEvent(ctx, ev, 2)
+		_ = traceparent(ctx)
+		_ = traceLog(ctx, nil)
+		traceAnswer(ctx, console.OutcomeAccepted, "", http.StatusAccepted)
+	}))
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/staircase", nil)
+	b.Run("request", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			h.ServeHTTP(nil, req)
+		}
+	})
+	d := &queue.Delivery{Webhook: "staircase", EventID: "evt_1", Sink: "staircase.all.forward", Attempt: 1}
+	b.Run("attempt", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, span := s.startDeliver(context.Background(), d)
+			endDeliver(span, queue.Result{})
+		}
+	})
+	resp := &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}
+	c := s.tracedClient(&http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) { return resp, nil })}, true)
+	out := httptest.NewRequest(http.MethodPost, "https://hooks.example.com/x", nil)
+	b.Run("sink request", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = c.Transport.RoundTrip(out)
+		}
+	})
 }
