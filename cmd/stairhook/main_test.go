@@ -870,3 +870,29 @@ func TestSecretsNeverEchoed(t *testing.T) {
 		})
 	}
 }
+
+// A password with a "/" (half of base64's alphabet is safe, that one is
+// not) ends the URL's host early: the password would be in the path, and
+// in every line that shows the URL. It is refused without being shown.
+func TestURLWithUnescapedPasswordRefused(t *testing.T) {
+	for _, raw := range []string{
+		"http://bot:/s3cr3t@127.0.0.1:1/webhooks/staircase",
+		"http://bot:a?s3cr3t@127.0.0.1:1/",
+		"http://bot:a#s3cr3t@127.0.0.1:1/",
+	} {
+		for _, args := range [][]string{
+			{"send", "--url", raw},
+			{"sign", "--curl", raw, "--id", "evt_1"},
+		} {
+			r := invoke(t, map[string]string{"STAIRHOOK_SECRET": newFixture(t).text}, "{}", args...)
+			assert.Equal(t, exitUsage, r.code, "%v: %s", args, r.stderr)
+			assert.NotContains(t, r.stdout+r.stderr, "s3cr3t", "%v", args)
+			if strings.HasPrefix(raw, "http://bot:/") { // parses, with the password in the path
+				assert.Contains(t, r.stderr, "percent-encode")
+			}
+		}
+	}
+	u, err := parseURL("http://bot:%2Fs3cr3t@127.0.0.1:1/x")
+	require.NoError(t, err, "an escaped password is fine")
+	assert.Equal(t, "http://bot:xxxxx@127.0.0.1:1/x", u.Redacted())
+}

@@ -146,5 +146,12 @@ func parseURL(s string) (*url.URL, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("must be an absolute http or https URL")
 	}
+	// An "@" that net/url did not take as the end of the user information
+	// (a password with an unescaped "/", "?" or "#" ends the host early)
+	// would put the password into the path, and from there into the
+	// terminal: refuse it.
+	if u.User == nil && strings.Contains(s, "@") {
+		return nil, fmt.Errorf("has an @ outside the user information: percent-encode the user and password (/ is %%2F, ? is %%3F, # is %%23, @ is %%40)")
+	}
 	return u, nil
 }
