@@ -108,6 +108,11 @@ func TestBounds(t *testing.T) {
 func testBounds(t *testing.T, queued bool) {
 	r := newRig(t, rigOptions{
 		Queued: queued,
+		// Sizes, not time, are under test: a 200-person issue checked
+		// against the ADF schema under -race on a busy machine can take
+		// longer than the fault tests' 2 s.
+		JiraTimeout:     15 * time.Second,
+		DeliveryTimeout: 30 * time.Second,
 		// The text part repeats the summary once per person, then the
 		// account name: 16 × 16383 + 16 bytes is exactly the cap.
 		EmailRoute: `, text: "{{range .People}}{{$.Signal.Summary}}{{end}}{{.Account.Name}}"`,
