@@ -101,7 +101,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, h *webhook) {
 	defer cancel()
 	dup, err := s.queue.Accept(ctx, &queue.Accepted{
 		Webhook: h.name, EventID: ev.ID, Type: ev.Type, Account: ev.Account.ID,
-		KeyLabel: res.KeyLabel, Scheme: string(res.Scheme), Test: ev.Test,
+		KeyLabel: res.KeyLabel, Scheme: string(res.Scheme), SignedAt: res.Timestamp, Test: ev.Test,
 		Body: ev.Raw, Sinks: names, Trace: traceparent(r.Context()),
 	})
 	attrs := []slog.Attr{

@@ -282,9 +282,13 @@ func printEvent(w io.Writer, d *queue.EventDetail) {
 	if d.Test {
 		test = " (test)"
 	}
-	fmt.Fprintf(w, "event     %s%s\nwebhook   %s\ntype      %s\naccount   %s\nreceived  %s\nkey       %s (%s)\n",
+	signed := "-"
+	if d.SignedAt != nil {
+		signed = d.SignedAt.Format(time.RFC3339) + " (" + console.SignedGap(*d.SignedAt, d.ReceivedAt) + ")"
+	}
+	fmt.Fprintf(w, "event     %s%s\nwebhook   %s\ntype      %s\naccount   %s\nsigned    %s\nreceived  %s\nkey       %s (%s)\n",
 		terminalSafe(d.EventID), test, terminalSafe(d.Webhook), terminalSafe(d.Type), terminalSafe(d.Account),
-		d.ReceivedAt.Format(time.RFC3339Nano), terminalSafe(d.KeyLabel), terminalSafe(d.Scheme))
+		signed, d.ReceivedAt.Format(time.RFC3339Nano), terminalSafe(d.KeyLabel), terminalSafe(d.Scheme))
 	jobs := map[string]queue.JobDetail{}
 	for _, j := range d.Jobs {
 		jobs[j.Sink] = j

@@ -43,8 +43,12 @@ func inboxWithEvents(t *testing.T) string {
 	})
 	require.NoError(t, err)
 	add := func(webhook, id, typ, account string, sinks ...string) {
+		var signed time.Time // evt_1 and evt_3 as a legacy scheme's, without one
+		if id == "evt_2" {
+			signed = time.Now().Add(-2 * time.Second)
+		}
 		_, err := q.Accept(ctx, &queue.Accepted{Webhook: webhook, EventID: id, Type: typ, Account: account, KeyLabel: "current",
-			Scheme: "v1", Body: []byte(`{"id":"` + id + `","note":"` + plantedSecret + `"}`), Sinks: sinks})
+			Scheme: "v1", SignedAt: signed, Body: []byte(`{"id":"` + id + `","note":"` + plantedSecret + `"}`), Sinks: sinks})
 		require.NoError(t, err)
 		time.Sleep(2 * time.Millisecond) // distinct received times, for the order
 	}
@@ -147,6 +151,7 @@ func TestEventsShow(t *testing.T) {
 		"sink dead: dead", "jira 400: no such project; secret=[redacted]", `"id": "evt_2"`} {
 		assert.Contains(t, r.stdout, want)
 	}
+	assert.Regexp(t, `\nsigned    \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(2s before receipt\)\nreceived  `, r.stdout)
 	assert.NotContains(t, r.stdout, plantedSecret, "errors and the body are redacted")
 
 	r = runCmd(t, runEvents, "show", "evt_2", "--store", store, "--json")
@@ -155,6 +160,8 @@ func TestEventsShow(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &d))
 	require.Len(t, d.Jobs, 2)
 	assert.Equal(t, "jira 400: no such project; secret=[redacted]", d.Jobs[1].Tries[0].Error)
+	require.NotNil(t, d.SignedAt)
+	assert.WithinDuration(t, d.ReceivedAt.Add(-2*time.Second), *d.SignedAt, 500*time.Millisecond)
 
 	// evt_1 is an id of two webhooks.
 	r = runCmd(t, runEvents, "show", "evt_1", "--store", store)
@@ -163,6 +170,7 @@ func TestEventsShow(t *testing.T) {
 	r = runCmd(t, runEvents, "show", "evt_1", "--webhook", "other", "--store", store)
 	require.Equal(t, exitOK, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "webhook   other")
+	assert.Contains(t, r.stdout, "\nsigned    -\n", "no signed time")
 
 	r = runCmd(t, runEvents, "show", "evt_none", "--store", store)
 	assert.Equal(t, exitFail, r.code)

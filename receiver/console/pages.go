@@ -182,10 +182,13 @@ func (c *Console) webhookNames() []string {
 // redacted, and the facts of the event decoded.
 type eventView struct {
 	queue.EventSummary
-	Facts       *facts    `json:"facts,omitempty"`
-	Body        string    `json:"body"`
-	BodyClipped bool      `json:"body_clipped,omitempty"`
-	Jobs        []jobView `json:"jobs"`
+	// SignedBeforeReceipt is ReceivedAt less SignedAt (negative when the
+	// sender's clock is ahead); absent with SignedAt.
+	SignedBeforeReceipt *time.Duration `json:"signed_before_receipt_ns,omitempty"`
+	Facts               *facts         `json:"facts,omitempty"`
+	Body                string         `json:"body"`
+	BodyClipped         bool           `json:"body_clipped,omitempty"`
+	Jobs                []jobView      `json:"jobs"`
 }
 
 // facts are what the event says of itself.
@@ -323,6 +326,10 @@ func (c *Console) eventPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := eventView{EventSummary: d.EventSummary, Facts: factsOf(d.Body)}
+	if d.SignedAt != nil {
+		gap := d.ReceivedAt.Sub(*d.SignedAt)
+		v.SignedBeforeReceipt = &gap
+	}
 	v.Body, v.BodyClipped = prettyJSON(d.Body)
 	for _, j := range d.Jobs {
 		v.Jobs = append(v.Jobs, viewJob(j))

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stairhook/stairhook/receiver/console"
 	"github.com/stairhook/stairhook/receiver/queue"
 )
 
@@ -244,4 +245,61 @@ func mustDead(t *testing.T, r *rig, webhook string) []int64 {
 func jsonNumber(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+func TestEventSigned(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	signed := map[string]time.Time{
+		"evt_early": time.Now().Add(-2 * time.Second).Truncate(time.Millisecond),
+		"evt_ahead": time.Now().Add(3 * time.Second).Truncate(time.Millisecond), // the sender's clock is ahead
+	}
+	for id, at := range signed {
+		_, err := r.q.Accept(ctx, &queue.Accepted{Webhook: "staircase", EventID: id, Type: "churn_risk", Account: "acc",
+			KeyLabel: "current", Scheme: "v1", SignedAt: at, Body: []byte(`{"id":"` + id + `"}`)})
+		require.NoError(t, err)
+	}
+	r.accept("staircase", "evt_legacy", nil) // a legacy scheme signs no time
+	b := r.browser()
+
+	for id, want := range map[string]string{"evt_early": "2s before receipt", "evt_ahead": "3s after receipt"} {
+		page := b.get("/event?webhook=staircase&id=" + id).Body.String()
+		assert.Contains(t, page, `<dt>Signed</dt><dd>`+signed[id].UTC().Format("2006-01-02 15:04:05Z")+
+			` <span class="muted">(`+want+`)</span></dd>`, id)
+		var v struct {
+			SignedAt            *time.Time     `json:"signed_at"`
+			ReceivedAt          time.Time      `json:"received_at"`
+			SignedBeforeReceipt *time.Duration `json:"signed_before_receipt_ns"`
+		}
+		require.NoError(t, json.Unmarshal(b.get("/api/event?webhook=staircase&id="+id).Body.Bytes(), &v))
+		require.NotNil(t, v.SignedAt, id)
+		assert.True(t, signed[id].Equal(*v.SignedAt), id)
+		require.NotNil(t, v.SignedBeforeReceipt, id)
+		assert.Equal(t, v.ReceivedAt.Sub(*v.SignedAt), *v.SignedBeforeReceipt, id)
+	}
+
+	page := b.get("/event?webhook=staircase&id=evt_legacy").Body.String()
+	assert.Contains(t, page, `<dt>Signed</dt><dd>—</dd>`)
+	var v map[string]any
+	require.NoError(t, json.Unmarshal(b.get("/api/event?webhook=staircase&id=evt_legacy").Body.Bytes(), &v))
+	assert.NotContains(t, v, "signed_at")
+	assert.NotContains(t, v, "signed_before_receipt_ns")
+}
+
+func TestSignedGap(t *testing.T) {
+	received := time.Date(2026, 5, 1, 12, 0, 0, 400_000_000, time.UTC)
+	for _, c := range []struct {
+		signed time.Time
+		want   string
+	}{
+		{received.Add(-2400 * time.Millisecond), "2s before receipt"},
+		{received.Add(-90 * time.Minute), "1h30m0s before receipt"},
+		{received.Add(3 * time.Second), "3s after receipt"},
+		// Within half a second either way: the signed time has whole
+		// seconds, so nothing finer is claimed.
+		{received.Add(-400 * time.Millisecond), "at receipt"},
+		{received.Add(499 * time.Millisecond), "at receipt"},
+	} {
+		assert.Equal(t, c.want, console.SignedGap(c.signed, received), "signed %v", c.signed)
+	}
 }

@@ -60,6 +60,7 @@ var funcs = template.FuncMap{
 		return human(now.Sub(t)) + " ago"
 	},
 	"dur":   human,
+	"gap":   SignedGap,
 	"https": httpsURL,
 	"eventURL": func(webhook, id string) string {
 		return "/event?" + url.Values{"webhook": {webhook}, "id": {id}}.Encode()
@@ -79,6 +80,22 @@ func human(d time.Duration) string {
 		return d.Round(time.Second).String()
 	}
 	return fmt.Sprintf("%dd%dh", int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour))
+}
+
+// SignedGap says how long before its receipt an event was signed, as the
+// event page shows it: "2s before receipt", "3s after receipt" (the
+// sender's clock is ahead of ours), or "at receipt". The signed time has
+// whole seconds, so the gap is rounded to them. The command line's events
+// show uses it too.
+func SignedGap(signed, received time.Time) string {
+	d := received.Sub(signed).Round(time.Second)
+	switch {
+	case d > 0:
+		return human(d) + " before receipt"
+	case d < 0:
+		return human(-d) + " after receipt"
+	}
+	return "at receipt"
 }
 
 // httpsURL is s when it is an https URL with a host, and "" otherwise: a

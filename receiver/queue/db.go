@@ -181,6 +181,7 @@ const (
 	type        TEXT NOT NULL,
 	account     TEXT NOT NULL,
 	received_at INTEGER NOT NULL,
+	signed_at   INTEGER,
 	key_label   TEXT NOT NULL,
 	scheme      TEXT NOT NULL,
 	test        INTEGER NOT NULL,
@@ -195,6 +196,7 @@ CREATE INDEX IF NOT EXISTS stairhook_events_received ON stairhook_events (receiv
 	type        TEXT NOT NULL,
 	account     TEXT NOT NULL,
 	received_at BIGINT NOT NULL,
+	signed_at   BIGINT,
 	key_label   TEXT NOT NULL,
 	scheme      TEXT NOT NULL,
 	test        BOOLEAN NOT NULL,
@@ -202,8 +204,37 @@ CREATE INDEX IF NOT EXISTS stairhook_events_received ON stairhook_events (receiv
 	body        BYTEA NOT NULL,
 	PRIMARY KEY (webhook, event_id)
 );
-CREATE INDEX IF NOT EXISTS stairhook_events_received ON stairhook_events (received_at);`
+CREATE INDEX IF NOT EXISTS stairhook_events_received ON stairhook_events (received_at);
+ALTER TABLE stairhook_events ADD COLUMN IF NOT EXISTS signed_at BIGINT;`
 )
+
+// sqliteAddedColumns are the columns younger than their table: CREATE
+// TABLE IF NOT EXISTS leaves a database made before them without them, so
+// migrate adds them (on Postgres, the ADD COLUMN IF NOT EXISTS at the end
+// of postgresSchema does). Each is nullable: the rows already there have
+// no value for it.
+var sqliteAddedColumns = []struct{ table, column, decl string }{
+	{"stairhook_events", "signed_at", "INTEGER"}, // the signed time, in ms; NULL before it was kept
+}
+
+// sqliteAddColumns adds the missing sqliteAddedColumns in tx, which holds
+// the write lock: SQLite has no ADD COLUMN IF NOT EXISTS, and the check
+// and the change must be one step for instances that start together.
+func sqliteAddColumns(ctx context.Context, tx *sql.Tx) error {
+	for _, c := range sqliteAddedColumns {
+		var n int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM pragma_table_info(?) WHERE name = ?", c.table, c.column).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "ALTER TABLE "+c.table+" ADD COLUMN "+c.column+" "+c.decl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // migrateLock is the Postgres advisory lock that serializes migrations of
 // instances starting at once ("stairhook" in ASCII).
@@ -233,6 +264,9 @@ func (d *database) migrate(ctx context.Context) error {
 			return fmt.Errorf("queue: River migrations: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, sqliteSchema+"\n"+sqliteConsoleSchema); err != nil {
+			return fmt.Errorf("queue: migrate: %w", err)
+		}
+		if err := sqliteAddColumns(ctx, tx); err != nil {
 			return fmt.Errorf("queue: migrate: %w", err)
 		}
 		if err := tx.Commit(); err != nil {

@@ -132,6 +132,10 @@ type EventSummary struct {
 	Type       string    `json:"type"`
 	Account    string    `json:"account"`
 	ReceivedAt time.Time `json:"received_at"`
+	// SignedAt is the time the sender signed, as the key verified it
+	// (Accepted.SignedAt); nil when the scheme signs none, and for the
+	// events accepted before the signed time was kept.
+	SignedAt *time.Time `json:"signed_at,omitempty"`
 	// KeyLabel and Scheme say which key verified the request, and how.
 	KeyLabel string `json:"key_label"`
 	Scheme   string `json:"scheme"`
@@ -204,12 +208,13 @@ func (q *Queue) Events(ctx context.Context, f EventFilter, limit int) (*EventLis
 	for rows.Next() {
 		var e EventSummary
 		var ms int64
+		var signed sql.NullInt64
 		var names string
-		if err := rows.Scan(&e.Webhook, &e.EventID, &e.Type, &e.Account, &ms, &e.KeyLabel, &e.Scheme, &e.Test, &names); err != nil {
+		if err := rows.Scan(&e.Webhook, &e.EventID, &e.Type, &e.Account, &ms, &signed, &e.KeyLabel, &e.Scheme, &e.Test, &names); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("queue: events: %w", err)
 		}
-		e.ReceivedAt = time.UnixMilli(ms).UTC()
+		e.setTimes(ms, signed)
 		list.Events = append(list.Events, e)
 		sinks = append(sinks, strings.Fields(names))
 	}
@@ -296,7 +301,7 @@ func (q *Queue) eventsQuery(ctx context.Context, f EventFilter, limit int) (stri
 			}
 		}
 	}
-	return q.rebind(`SELECT e.webhook, e.event_id, e.type, e.account, e.received_at,
+	return q.rebind(`SELECT e.webhook, e.event_id, e.type, e.account, e.received_at, e.signed_at,
 	e.key_label, e.scheme, e.test, e.sinks
 FROM ` + q.from("stairhook_events", "e", index) + ` WHERE ` + strings.Join(where, " AND ") + `
 ORDER BY e.received_at DESC, e.webhook DESC, e.event_id DESC LIMIT ?`), append(args, limit), nil
@@ -392,19 +397,30 @@ func (q *Queue) FindEvent(ctx context.Context, id string) ([]string, error) {
 func (q *Queue) summary(ctx context.Context, webhook, id string) (*EventSummary, []string, []byte, error) {
 	var e EventSummary
 	var ms int64
+	var signed sql.NullInt64
 	var names string
 	var body []byte
-	err := q.db.read.QueryRowContext(ctx, q.rebind(`SELECT webhook, event_id, type, account, received_at, key_label, scheme, test, sinks, body
+	err := q.db.read.QueryRowContext(ctx, q.rebind(`SELECT webhook, event_id, type, account, received_at, signed_at, key_label, scheme, test, sinks, body
 FROM stairhook_events WHERE webhook = ? AND event_id = ?`), webhook, id).
-		Scan(&e.Webhook, &e.EventID, &e.Type, &e.Account, &ms, &e.KeyLabel, &e.Scheme, &e.Test, &names, &body)
+		Scan(&e.Webhook, &e.EventID, &e.Type, &e.Account, &ms, &signed, &e.KeyLabel, &e.Scheme, &e.Test, &names, &body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, nil, ErrNoEvent
 	}
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("queue: event: %w", err)
 	}
-	e.ReceivedAt = time.UnixMilli(ms).UTC()
+	e.setTimes(ms, signed)
 	return &e, strings.Fields(names), body, nil
+}
+
+// setTimes fills the received and signed times from their columns (Unix
+// ms; signed_at NULL when there is none).
+func (e *EventSummary) setTimes(received int64, signed sql.NullInt64) {
+	e.ReceivedAt = time.UnixMilli(received).UTC()
+	if signed.Valid {
+		t := time.UnixMilli(signed.Int64).UTC()
+		e.SignedAt = &t
+	}
 }
 
 // sqliteTime is how River's SQLite driver writes times, which compare as

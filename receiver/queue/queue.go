@@ -126,6 +126,10 @@ type Accepted struct {
 	Test                                              bool
 	Body                                              []byte
 	Sinks                                             []string
+	// SignedAt is the time the sender signed, as the key verified it
+	// (verify.Result.Timestamp); zero for a scheme that signs none. It is
+	// kept to the millisecond.
+	SignedAt time.Time
 	// Trace is the W3C traceparent of the span that accepted the event,
 	// or "": it is kept with each job (in River's metadata, not in the
 	// args, which stay what they were) and handed to its attempts as
@@ -279,19 +283,19 @@ func (q *Queue) Close() error {
 }
 
 // eventColumns is the number of columns insertEvents fills per event.
-const eventColumns = 10
+const eventColumns = 11
 
 // insertEvents is the statement recording n accepted events; it writes
 // nothing for an event already there, and returns the webhook and id of
 // each event it did write.
 func (q *Queue) insertEvents(n int) string {
 	var b strings.Builder
-	b.WriteString("INSERT INTO stairhook_events (webhook, event_id, type, account, received_at, key_label, scheme, test, sinks, body) VALUES ")
+	b.WriteString("INSERT INTO stairhook_events (webhook, event_id, type, account, received_at, signed_at, key_label, scheme, test, sinks, body) VALUES ")
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	}
 	b.WriteString(" ON CONFLICT (webhook, event_id) DO NOTHING RETURNING webhook, event_id")
 	return q.rebind(b.String())
@@ -323,5 +327,9 @@ func eventArgs(a *Accepted, received int64) []any {
 		}
 		sinks += s
 	}
-	return []any{a.Webhook, a.EventID, a.Type, a.Account, received, a.KeyLabel, a.Scheme, a.Test, sinks, a.Body}
+	var signed any // NULL: no signed time
+	if !a.SignedAt.IsZero() {
+		signed = a.SignedAt.UnixMilli()
+	}
+	return []any{a.Webhook, a.EventID, a.Type, a.Account, received, signed, a.KeyLabel, a.Scheme, a.Test, sinks, a.Body}
 }
