@@ -205,13 +205,21 @@ CREATE INDEX IF NOT EXISTS stairhook_events_received ON stairhook_events (receiv
 	PRIMARY KEY (webhook, event_id)
 );
 CREATE INDEX IF NOT EXISTS stairhook_events_received ON stairhook_events (received_at);
-ALTER TABLE stairhook_events ADD COLUMN IF NOT EXISTS signed_at BIGINT;`
+-- Added later. Checked first: ALTER TABLE takes an exclusive lock on the
+-- table even when the column is there, which would stall accepts at every
+-- instance's start.
+DO $$ BEGIN
+	IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = 'stairhook_events' AND column_name = 'signed_at') THEN
+		ALTER TABLE stairhook_events ADD COLUMN signed_at BIGINT;
+	END IF;
+END $$;`
 )
 
 // sqliteAddedColumns are the columns younger than their table: CREATE
 // TABLE IF NOT EXISTS leaves a database made before them without them, so
-// migrate adds them (on Postgres, the ADD COLUMN IF NOT EXISTS at the end
-// of postgresSchema does). Each is nullable: the rows already there have
+// migrate adds them (on Postgres, the guarded ALTER TABLE at the end of
+// postgresSchema does). Each is nullable: the rows already there have
 // no value for it.
 var sqliteAddedColumns = []struct{ table, column, decl string }{
 	{"stairhook_events", "signed_at", "INTEGER"}, // the signed time, in ms; NULL before it was kept
