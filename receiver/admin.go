@@ -24,6 +24,36 @@ import (
 // webhook listener's answer.
 const maxTestAnswer = 4 << 10
 
+// The admin listener serves at most adminConcurrency requests at once;
+// the others wait up to adminWait, then get 503. Its pages query the
+// database the accept path writes to, on the same cores: however many
+// operators (or scrapers) load them, they must not starve the webhooks.
+const (
+	adminConcurrency = 2
+	adminWait        = 10 * time.Second
+)
+
+// boundConcurrency serves at most n requests of h at once; a request that
+// waits more than wait for its turn is answered 503 with Retry-After.
+func boundConcurrency(h http.Handler, n int, wait time.Duration) http.Handler {
+	slots := make(chan struct{}, n)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case slots <- struct{}{}:
+		case <-t.C:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "the console is busy; retry in a moment", http.StatusServiceUnavailable)
+			return
+		case <-r.Context().Done():
+			return
+		}
+		defer func() { <-slots }()
+		h.ServeHTTP(w, r)
+	})
+}
+
 // errNotServing means the console's test notification found no webhook
 // listener to send to.
 var errNotServing = errors.New("the webhook listener is not serving")
@@ -101,7 +131,7 @@ func (s *Server) ServeAdmin(ctx context.Context, l net.Listener) error {
 		return errors.New("receiver: no admin console (inline mode, or admin.listen is off)")
 	}
 	srv := &http.Server{
-		Handler:           s.console,
+		Handler:           boundConcurrency(s.console, adminConcurrency, adminWait),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      time.Minute,

@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,4 +206,44 @@ func TestWorkRecordsSinkNotes(t *testing.T) {
 		}
 		return false
 	}, 10*time.Second, 20*time.Millisecond)
+}
+
+// The admin listener serves a bounded number of requests at once, so the
+// console's queries cannot take every core from the webhooks.
+func TestBoundConcurrency(t *testing.T) {
+	var running, peak atomic.Int32
+	release := make(chan struct{})
+	h := boundConcurrency(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		<-release
+		running.Add(-1)
+	}), 2, 200*time.Millisecond)
+	var wg sync.WaitGroup
+	codes := make(chan int, 5)
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+			codes <- rec.Code
+		}()
+	}
+	// Two run; the three others wait their 200 ms and are turned away.
+	require.Eventually(t, func() bool { return len(codes) == 3 }, 10*time.Second, 10*time.Millisecond)
+	close(release)
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	assert.Equal(t, int32(2), peak.Load())
+	assert.Equal(t, map[int]int{http.StatusOK: 2, http.StatusServiceUnavailable: 3}, count)
 }
