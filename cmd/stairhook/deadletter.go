@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -81,6 +82,20 @@ func storeLocation(e *env, flagStore, configPath string) (queue.Location, error)
 // without working the queue. A bad --store, or a config that cannot be
 // read or is invalid, is a usage error (exit 2); a database that cannot be
 // opened, a failure (exit 1).
+// openStoreFor is openStore for the command what: on failure it reports
+// (a usage error with fs's usage, else a failed command) and returns nil
+// and the exit status.
+func openStoreFor(ctx context.Context, e *env, fs *flag.FlagSet, what, flagStore, configPath string) (*queue.Queue, int) {
+	q, code, err := openStore(ctx, e, flagStore, configPath)
+	if err == nil {
+		return q, exitOK
+	}
+	if code == exitUsage {
+		return nil, usageError(e, fs, err.Error())
+	}
+	return nil, failf(e, what, "%v", err)
+}
+
 func openStore(ctx context.Context, e *env, flagStore, configPath string) (*queue.Queue, int, error) {
 	loc, err := storeLocation(e, flagStore, configPath)
 	if isUsageError(err) {
@@ -108,12 +123,9 @@ work out of the start.`)
 	if code, ok := parseFlags(e, fs, args); !ok {
 		return code
 	}
-	q, code, err := openStore(ctx, e, *store, *configPath)
-	if err != nil {
-		if code == exitUsage {
-			return usageError(e, fs, err.Error())
-		}
-		return failf(e, "migrate", "%v", err)
+	q, code := openStoreFor(ctx, e, fs, "migrate", *store, *configPath)
+	if q == nil {
+		return code
 	}
 	defer q.Close()
 	fmt.Fprintf(e.stdout, "migrate: %s is up to date\n", q.Location())
@@ -159,18 +171,15 @@ They are read from the database a page at a time, however many there are.`)
 	if code, ok := parseFlags(e, fs, args); !ok {
 		return code
 	}
-	q, code, err := openStore(ctx, e, *store, *configPath)
-	if err != nil {
-		if code == exitUsage {
-			return usageError(e, fs, err.Error())
-		}
-		return failf(e, "deadletter list", "%v", err)
+	q, code := openStoreFor(ctx, e, fs, "deadletter list", *store, *configPath)
+	if q == nil {
+		return code
 	}
 	defer q.Close()
 	enc := json.NewEncoder(e.stdout)
 	enc.SetEscapeHTML(false)
 	n := 0
-	err = q.DeadLetters(ctx, *webhook, func(d *queue.DeadLetter) error {
+	err := q.DeadLetters(ctx, *webhook, func(d *queue.DeadLetter) error {
 		n++
 		return enc.Encode(d)
 	})
@@ -210,12 +219,9 @@ involved: a dead letter is one (event, sink).`)
 		}
 		job = n
 	}
-	q, code, err := openStore(ctx, e, *store, *configPath)
-	if err != nil {
-		if code == exitUsage {
-			return usageError(e, fs, err.Error())
-		}
-		return failf(e, "deadletter replay", "%v", err)
+	q, code := openStoreFor(ctx, e, fs, "deadletter replay", *store, *configPath)
+	if q == nil {
+		return code
 	}
 	defer q.Close()
 	if *all {

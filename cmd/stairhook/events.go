@@ -108,12 +108,9 @@ nothing left to deliver). --json prints one JSON object a line.`)
 	if *limit <= 0 || *limit > maxEventsLimit {
 		return usageError(e, fs, "--limit must be 1 to 10000")
 	}
-	q, code, err := openStore(ctx, e, *store, *configPath)
-	if err != nil {
-		if code == exitUsage {
-			return usageError(e, fs, err.Error())
-		}
-		return failf(e, "events list", "%v", err)
+	q, code := openStoreFor(ctx, e, fs, "events list", *store, *configPath)
+	if q == nil {
+		return code
 	}
 	defer q.Close()
 
@@ -227,12 +224,9 @@ Errors are shown redacted, as in the console.`)
 		// Not echoed: it may be something pasted in the wrong place.
 		return usageError(e, fs, "an event id is 1 to 256 visible ASCII characters")
 	}
-	q, code, err := openStore(ctx, e, *store, *configPath)
-	if err != nil {
-		if code == exitUsage {
-			return usageError(e, fs, err.Error())
-		}
-		return failf(e, "events show", "%v", err)
+	q, code := openStoreFor(ctx, e, fs, "events show", *store, *configPath)
+	if q == nil {
+		return code
 	}
 	defer q.Close()
 	if *webhook == "" {

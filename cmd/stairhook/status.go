@@ -42,12 +42,9 @@ redacted, as in the console).`)
 	if code, ok := parseFlags(e, fs, args); !ok {
 		return code
 	}
-	q, code, err := openStore(ctx, e, *store, *configPath)
-	if err != nil {
-		if code == exitUsage {
-			return usageError(e, fs, err.Error())
-		}
-		return failf(e, "status", "%v", err)
+	q, code := openStoreFor(ctx, e, fs, "status", *store, *configPath)
+	if q == nil {
+		return code
 	}
 	defer q.Close()
 	o, err := q.Overview(ctx)

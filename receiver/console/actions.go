@@ -46,28 +46,22 @@ func jobNumber(r *http.Request) (int64, bool) {
 
 // retryJob runs a waiting job now.
 func (c *Console) retryJob(w http.ResponseWriter, r *http.Request) {
-	id, ok := jobNumber(r)
-	if !ok {
-		c.problem(w, r, http.StatusBadRequest, "job must be a job number.")
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
-	err := c.opts.Queue.RetryNow(ctx, id)
-	if errors.Is(err, queue.ErrNotWaiting) {
-		c.problem(w, r, http.StatusConflict, "That job is not waiting for a retry any more: reload the page.")
-		return
-	}
-	if err != nil {
-		c.dbProblem(w, r, err)
-		return
-	}
-	c.log.Info("console: job retried now", "job", id, "remote", remoteHost(r))
-	http.Redirect(w, r, back(r, "/events", "retried"), http.StatusSeeOther)
+	c.jobAction(w, r, c.opts.Queue.RetryNow, queue.ErrNotWaiting,
+		"That job is not waiting for a retry any more: reload the page.",
+		"console: job retried now", "/events", "retried")
 }
 
 // replayJob queues a dead letter again.
 func (c *Console) replayJob(w http.ResponseWriter, r *http.Request) {
+	c.jobAction(w, r, c.opts.Queue.Replay, queue.ErrNotDead,
+		"That job is not a dead letter any more: reload the page.",
+		"console: dead letter replayed", "/dead", "replayed")
+}
+
+// jobAction runs act on the job the form names: 400 without a job number,
+// 409 with gone when the job is no longer in the state act needs, then a
+// log line and back to the page (fallback when none) with done.
+func (c *Console) jobAction(w http.ResponseWriter, r *http.Request, act func(context.Context, int64) error, gone error, goneText, logMsg, fallback, done string) {
 	id, ok := jobNumber(r)
 	if !ok {
 		c.problem(w, r, http.StatusBadRequest, "job must be a job number.")
@@ -75,17 +69,17 @@ func (c *Console) replayJob(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	err := c.opts.Queue.Replay(ctx, id)
-	if errors.Is(err, queue.ErrNotDead) {
-		c.problem(w, r, http.StatusConflict, "That job is not a dead letter any more: reload the page.")
+	err := act(ctx, id)
+	if errors.Is(err, gone) {
+		c.problem(w, r, http.StatusConflict, goneText)
 		return
 	}
 	if err != nil {
 		c.dbProblem(w, r, err)
 		return
 	}
-	c.log.Info("console: dead letter replayed", "job", id, "remote", remoteHost(r))
-	http.Redirect(w, r, back(r, "/dead", "replayed"), http.StatusSeeOther)
+	c.log.Info(logMsg, "job", id, "remote", remoteHost(r))
+	http.Redirect(w, r, back(r, fallback, done), http.StatusSeeOther)
 }
 
 // replayAll queues again every dead letter matching the form's webhook and
