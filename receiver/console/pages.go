@@ -349,13 +349,10 @@ type refusedData struct {
 func (c *Console) refusedPage(w http.ResponseWriter, r *http.Request) {
 	qv := r.URL.Query()
 	f := queue.RefusedFilter{Webhook: clip(qv.Get("webhook"), maxFilter), Reason: clip(qv.Get("reason"), maxFilter)}
-	if b := qv.Get("before"); b != "" {
-		n, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || n <= 0 {
-			c.problem(w, r, http.StatusBadRequest, "before must be a refusal's number.")
-			return
-		}
-		f.Before = n
+	var ok bool
+	if f.Before, ok = before(qv); !ok {
+		c.problem(w, r, http.StatusBadRequest, "before must be a refusal's number.")
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
@@ -369,16 +366,33 @@ func (c *Console) refusedPage(w http.ResponseWriter, r *http.Request) {
 	}
 	d := refusedData{Webhook: f.Webhook, Reason: f.Reason, Refused: list, Webhooks: c.webhookNames(), Reasons: RefusalReasons}
 	if len(list) == 100 {
-		next := url.Values{"before": {strconv.FormatInt(list[len(list)-1].ID, 10)}}
-		if f.Webhook != "" {
-			next.Set("webhook", f.Webhook)
-		}
-		if f.Reason != "" {
-			next.Set("reason", f.Reason)
-		}
-		d.Next = "/refused?" + next.Encode()
+		d.Next = nextPage("/refused", list[len(list)-1].ID, "webhook", f.Webhook, "reason", f.Reason)
 	}
 	c.render(w, r, http.StatusOK, "refused", "Refused requests", d)
+}
+
+// before reads the page cursor of the refused and dead-letter lists: the
+// number of the last row shown, or 0 for the first page; ok is false for
+// anything but a positive number.
+func before(qv url.Values) (n int64, ok bool) {
+	b := qv.Get("before")
+	if b == "" {
+		return 0, true
+	}
+	n, err := strconv.ParseInt(b, 10, 64)
+	return n, err == nil && n > 0
+}
+
+// nextPage is the link to the page of path after the row numbered last,
+// keeping the filters given as name, value pairs (empty ones left out).
+func nextPage(path string, last int64, filters ...string) string {
+	next := url.Values{"before": {strconv.FormatInt(last, 10)}}
+	for i := 0; i+1 < len(filters); i += 2 {
+		if filters[i+1] != "" {
+			next.Set(filters[i], filters[i+1])
+		}
+	}
+	return path + "?" + next.Encode()
 }
 
 type deadRow struct {
@@ -403,13 +417,10 @@ type deadData struct {
 func (c *Console) deadPage(w http.ResponseWriter, r *http.Request) {
 	qv := r.URL.Query()
 	f := queue.DeadFilter{Webhook: clip(qv.Get("webhook"), maxFilter), Sink: clip(qv.Get("sink"), maxFilter)}
-	if b := qv.Get("before"); b != "" {
-		n, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || n <= 0 {
-			c.problem(w, r, http.StatusBadRequest, "before must be a job number.")
-			return
-		}
-		f.Before = n
+	var ok bool
+	if f.Before, ok = before(qv); !ok {
+		c.problem(w, r, http.StatusBadRequest, "before must be a job number.")
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
@@ -424,14 +435,7 @@ func (c *Console) deadPage(w http.ResponseWriter, r *http.Request) {
 			Attempts: dl.Attempts, Error: redact(dl.Error, maxShownError)})
 	}
 	if len(list) == 100 {
-		next := url.Values{"before": {strconv.FormatInt(list[len(list)-1].ID, 10)}}
-		if f.Webhook != "" {
-			next.Set("webhook", f.Webhook)
-		}
-		if f.Sink != "" {
-			next.Set("sink", f.Sink)
-		}
-		d.Next = "/dead?" + next.Encode()
+		d.Next = nextPage("/dead", list[len(list)-1].ID, "webhook", f.Webhook, "sink", f.Sink)
 	}
 	c.render(w, r, http.StatusOK, "dead", "Dead letters", d)
 }
