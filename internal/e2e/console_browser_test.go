@@ -98,6 +98,14 @@ func TestConsoleBrowserOperator(t *testing.T) {
 	assert.NotEqual(t, "delivered", states[sinkJira], "Jira is down")
 	assert.Contains(t, []string{"queued", "running", "retrying", "waiting", "delivered"}, states[sinkEmail])
 
+	// Not before an attempt has failed: the Jira sink retries a 503 up to
+	// 3 times within one attempt, so an outage ending during the first
+	// one would leave no failed attempt to show. A fourth request is the
+	// second attempt's.
+	waitFor(t, 60*time.Second, "a second Jira attempt for "+id1, func() bool {
+		return st.front.arrivals(jiraIssuePath)+st.front.arrivals(jiraSearchPath) >= 4
+	})
+
 	// Jira comes back: the page refreshes itself (no reload here) and
 	// shows both sinks delivered.
 	st.front.outage(0, 0)
